@@ -1,0 +1,116 @@
+"""The client interface: one way to reach every store.
+
+``connect(url)`` opens a store by URL and returns a :class:`Connection` that makes producers,
+consumers and admins::
+
+    async with await connect("file:./.millstream") as conn:
+        async with conn.producer() as producer:
+            await producer.send("readings", b'{"temp": 21.5}', key=b"dev-1")
+
+URLs: ``file:DIR`` is the embedded store in directory DIR (the default, ``file:./.millstream``).
+``millstream://host:port[,host:port]`` (a millstream broker) and ``kafka://host:port`` (Apache
+Kafka) arrive with the network client.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..errors import InvalidStoreURLError
+from .interface import (
+    Admin,
+    Connection,
+    Consumer,
+    Delivery,
+    GroupDescription,
+    GroupMember,
+    OffsetReset,
+    PartitionDescription,
+    PartitionLag,
+    Producer,
+    RecordMetadata,
+    TopicDescription,
+)
+
+__all__ = [
+    "DEFAULT_STORE",
+    "Admin",
+    "Connection",
+    "Consumer",
+    "Delivery",
+    "GroupDescription",
+    "GroupMember",
+    "OffsetReset",
+    "PartitionDescription",
+    "PartitionLag",
+    "Producer",
+    "RecordMetadata",
+    "TopicDescription",
+    "connect",
+    "resolve_store_url",
+    "store_path",
+]
+
+DEFAULT_STORE = "file:./.millstream"
+"""The store used when neither a flag nor the environment names one."""
+
+_SCHEMES = ("file:", "millstream://", "kafka://")
+
+
+def resolve_store_url(
+    store: str | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    bootstrap_server: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """The store URL to use, by precedence: ``store``, ``data_dir`` (``file:DIR``),
+    ``bootstrap_server`` (``millstream://HOST:PORT``), then ``MILLSTREAM_STORE`` and
+    ``MILLSTREAM_DATA_DIR`` from ``env``, then :data:`DEFAULT_STORE`."""
+    environ = os.environ if env is None else env
+    if store:
+        return store
+    if data_dir:
+        return f"file:{os.fspath(data_dir)}"
+    if bootstrap_server:
+        return f"millstream://{bootstrap_server}"
+    if environ.get("MILLSTREAM_STORE"):
+        return environ["MILLSTREAM_STORE"]
+    if environ.get("MILLSTREAM_DATA_DIR"):
+        return f"file:{environ['MILLSTREAM_DATA_DIR']}"
+    return DEFAULT_STORE
+
+
+def store_path(url: str) -> Path:
+    """The directory of a ``file:`` URL (``file:DIR``, ``file://DIR`` or ``file:///abs``)."""
+    rest = url[len("file:") :]
+    if rest.startswith("//"):
+        rest = rest[2:]
+    if not rest:
+        raise InvalidStoreURLError(f"store URL {url!r} names no directory; e.g. file:./.millstream")
+    return Path(rest).expanduser()
+
+
+async def connect(url: str | None = None, *, read_only: bool = False) -> Connection:
+    """Open the store at ``url`` (default: :func:`resolve_store_url`).
+
+    ``read_only`` opens an embedded store without taking its writer's lock, so it may be read
+    while another process writes it; any write then raises ReadOnlyStoreError.
+    """
+    url = url or resolve_store_url()
+    if url.startswith("file:"):
+        from .embedded import EmbeddedConnection
+
+        return await EmbeddedConnection.open(store_path(url), url=url, read_only=read_only)
+    if url.startswith(("millstream://", "kafka://")):
+        scheme = url.split(":", 1)[0]
+        raise InvalidStoreURLError(
+            f"store URL {url!r}: {scheme}:// stores need the network client, which this "
+            "version does not have yet; use an embedded store, file:DIR"
+        )
+    raise InvalidStoreURLError(
+        f"store URL {url!r} has an unknown scheme; valid: file:DIR, "
+        "millstream://HOST:PORT, kafka://HOST:PORT"
+    )

@@ -1,0 +1,378 @@
+"""The one client interface every store speaks: :class:`Connection`, :class:`Producer`,
+:class:`Consumer` and :class:`Admin`.
+
+Pipelines, connectors and the command line reach the log only through these classes, which is
+what lets one pipeline run on the embedded store (``file:DIR``), on a millstream broker
+(``millstream://host:port``) or on Apache Kafka (``kafka://host:port``) without change. A store
+URL is turned into a connection by :func:`millstream.core.client.connect`.
+
+Contracts that hold for every transport:
+
+- Everything is asyncio. Nothing here blocks the event loop for long; disk syncs run in a thread.
+- ``Producer.send`` never blocks: it places the record in the current batch and returns a
+  :class:`Delivery`; awaiting it yields the record's partition and offset once the store has
+  acknowledged it (made it durable as the topic's ``flush.policy`` says). An unawaited delivery
+  that fails is reported by :meth:`Producer.flush` / :meth:`Producer.close`.
+- A consumer delivers each partition's records in offset order. Offsets are committed only by
+  :meth:`Consumer.commit`; what a consumer commits is "the next offset to read", as in Kafka.
+- Closing is idempotent. Using a closed object raises :class:`StoreClosedError`.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from ..record import Header, StoredRecord, TopicPartition
+
+__all__ = [
+    "Admin",
+    "Connection",
+    "Consumer",
+    "Delivery",
+    "GroupDescription",
+    "GroupMember",
+    "OffsetReset",
+    "PartitionDescription",
+    "PartitionLag",
+    "Producer",
+    "RecordMetadata",
+    "TopicDescription",
+]
+
+
+class OffsetReset(enum.StrEnum):
+    """Where a consumer starts in a partition that has no committed offset."""
+
+    EARLIEST = "earliest"
+    LATEST = "latest"
+    NONE = "none"  # raise InvalidOffsetError instead of guessing
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    """Where an acknowledged record was stored."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class Delivery(abc.ABC):
+    """The pending acknowledgement of one sent record; ``await`` it for its RecordMetadata."""
+
+    @abc.abstractmethod
+    def done(self) -> bool:
+        """True once the store has acknowledged or refused the record."""
+
+    @abc.abstractmethod
+    def __await__(self) -> Generator[Any, None, RecordMetadata]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionDescription:
+    """One partition of a topic as the store sees it now."""
+
+    partition: int
+    earliest_offset: int
+    latest_offset: int
+    size_bytes: int
+    segments: int
+    leader: int = 0
+    replicas: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicDescription:
+    """A topic, its partitions and its configs (every config, defaults included)."""
+
+    name: str
+    partitions: tuple[PartitionDescription, ...]
+    configs: Mapping[str, str]
+    replication_factor: int = 1
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    """A group's position in one partition: ``committed`` is None when it never committed."""
+
+    topic: str
+    partition: int
+    committed: int | None
+    latest_offset: int
+
+    @property
+    def lag(self) -> int | None:
+        if self.committed is None:
+            return None
+        return max(0, self.latest_offset - self.committed)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    """One live member of a consumer group and the partitions it holds."""
+
+    member_id: str
+    client_id: str
+    assignment: tuple[TopicPartition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDescription:
+    """A consumer group: its state, live members and committed offsets with lag."""
+
+    group: str
+    state: str  # Empty, PreparingRebalance, CompletingRebalance, Stable, Dead
+    members: tuple[GroupMember, ...] = ()
+    offsets: tuple[PartitionLag, ...] = field(default=())
+
+
+class Producer(abc.ABC):
+    """Writes records to topics, in batches.
+
+    Records are gathered per partition into batches of up to ``batch_bytes`` and sealed when
+    full or after ``linger_ms``. A record with a key goes to
+    ``(murmur2(key) & 0x7fffffff) % partitions``, as Kafka's Java client puts it; a record
+    without one goes to a sticky partition that changes when a batch is sealed.
+    """
+
+    @abc.abstractmethod
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Sequence[Header] = (),
+        partition: int | None = None,
+        timestamp: int | None = None,
+    ) -> Delivery:
+        """Queue one record; never blocks. Bad arguments raise at once (unknown topic,
+        partition out of range, record over ``max.message.bytes``)."""
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Seal every open batch and wait until all records sent so far are acknowledged.
+
+        Raises the first error of a delivery that nobody awaited.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Flush, then release the producer. Idempotent."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class Consumer(abc.ABC):
+    """Reads records from topics, as a member of a group or from assigned partitions.
+
+    With ``group`` set and :meth:`subscribe`, the store splits the topics' partitions among the
+    group's live consumers and moves them when one joins or leaves; each consumer starts a
+    partition at the group's committed offset, else where ``auto_offset_reset`` says. With
+    :meth:`assign`, the consumer reads exactly the partitions given; ``group`` then only names
+    where :meth:`commit` stores offsets.
+    """
+
+    @abc.abstractmethod
+    def subscribe(self, topics: Iterable[str]) -> None:
+        """Join the consumer's group for these topics (replaces an earlier subscription)."""
+
+    @abc.abstractmethod
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Read exactly these partitions, outside any group balancing."""
+
+    @abc.abstractmethod
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions this consumer currently reads."""
+
+    @abc.abstractmethod
+    async def getmany(
+        self, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[StoredRecord]]:
+        """Return the records available now, per partition, waiting up to ``timeout_ms`` for
+        the first to arrive. An empty dict means nothing arrived in time."""
+
+    async def __anext__(self) -> StoredRecord:
+        while True:
+            buffered = self._next_buffered()
+            if buffered is not None:
+                return buffered
+            await self._fill(timeout_ms=1000)
+
+    def __aiter__(self) -> AsyncIterator[StoredRecord]:
+        return self
+
+    @abc.abstractmethod
+    def _next_buffered(self) -> StoredRecord | None:
+        """The next record already fetched, if any (for ``async for``)."""
+
+    @abc.abstractmethod
+    async def _fill(self, timeout_ms: int) -> None:
+        """Fetch more records into the buffer ``_next_buffered`` reads from."""
+
+    @abc.abstractmethod
+    def position(self, tp: TopicPartition) -> int:
+        """The offset of the next record this consumer will return from ``tp``."""
+
+    @abc.abstractmethod
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Make ``offset`` the next record returned from ``tp`` (clamped to the log's range)."""
+
+    @abc.abstractmethod
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        """Seek to the earliest offset of the given partitions (all assigned ones if none)."""
+
+    @abc.abstractmethod
+    async def seek_to_end(self, *partitions: TopicPartition) -> None:
+        """Seek to the latest offset of the given partitions (all assigned ones if none)."""
+
+    @abc.abstractmethod
+    async def seek_to_timestamp(self, timestamp_ms: int, *partitions: TopicPartition) -> None:
+        """Seek to the first record at or after ``timestamp_ms`` (to the end if none)."""
+
+    @abc.abstractmethod
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Store the group's offsets: the given ones, else the positions of everything consumed.
+
+        Raises :class:`CommitFailedError` for partitions this consumer no longer owns.
+        """
+
+    @abc.abstractmethod
+    async def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset for ``tp``, or None."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Leave the group (its partitions move to the others) and release. Idempotent."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class Admin(abc.ABC):
+    """Creates, changes and describes topics and consumer groups."""
+
+    @abc.abstractmethod
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        config: Mapping[str, str] | None = None,
+    ) -> TopicDescription:
+        """Create a topic. Raises TopicExistsError, InvalidTopicError, ConfigError."""
+
+    @abc.abstractmethod
+    async def delete_topic(self, name: str) -> None:
+        """Delete a topic and its data."""
+
+    @abc.abstractmethod
+    async def list_topics(self, internal: bool = False) -> list[str]:
+        """Topic names, sorted; internal topics (``__consumer_offsets``) only when asked."""
+
+    @abc.abstractmethod
+    async def describe_topic(self, name: str) -> TopicDescription:
+        """A topic's partitions, offsets, sizes and configs."""
+
+    @abc.abstractmethod
+    async def alter_topic(
+        self,
+        name: str,
+        partitions: int | None = None,
+        config: Mapping[str, str | None] | None = None,
+    ) -> TopicDescription:
+        """Grow the partition count and/or set configs (a None value resets one to default)."""
+
+    @abc.abstractmethod
+    async def list_offsets(
+        self, tp: TopicPartition, spec: str | int
+    ) -> int:
+        """``"earliest"``, ``"latest"`` or a timestamp in ms → an offset (latest when no
+        record is that recent)."""
+
+    @abc.abstractmethod
+    async def list_groups(self) -> list[str]:
+        """Names of the consumer groups with committed offsets or live members, sorted."""
+
+    @abc.abstractmethod
+    async def describe_group(self, group: str) -> GroupDescription:
+        """A group's state, members, and per-partition committed offset, end offset and lag."""
+
+    @abc.abstractmethod
+    async def reset_group_offsets(
+        self, group: str, topic: str, to: str | int, *, by_timestamp: bool = False
+    ) -> dict[TopicPartition, int]:
+        """Move a group's offsets in ``topic`` to ``"earliest"``, ``"latest"``, an offset, or
+        (``by_timestamp=True``) the first record at or after a timestamp in ms. The group must
+        have no live members. Returns the new offsets."""
+
+    @abc.abstractmethod
+    async def delete_group(self, group: str) -> None:
+        """Forget a group's committed offsets. The group must have no live members."""
+
+    async def close(self) -> None:
+        """Release the admin client. Idempotent."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class Connection(abc.ABC):
+    """An open store: makes producers, consumers and admins that share it."""
+
+    url: str
+    read_only: bool
+
+    @abc.abstractmethod
+    def producer(
+        self,
+        *,
+        linger_ms: float = 5.0,
+        batch_bytes: int = 1_048_576,
+        compression: str | None = None,
+        client_id: str = "millstream",
+    ) -> Producer:
+        """A producer. ``compression`` (none, gzip, snappy, lz4, zstd) applies where the
+        topic's ``compression.type`` is ``producer``."""
+
+    @abc.abstractmethod
+    def consumer(
+        self,
+        topics: Iterable[str] = (),
+        *,
+        group: str | None = None,
+        auto_offset_reset: OffsetReset | str = OffsetReset.LATEST,
+        max_poll_records: int = 10_000,
+        client_id: str = "millstream",
+    ) -> Consumer:
+        """A consumer, subscribed to ``topics`` when given."""
+
+    @abc.abstractmethod
+    def admin(self) -> Admin:
+        """An admin client."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close everything made from this connection and release the store. Idempotent."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
