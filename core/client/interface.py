@@ -296,9 +296,7 @@ class Admin(abc.ABC):
         """Grow the partition count and/or set configs (a None value resets one to default)."""
 
     @abc.abstractmethod
-    async def list_offsets(
-        self, tp: TopicPartition, spec: str | int
-    ) -> int:
+    async def list_offsets(self, tp: TopicPartition, spec: str | int) -> int:
         """``"earliest"``, ``"latest"`` or a timestamp in ms → an offset (latest when no
         record is that recent)."""
 
@@ -322,7 +320,7 @@ class Admin(abc.ABC):
     async def delete_group(self, group: str) -> None:
         """Forget a group's committed offsets. The group must have no live members."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - admins hold nothing by default
         """Release the admin client. Idempotent."""
 
     async def __aenter__(self) -> Self:
@@ -375,4 +373,3 @@ class Connection(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-

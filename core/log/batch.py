@@ -481,9 +481,7 @@ def decode_records(
                 )
             )
     except IndexError:
-        raise CorruptBatchError(
-            f"batch at offset {base_offset} ends inside a record"
-        ) from None
+        raise CorruptBatchError(f"batch at offset {base_offset} ends inside a record") from None
     if pos > end:
         raise CorruptBatchError(f"batch at offset {base_offset} ends inside a record")
     return out

@@ -8,6 +8,11 @@ Snappy comes in two shapes: librdkafka sends raw snappy blocks; the Java client 
 xerial way (an 8-byte magic ``\\x82SNAPPY\\x00``, two 4-byte versions, then length-prefixed
 blocks). :func:`decompress` reads both; :func:`compress` writes the xerial frame, which every
 client reads.
+
+LZ4 frames are written with independent blocks: Kafka's Java client refuses a frame whose
+block-independence flag is clear. gzip members and zstd frames may come several to a batch (Java's
+streams read across them), so :func:`decompress` reads them all, and it refuses a truncated
+stream instead of returning what it managed to decode.
 """
 
 from __future__ import annotations
@@ -41,9 +46,7 @@ class Compression(enum.IntEnum):
             return cls[name.strip().upper()]
         except KeyError:
             valid = ", ".join(c.name.lower() for c in cls)
-            raise ConfigError(
-                f"unknown compression {name!r}; valid: {valid}"
-            ) from None
+            raise ConfigError(f"unknown compression {name!r}; valid: {valid}") from None
 
 
 _XERIAL_MAGIC = b"\x82SNAPPY\x00"
@@ -65,7 +68,9 @@ def compress(codec: Compression, data: bytes) -> bytes:
     if codec == Compression.SNAPPY:
         return _xerial_compress(data)
     if codec == Compression.LZ4:
-        return lz4.frame.compress(data, compression_level=0, content_checksum=False)
+        return lz4.frame.compress(
+            data, compression_level=0, block_linked=False, content_checksum=False
+        )
     if codec == Compression.ZSTD:
         return _zstd_compressor.compress(data)
     raise CorruptBatchError(f"unknown compression codec {int(codec)}; valid: 0-4")
@@ -80,13 +85,13 @@ def decompress(codec: int, data: bytes | memoryview) -> bytes:
         if codec == Compression.NONE:
             return bytes(data)
         if codec == Compression.GZIP:
-            return zlib.decompress(data, 47)
+            return _gzip_decompress(data)
         if codec == Compression.SNAPPY:
             return _snappy_decompress(bytes(data))
         if codec == Compression.LZ4:
-            return lz4.frame.decompress(bytes(data))
+            return lz4.frame.decompress(data)
         if codec == Compression.ZSTD:
-            return _zstd_decompress(bytes(data))
+            return _zstd_decompress(data)
     except CorruptBatchError:
         raise
     except Exception as exc:
@@ -95,12 +100,34 @@ def decompress(codec: int, data: bytes | memoryview) -> bytes:
     raise CorruptBatchError(f"unknown compression codec {codec}; valid: 0-4")
 
 
-def _zstd_decompress(data: bytes) -> bytes:
-    # Frames written in streaming mode carry no content size; fall back to a stream reader.
+def _gzip_decompress(data: bytes | memoryview) -> bytes:
+    out = []
+    while True:
+        member = zlib.decompressobj(47)  # 32 + 15: a gzip (or zlib) header, 32 KiB window
+        out.append(member.decompress(data))
+        if not member.eof:
+            raise CorruptBatchError("gzip stream ends before its end marker")
+        data = member.unused_data
+        if not data:
+            return b"".join(out) if len(out) > 1 else out[0]
+
+
+def _zstd_decompress(data: bytes | memoryview) -> bytes:
     try:
-        return _zstd_decompressor.decompress(data)
+        # The fast path: one frame that states its content size.
+        return _zstd_decompressor.decompress(data, allow_extra_data=False)
     except zstandard.ZstdError:
-        return _zstd_decompressor.decompressobj().decompress(data)
+        pass
+    # Frames written in streaming mode carry no content size, and a batch may hold several.
+    out = []
+    while True:
+        frame = _zstd_decompressor.decompressobj()
+        out.append(frame.decompress(data))
+        if not frame.eof:
+            raise CorruptBatchError("zstd frame ends before its end marker")
+        data = frame.unused_data
+        if not data:
+            return b"".join(out)
 
 
 def _xerial_compress(data: bytes) -> bytes:
@@ -115,9 +142,11 @@ def _xerial_compress(data: bytes) -> bytes:
 def _snappy_decompress(data: bytes) -> bytes:
     if not data.startswith(_XERIAL_MAGIC):
         return bytes(cramjam.snappy.decompress_raw(data))
+    end = len(data)
+    if end < _XERIAL_HEADER.size:
+        raise CorruptBatchError("xerial snappy frame ends inside its header")
     out = []
     pos = _XERIAL_HEADER.size
-    end = len(data)
     while pos < end:
         if pos + 4 > end:
             raise CorruptBatchError("xerial snappy frame ends inside a block length")

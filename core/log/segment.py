@@ -1,0 +1,295 @@
+"""One segment of a partition: ``NNN.log`` with its ``NNN.index`` and ``NNN.timeindex``.
+
+``NNN`` is the base offset, zero-padded to 20 digits, as in Kafka. The log file holds whole
+RecordBatch v2 batches back to back. Appends go straight to the OS with ``os.write``; reads use
+``os.pread`` on the same descriptor, so a reader never disturbs the writer.
+
+Recovery (:meth:`Segment.recover`) walks batches from a trusted position, checks each one's
+length, magic and CRC, and cuts the file at the first that fails: a torn or corrupt tail is
+never served. A read-only segment (another process owns the store) is never cut; its valid end
+is simply where the walk stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import time
+from pathlib import Path
+
+from ..errors import StoreWriteError
+from .batch import (
+    BATCH_OVERHEAD,
+    HEADER_SIZE,
+    BatchHeader,
+    decode_records,
+    read_header,
+    validate_batch,
+)
+from .index import OffsetIndex, TimeIndex
+
+__all__ = ["Segment", "segment_file_name"]
+
+_SCAN_CHUNK = 1 << 20
+
+
+def segment_file_name(base_offset: int, suffix: str) -> str:
+    """``00000000000000000042.log`` for base offset 42 and suffix ``.log``."""
+    return f"{base_offset:020d}{suffix}"
+
+
+class Segment:
+    """A log file plus its two indexes.
+
+    ``size`` is the number of valid bytes; ``next_offset`` the offset after its last batch
+    (``base_offset`` when empty); ``max_timestamp`` the largest batch timestamp (-1 when empty).
+    """
+
+    def __init__(self, directory: Path, base_offset: int, *, writable: bool) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.writable = writable
+        self.path = directory / segment_file_name(base_offset, ".log")
+        self.index = OffsetIndex(
+            directory / segment_file_name(base_offset, ".index"), base_offset, writable=writable
+        )
+        self.time_index = TimeIndex(
+            directory / segment_file_name(base_offset, ".timeindex"),
+            base_offset,
+            writable=writable,
+        )
+        flags = os.O_RDWR | os.O_CREAT if writable else os.O_RDONLY
+        self.fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+        self.size = 0
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.created_ms = int(time.time() * 1000)
+        self.index_interval = 4096
+        self.synced_size = 0
+        self._bytes_since_index = 0
+        self._closed = False
+
+    # --- opening --------------------------------------------------------------------------
+
+    def open_existing(self, *, full_scan: bool) -> None:
+        """Load the indexes and find the valid end of the file.
+
+        With ``full_scan`` (an unclean shutdown, or a missing/torn index) the whole file is
+        walked and the indexes rebuilt; otherwise the walk starts at the last index entry.
+        """
+        st = os.fstat(self.fd)
+        ok = self.index.load() and self.time_index.load()
+        if not ok or full_scan:
+            self.index.clear()
+            self.time_index.clear()
+            self.recover(0, self.base_offset, rebuild=True)
+        else:
+            offset, position = self.index.lookup(1 << 62)
+            if position >= st.st_size:
+                self.index.clear()
+                self.time_index.clear()
+                self.recover(0, self.base_offset, rebuild=True)
+            else:
+                self.recover(position, offset, rebuild=False)
+
+    def recover(self, position: int, offset: int, *, rebuild: bool) -> int:
+        """Walk batches from ``position``; cut (when writable) at the first invalid one.
+
+        Returns the number of bytes cut off.
+        """
+        file_size = os.fstat(self.fd).st_size
+        pos = position
+        next_offset = offset
+        max_ts = self.time_index.max_timestamp
+        since_index = 0
+        interval = self.index_interval
+        buf = b""
+        buf_start = pos
+        while pos < file_size:
+            rel = pos - buf_start
+            if len(buf) - rel < HEADER_SIZE:
+                buf = os.pread(self.fd, max(_SCAN_CHUNK, HEADER_SIZE), pos)
+                buf_start = pos
+                rel = 0
+                if len(buf) < HEADER_SIZE:
+                    break
+            header = read_header(buf, rel)
+            size = header.batch_length + BATCH_OVERHEAD
+            if header.batch_length < HEADER_SIZE - BATCH_OVERHEAD or pos + size > file_size:
+                break
+            if rel + size > len(buf):
+                buf = os.pread(self.fd, max(_SCAN_CHUNK, size), pos)
+                buf_start = pos
+                rel = 0
+                if len(buf) < size:
+                    break
+            try:
+                header = validate_batch(buf, rel, rel + size)
+            except Exception:
+                break
+            if header.base_offset < next_offset and pos > 0:
+                break  # offsets must grow; anything else is not a log we wrote
+            if rebuild and (pos == 0 or since_index >= interval):
+                self.index.append(header.base_offset, pos)
+                since_index = 0
+            if header.max_timestamp > max_ts:
+                max_ts = header.max_timestamp
+                if rebuild:
+                    self.time_index.append(max_ts, header.last_offset)
+            since_index += size
+            pos += size
+            next_offset = header.next_offset
+        self.size = pos
+        self.next_offset = max(next_offset, self.base_offset)
+        self.max_timestamp = max_ts
+        self._bytes_since_index = since_index
+        if pos >= HEADER_SIZE:
+            self.created_ms = read_header(os.pread(self.fd, HEADER_SIZE, 0)).base_timestamp
+        cut = file_size - pos
+        if self.writable:
+            if cut:
+                os.ftruncate(self.fd, pos)
+                self.index.truncate_after(pos)
+                self.time_index.truncate_after(self.next_offset)
+            if rebuild:
+                self.index.rewrite()
+                self.time_index.rewrite()
+        return cut
+
+    # --- writing --------------------------------------------------------------------------
+
+    def append(self, batch: bytes | bytearray, header: BatchHeader) -> int:
+        """Write one batch (its baseOffset already assigned) at the end; return its position.
+
+        A failed or short write is undone (the file is cut back) and raised as
+        :class:`StoreWriteError`, so the segment is as it was before the call.
+        """
+        position = self.size
+        if position == 0:
+            self.created_ms = int(time.time() * 1000)
+        try:
+            written = os.pwrite(self.fd, batch, position)
+            if written != len(batch):
+                raise OSError(errno.ENOSPC, "short write")
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, position)
+            raise StoreWriteError(
+                f"cannot append to {self.path}: {exc.strerror or exc}; nothing was written"
+            ) from exc
+        self.size = position + len(batch)
+        self.next_offset = header.next_offset
+        if position == 0 or self._bytes_since_index >= self.index_interval:
+            self.index.append(header.base_offset, position)
+            self._bytes_since_index = 0
+        self._bytes_since_index += len(batch)
+        if header.max_timestamp > self.max_timestamp:
+            self.max_timestamp = header.max_timestamp
+            self.time_index.append(header.max_timestamp, header.last_offset)
+        return position
+
+    def sync(self) -> None:
+        """fsync the log file, then write new index entries (which only point at synced data)."""
+        os.fsync(self.fd)
+        self.synced_size = self.size
+        self.index.write_pending()
+        self.time_index.write_pending()
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every batch from the one holding ``offset`` on (for followers and tests)."""
+        position = self.find_position(offset)
+        os.ftruncate(self.fd, position)
+        self.size = position
+        self.index.truncate_after(position)
+        self.time_index.truncate_after(offset)
+        self.recover(*self._last_indexed(), rebuild=False)
+
+    def _last_indexed(self) -> tuple[int, int]:
+        offset, position = self.index.lookup(1 << 62)
+        return position, offset
+
+    # --- reading --------------------------------------------------------------------------
+
+    def find_position(self, offset: int, limit: int | None = None) -> int:
+        """The position of the batch that holds ``offset``, or of the first batch after it,
+        or ``limit`` (default: the segment's size) when no batch does."""
+        end = self.size if limit is None else limit
+        _, pos = self.index.lookup(offset)
+        while pos < end:
+            header = read_header(os.pread(self.fd, HEADER_SIZE, pos))
+            if header.next_offset > offset:
+                return pos
+            pos += header.batch_length + BATCH_OVERHEAD
+        return end
+
+    def read(self, position: int, max_bytes: int, end: int) -> list[bytes]:
+        """Whole batches from ``position`` to at most ``end``: at least one batch, then as many
+        as fit in ``max_bytes``."""
+        if position >= end:
+            return []
+        first = read_header(os.pread(self.fd, HEADER_SIZE, position))
+        want = max(first.batch_length + BATCH_OVERHEAD, min(max_bytes, end - position))
+        data = os.pread(self.fd, want, position)
+        view = memoryview(data)
+        batches: list[bytes] = []
+        pos = 0
+        while pos + HEADER_SIZE <= len(data):
+            size = read_header(view, pos).batch_length + BATCH_OVERHEAD
+            if pos + size > len(data):
+                break
+            batches.append(data if size == len(data) else data[pos : pos + size])
+            pos += size
+        return batches
+
+    def iter_headers(self, position: int = 0, end: int | None = None):
+        """Yield ``(position, header)`` of each batch from ``position`` (no CRC check)."""
+        stop = self.size if end is None else end
+        pos = position
+        while pos < stop:
+            header = read_header(os.pread(self.fd, HEADER_SIZE, pos))
+            yield pos, header
+            pos += header.batch_length + BATCH_OVERHEAD
+
+    def read_batch(self, position: int, header: BatchHeader) -> bytes:
+        return os.pread(self.fd, header.batch_length + BATCH_OVERHEAD, position)
+
+    def offset_for_timestamp(self, timestamp: int, end: int | None = None) -> int | None:
+        """The first offset whose record timestamp is at or after ``timestamp``, or None."""
+        if self.max_timestamp < timestamp:
+            return None
+        start = self.time_index.start_offset_for(timestamp)
+        for pos, header in self.iter_headers(self.find_position(start, end), end):
+            if header.max_timestamp < timestamp:
+                continue
+            for record in decode_records(self.read_batch(pos, header)):
+                if record.timestamp >= timestamp and record.offset >= start:
+                    return record.offset
+        return None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def dirty_bytes(self) -> int:
+        """Bytes written but not yet fsynced."""
+        return self.size - self.synced_size
+
+    @property
+    def empty(self) -> bool:
+        return self.size == 0
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.writable:
+            self.index.write_pending()
+            self.time_index.write_pending()
+        os.close(self.fd)
+
+    def delete(self) -> None:
+        """Close and remove the segment's three files."""
+        self.close()
+        for path in (self.path, self.index.path, self.time_index.path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
