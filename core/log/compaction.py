@@ -99,6 +99,7 @@ def _rewrite(
         os.close(dir_fd)
     replacement = Segment(segment.directory, segment.base_offset, writable=True)
     replacement.index_interval = segment.index_interval
+    replacement.contiguous = False
     replacement.open_existing(full_scan=True)
     replacement.synced_size = replacement.size
     partition.replace_segment(segment, replacement)

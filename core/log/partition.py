@@ -131,6 +131,7 @@ class Partition:
         for i, base in enumerate(bases):
             segment = Segment(self.directory, base, writable=self.writable)
             segment.index_interval = interval
+            segment.contiguous = not self.config.compact
             last = i == len(bases) - 1
             segment.open_existing(full_scan=last and not clean_shutdown)
             segment.synced_size = segment.size
@@ -174,6 +175,7 @@ class Partition:
     def _add_segment(self, base: int) -> Segment:
         segment = Segment(self.directory, base, writable=True)
         segment.index_interval = self.config.index_interval_bytes
+        segment.contiguous = not self.config.compact
         segment.synced_size = 0
         self.segments.append(segment)
         self._bases.append(base)
@@ -388,7 +390,7 @@ class Partition:
             limit = self._hw_position if segment is hw_segment else segment.size
             position = segment.find_position(offset, limit)
             if position < limit:
-                return segment.read(position, max_bytes, limit)
+                return segment.read(position, max_bytes, limit, offset)
             if segment is hw_segment:
                 return []
             i += 1

@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import StoreWriteError
+from ..errors import CorruptBatchError, StoreWriteError
 from .batch import (
     BATCH_OVERHEAD,
     HEADER_SIZE,
@@ -66,6 +66,7 @@ class Segment:
         self.max_timestamp = -1
         self.created_ms = int(time.time() * 1000)
         self.index_interval = 4096
+        self.contiguous = True  # False for compacted logs, whose offsets may have gaps
         self.synced_size = 0
         self._bytes_since_index = 0
         self._closed = False
@@ -128,8 +129,11 @@ class Segment:
                 header = validate_batch(buf, rel, rel + size)
             except Exception:
                 break
-            if header.base_offset < next_offset and pos > 0:
-                break  # offsets must grow; anything else is not a log we wrote
+            if pos > 0 and (
+                header.base_offset < next_offset
+                or (self.contiguous and header.base_offset != next_offset)
+            ):
+                break  # offsets grow (without gaps unless compacted): else not a log we wrote
             if rebuild and (pos == 0 or since_index >= interval):
                 self.index.append(header.base_offset, pos)
                 since_index = 0
@@ -223,21 +227,50 @@ class Segment:
             pos += header.batch_length + BATCH_OVERHEAD
         return end
 
-    def read(self, position: int, max_bytes: int, end: int) -> list[bytes]:
-        """Whole batches from ``position`` to at most ``end``: at least one batch, then as many
-        as fit in ``max_bytes``."""
+    def read(self, position: int, max_bytes: int, end: int, offset: int) -> list[bytes]:
+        """Whole batches from ``position`` (where the batch holding ``offset`` starts) to at most
+        ``end``: at least one batch, then as many as fit in ``max_bytes``.
+
+        Every batch's CRC and offsets are checked on the way out, so bytes damaged on disk after
+        they were written are reported as :class:`CorruptBatchError`, never served.
+        """
         if position >= end:
             return []
         first = read_header(os.pread(self.fd, HEADER_SIZE, position))
         want = max(first.batch_length + BATCH_OVERHEAD, min(max_bytes, end - position))
-        data = os.pread(self.fd, want, position)
+        data = os.pread(self.fd, min(want, end - position), position)
         view = memoryview(data)
         batches: list[bytes] = []
         pos = 0
+        expected = offset
         while pos + HEADER_SIZE <= len(data):
-            size = read_header(view, pos).batch_length + BATCH_OVERHEAD
-            if pos + size > len(data):
-                break
+            try:
+                header = validate_batch(view, pos, len(data))
+            except CorruptBatchError as exc:
+                if batches:
+                    break  # did not fit in max_bytes, or is damaged: the next read tells
+                raise CorruptBatchError(
+                    f"{self.path} at position {position + pos}: {exc}; the data on disk was "
+                    "damaged after it was written"
+                ) from None
+            if not batches:
+                in_place = header.base_offset <= offset < header.next_offset or (
+                    not self.contiguous and header.base_offset > offset
+                )
+            else:
+                in_place = header.base_offset == expected or (
+                    not self.contiguous and header.base_offset > expected
+                )
+            if not in_place:
+                if batches:
+                    break
+                raise CorruptBatchError(
+                    f"{self.path} at position {position + pos}: batch offsets "
+                    f"{header.base_offset}-{header.last_offset} are not where the log expects "
+                    "them; the data on disk was damaged after it was written"
+                )
+            expected = header.next_offset
+            size = header.batch_length + BATCH_OVERHEAD
             batches.append(data if size == len(data) else data[pos : pos + size])
             pos += size
         return batches
