@@ -173,9 +173,13 @@ class Segment:
         if position == 0:
             self.created_ms = int(time.time() * 1000)
         try:
-            written = os.pwrite(self.fd, batch, position)
-            if written != len(batch):
-                raise OSError(errno.ENOSPC, "short write")
+            view = memoryview(batch)
+            done = 0
+            while done < len(view):  # a short write is retried; the OS then says why it stopped
+                written = os.pwrite(self.fd, view[done:], position + done)
+                if written <= 0:
+                    raise OSError(errno.EIO, "the disk accepted no bytes")
+                done += written
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, position)
