@@ -128,7 +128,7 @@ async def test_a_full_disk_refuses_the_write_and_keeps_the_log_whole(small_disk:
     ballast.write_bytes(b"\0" * 400_000)
     acked = 0
     error = None
-    for i in range(10_000):
+    for _ in range(10_000):
         batch = encode_batch([Record(None, b"%08d" % (acked + j) + b"." * 92) for j in range(50)])
         try:
             result = p.append(batch)
