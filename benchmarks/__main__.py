@@ -1,0 +1,45 @@
+"""``python -m benchmarks [suite ...] [--runs N] [--records N]``: run, print, record."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import embedded
+from ._harness import render, write_section
+
+SUITES = {
+    "embedded": (
+        "Embedded store (append, read, CLI produce, latency)",
+        embedded.run,
+    ),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Run benchmarks beside their baselines; write the medians to BENCHMARKS.md.",
+        epilog="example: python -m benchmarks embedded --runs 5 --records 1000000",
+    )
+    parser.add_argument("suites", nargs="*", choices=[*SUITES, []], default=[])
+    parser.add_argument("--runs", type=int, default=5, help="rounds per benchmark (median)")
+    parser.add_argument("--records", type=int, default=1_000_000, help="records per round")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is"
+    )
+    args = parser.parse_args(argv)
+    for suite in args.suites or list(SUITES):
+        title, fn = SUITES[suite]
+        print(f"== {title}: {args.runs} runs of {args.records:,} records", file=sys.stderr)
+        results = fn(args.runs, args.records)
+        how = f"make bench (python -m benchmarks {suite} --runs {args.runs})"
+        section = render(suite, title, results, args.runs, how)
+        print(section)
+        if not args.no_write:
+            write_section(suite, section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
