@@ -351,6 +351,12 @@ def encode_batch(
 
 # --- decoding -------------------------------------------------------------------------------
 
+# The zig-zag decoding of every varint of one or two bytes, indexed by its 14 payload bits: the
+# varint bytes b0 (< 0x80) and b0, b1 (b0 >= 0x80, b1 < 0x80) give ``_ZIGZAG[b0]`` and
+# ``_ZIGZAG[(b1 << 7) + b0 - 0x80]``. Record lengths, deltas and key and value sizes nearly always
+# fit in two bytes, and a tuple index is far cheaper than the arithmetic.
+_ZIGZAG = tuple((z >> 1) ^ -(z & 1) for z in range(1 << 14))
+
 
 def decode_records(
     batch: bytes | bytearray | memoryview,
@@ -363,125 +369,203 @@ def decode_records(
 
     Records with an offset below ``min_offset`` are left out: a fetch returns the whole batch
     that holds the requested offset, and the consumer drops what comes before it.
+
+    Raises :class:`CorruptBatchError` when the records do not fill the batch exactly as its
+    header and their own length fields say, the checks Kafka's clients make.
     """
-    header = BatchHeader._make(_HEADER.unpack_from(batch, 0))
-    if header.attributes & _CONTROL_BIT:
+    if len(batch) < HEADER_SIZE:
+        raise CorruptBatchError(f"truncated batch: {len(batch)} bytes, a header is {HEADER_SIZE}")
+    (
+        base_offset,
+        batch_length,
+        _epoch,
+        magic,
+        _crc,
+        attributes,
+        _last_offset_delta,
+        base_ts,
+        max_ts,
+        _producer_id,
+        _producer_epoch,
+        _base_sequence,
+        count,
+    ) = _HEADER.unpack_from(batch, 0)
+    if magic != MAGIC:
+        raise CorruptBatchError(f"batch magic is {magic}; only RecordBatch v2 (2) is valid")
+    if attributes & _CONTROL_BIT:
         return []
-    codec = header.attributes & _COMPRESSION_MASK
-    end = header.batch_length + BATCH_OVERHEAD
+    end = batch_length + BATCH_OVERHEAD
+    if len(batch) < end:
+        raise CorruptBatchError(
+            f"truncated batch at offset {base_offset}: length says {end} bytes, {len(batch)} remain"
+        )
+    codec = attributes & _COMPRESSION_MASK
     if codec:
         buf = decompress(codec, memoryview(batch)[HEADER_SIZE:end])
         pos = 0
         end = len(buf)
     else:
-        buf = bytes(batch[:end]) if not isinstance(batch, bytes) else batch
+        buf = batch if type(batch) is bytes else bytes(batch[:end])
         pos = HEADER_SIZE
-    base_offset = header.base_offset
-    if header.attributes & _TIMESTAMP_TYPE_BIT:
-        log_append_ts: int | None = header.max_timestamp
-    else:
-        log_append_ts = None
-    base_ts = header.base_timestamp
+    if count < 0:
+        raise CorruptBatchError(f"batch at offset {base_offset} has a negative record count")
+    zigzag = _ZIGZAG
+    varint = _decode_varint
+    record = StoredRecord
+    new = object.__new__
     out: list[StoredRecord] = []
     append = out.append
+    # Each field below is a zig-zag varint, read inline when it is one or two bytes long and by
+    # _decode_varint otherwise. The record's own length is checked against where it ends.
     try:
-        for _ in range(header.record_count):
-            # length (skipped: the fields below say where the record ends)
+        for _ in range(count):
+            # length, then the attributes byte (unused in v2)
             b = buf[pos]
             if b < 0x80:
-                pos += 1
-            elif buf[pos + 1] < 0x80:
+                record_end = pos + 1 + zigzag[b]
                 pos += 2
             else:
-                _, pos = _decode_varint(buf, pos)
-            pos += 1  # attributes
-            # timestampDelta
+                b1 = buf[pos + 1]
+                if b1 < 0x80:
+                    record_end = pos + 2 + zigzag[(b1 << 7) + b - 0x80]
+                    pos += 3
+                else:
+                    n, pos = varint(buf, pos)
+                    record_end = pos + n
+                    pos += 1
+            # timestampDelta (three bytes cover a batch that spans up to 17 minutes)
             b = buf[pos]
             if b < 0x80:
-                td = (b >> 1) ^ -(b & 1)
+                td = zigzag[b]
                 pos += 1
             else:
-                td, pos = _decode_varint(buf, pos)
+                b1 = buf[pos + 1]
+                if b1 < 0x80:
+                    td = zigzag[(b1 << 7) + b - 0x80]
+                    pos += 2
+                else:
+                    b2 = buf[pos + 2]
+                    if b2 < 0x80:
+                        z = (b2 << 14) + ((b1 - 0x80) << 7) + b - 0x80
+                        td = (z >> 1) ^ -(z & 1)
+                        pos += 3
+                    else:
+                        td, pos = varint(buf, pos)
             # offsetDelta
             b = buf[pos]
             if b < 0x80:
-                od = (b >> 1) ^ -(b & 1)
+                od = zigzag[b]
                 pos += 1
             else:
-                b2 = buf[pos + 1]
-                if b2 < 0x80:
-                    z = (b & 0x7F) | (b2 << 7)
-                    od = (z >> 1) ^ -(z & 1)
+                b1 = buf[pos + 1]
+                if b1 < 0x80:
+                    od = zigzag[(b1 << 7) + b - 0x80]
                     pos += 2
                 else:
-                    od, pos = _decode_varint(buf, pos)
+                    od, pos = varint(buf, pos)
             # key
             b = buf[pos]
-            if b == 1:
-                key = None
+            if b < 0x80:
+                n = zigzag[b]
                 pos += 1
             else:
-                if b < 0x80:
-                    n = b >> 1
-                    pos += 1
-                else:
-                    n, pos = _decode_varint(buf, pos)
+                n, pos = varint(buf, pos)
+            if n >= 0:
                 key = buf[pos : pos + n]
                 pos += n
+            elif n == -1:
+                key = None
+            else:
+                raise CorruptBatchError(f"record key length {n} in batch at {base_offset}")
             # value
             b = buf[pos]
-            if b == 1:
-                value = None
+            if b < 0x80:
+                n = zigzag[b]
                 pos += 1
             else:
-                if b < 0x80:
-                    n = b >> 1
-                    pos += 1
+                b1 = buf[pos + 1]
+                if b1 < 0x80:
+                    n = zigzag[(b1 << 7) + b - 0x80]
+                    pos += 2
                 else:
-                    b2 = buf[pos + 1]
-                    if b2 < 0x80:
-                        n = ((b & 0x7F) | (b2 << 7)) >> 1
-                        pos += 2
-                    else:
-                        n, pos = _decode_varint(buf, pos)
+                    n, pos = varint(buf, pos)
+            if n >= 0:
                 value = buf[pos : pos + n]
                 pos += n
+            elif n == -1:
+                value = None
+            else:
+                raise CorruptBatchError(f"record value length {n} in batch at {base_offset}")
             # headers
-            b = buf[pos]
-            if b == 0:
+            if buf[pos] == 0:
                 headers: tuple[Header, ...] = ()
                 pos += 1
             else:
-                count, pos = _decode_varint(buf, pos)
-                hs = []
-                for _h in range(count):
-                    n, pos = _decode_varint(buf, pos)
-                    name = buf[pos : pos + n].decode("utf-8", "replace")
-                    pos += n
-                    n, pos = _decode_varint(buf, pos)
-                    if n < 0:
-                        hval = None
-                    else:
-                        hval = buf[pos : pos + n]
-                        pos += n
-                    hs.append((name, hval))
-                headers = tuple(hs)  # type: ignore[arg-type]
-            offset = base_offset + od
-            if offset < min_offset:
-                continue
-            append(
-                StoredRecord(
-                    topic,
-                    partition,
-                    offset,
-                    log_append_ts if log_append_ts is not None else base_ts + td,
-                    key,
-                    value,
-                    headers,
+                headers, pos = _decode_headers(buf, pos)
+            if pos != record_end:
+                raise CorruptBatchError(
+                    f"record at offset {base_offset + od} says it is "
+                    f"{record_end - pos} bytes longer than its fields"
                 )
-            )
+            # Filling the slots of a bare instance is a third cheaper than calling the class.
+            r = new(record)
+            r.topic = topic
+            r.partition = partition
+            r.offset = base_offset + od
+            r.timestamp = base_ts + td
+            r.key = key
+            r.value = value
+            r.headers = headers
+            append(r)
     except IndexError:
         raise CorruptBatchError(f"batch at offset {base_offset} ends inside a record") from None
-    if pos > end:
-        raise CorruptBatchError(f"batch at offset {base_offset} ends inside a record")
+    if pos != end:
+        raise CorruptBatchError(
+            f"batch at offset {base_offset} holds {end - pos} bytes after its {count} records"
+        )
+    if attributes & _TIMESTAMP_TYPE_BIT:
+        # Log append time: the broker's time, stored once as the batch's max timestamp.
+        for r in out:
+            r.timestamp = max_ts
+    if min_offset > base_offset:
+        return [r for r in out if r.offset >= min_offset]
     return out
+
+
+def _decode_headers(buf: bytes, pos: int) -> tuple[tuple[Header, ...], int]:
+    zigzag = _ZIGZAG
+    b = buf[pos]
+    if b < 0x80:
+        count = zigzag[b]
+        pos += 1
+    else:
+        count, pos = _decode_varint(buf, pos)
+    if count < 0:
+        raise CorruptBatchError(f"record header count {count} is negative")
+    # Kafka allows a null header value; Header's annotation does not say so yet.
+    headers: list[tuple[str, bytes | None]] = []
+    for _ in range(count):
+        b = buf[pos]
+        if b < 0x80:
+            n = zigzag[b]
+            pos += 1
+        else:
+            n, pos = _decode_varint(buf, pos)
+        if n < 0:
+            raise CorruptBatchError(f"record header name length {n} is negative")
+        name = buf[pos : pos + n].decode("utf-8", "replace")
+        pos += n
+        b = buf[pos]
+        if b < 0x80:
+            n = zigzag[b]
+            pos += 1
+        else:
+            n, pos = _decode_varint(buf, pos)
+        if n >= 0:
+            headers.append((name, buf[pos : pos + n]))
+            pos += n
+        elif n == -1:
+            headers.append((name, None))
+        else:
+            raise CorruptBatchError(f"record header value length {n} is negative")
+    return tuple(headers), pos  # type: ignore[arg-type]
