@@ -1,0 +1,235 @@
+"""The embedded admin: topics and consumer groups of a store opened in this process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ...errors import (
+    ConfigError,
+    InvalidOffsetError,
+    ReadOnlyStoreError,
+    StoreClosedError,
+    StoreError,
+    UnknownGroupError,
+)
+from ...groups import OFFSETS_TOPIC
+from ...log import LogStore, Topic
+from ...record import TopicPartition
+from ..interface import (
+    Admin,
+    GroupDescription,
+    GroupMember,
+    PartitionDescription,
+    PartitionLag,
+    TopicDescription,
+)
+
+if TYPE_CHECKING:
+    from .connection import EmbeddedConnection
+
+__all__ = ["EmbeddedAdmin"]
+
+_EARLIEST = -2  # Kafka's ListOffsets timestamps for "earliest" and "latest"
+_LATEST = -1
+
+
+class EmbeddedAdmin(Admin):
+    """Creates, changes and describes the topics and groups of an embedded store."""
+
+    def __init__(self, connection: EmbeddedConnection) -> None:
+        self._connection = connection
+        self._closed = False
+
+    @property
+    def _store(self) -> LogStore:
+        if self._closed:
+            raise StoreClosedError("this admin client is closed; make a new one")
+        self._connection.check_open()
+        return self._connection.store
+
+    def _writable(self, action: str) -> None:
+        if self._store.read_only:
+            raise ReadOnlyStoreError(self._connection.read_only_message(action))
+
+    def _fresh(self) -> None:
+        """In a read-only store, catch up with what the owning process wrote."""
+        store = self._store
+        if store.read_only:
+            store.refresh()
+            self._connection.offsets.refresh()
+
+    # --- topics ----------------------------------------------------------------------------
+
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        config: Mapping[str, str] | None = None,
+    ) -> TopicDescription:
+        _check_replication_factor(replication_factor)
+        self._writable(f"create topic {name!r}")
+        topic = self._store.create_topic(name, partitions, config)
+        self._connection.coordinator.topics_changed()
+        return _describe(topic)
+
+    async def delete_topic(self, name: str) -> None:
+        self._writable(f"delete topic {name!r}")
+        store = self._store
+        topic = store.topic(name)
+        if topic.internal:
+            raise StoreError(f"topic {name!r} is internal to the store and cannot be deleted")
+        self._connection.topic_changed(name)
+        store.delete_topic(name)
+        await self._connection.offsets.forget_topic(name)
+        self._connection.coordinator.topics_changed()
+
+    async def list_topics(self, internal: bool = False) -> list[str]:
+        self._fresh()
+        names = self._store.topic_names()
+        return names if internal else [n for n in names if not n.startswith("__")]
+
+    async def describe_topic(self, name: str) -> TopicDescription:
+        self._fresh()
+        return _describe(self._store.topic(name))
+
+    async def alter_topic(
+        self,
+        name: str,
+        partitions: int | None = None,
+        config: Mapping[str, str | None] | None = None,
+    ) -> TopicDescription:
+        self._writable(f"alter topic {name!r}")
+        store = self._store
+        store.topic(name)  # UnknownTopicError first
+        self._connection.topic_changed(name)
+        topic = store.alter_topic(name, partitions, config)
+        self._connection.coordinator.topics_changed()
+        return _describe(topic)
+
+    async def list_offsets(self, tp: TopicPartition, spec: str | int) -> int:
+        self._fresh()
+        partition = self._store.topic(tp.topic).partition(tp.partition)
+        if spec == "earliest" or spec == _EARLIEST:
+            return partition.log_start_offset
+        if spec == "latest" or spec == _LATEST:
+            return partition.high_watermark
+        if isinstance(spec, bool) or not isinstance(spec, int) or spec < 0:
+            raise InvalidOffsetError(
+                f"cannot list offsets of {tp} at {spec!r}; valid: 'earliest', 'latest' or a "
+                "timestamp in ms since the epoch (>= 0)"
+            )
+        found = partition.offset_for_timestamp(spec)
+        return partition.high_watermark if found is None else found
+
+    # --- groups ----------------------------------------------------------------------------
+
+    async def list_groups(self) -> list[str]:
+        self._fresh()
+        return self._connection.coordinator.list_groups()
+
+    async def describe_group(self, group: str) -> GroupDescription:
+        self._fresh()
+        coordinator = self._connection.coordinator
+        snapshot = coordinator.describe(group)
+        if snapshot.state == "Dead":
+            known = ", ".join(coordinator.list_groups()) or "none"
+            raise UnknownGroupError(f"unknown consumer group {group!r}; known groups: {known}")
+        store = self._store
+        places: set[TopicPartition] = set(snapshot.offsets)
+        members = []
+        for member in snapshot.members:
+            assignment = tuple(sorted(member.assignment))
+            places.update(assignment)
+            members.append(GroupMember(member.member_id, member.client_id, assignment))
+        lags = []
+        for tp in sorted(places):
+            if not store.has_topic(tp.topic):
+                continue
+            topic = store.topic(tp.topic)
+            if tp.partition >= len(topic.partitions):
+                continue
+            committed = snapshot.offsets.get(tp)
+            lags.append(
+                PartitionLag(
+                    tp.topic,
+                    tp.partition,
+                    None if committed is None else committed.offset,
+                    topic.partitions[tp.partition].high_watermark,
+                )
+            )
+        return GroupDescription(group, snapshot.state, tuple(members), tuple(lags))
+
+    async def reset_group_offsets(
+        self, group: str, topic: str, to: str | int, *, by_timestamp: bool = False
+    ) -> dict[TopicPartition, int]:
+        self._writable(f"reset the offsets of group {group!r}")
+        found = self._store.topic(topic)
+        if topic == OFFSETS_TOPIC:
+            raise StoreError(f"topic {topic!r} is internal; groups do not consume it")
+        offsets: dict[TopicPartition, int] = {}
+        for partition in found.partitions:
+            start, end = partition.log_start_offset, partition.high_watermark
+            if to == "earliest":
+                offset = start
+            elif to == "latest":
+                offset = end
+            elif isinstance(to, int) and not isinstance(to, bool) and to >= 0:
+                if by_timestamp:
+                    at = partition.offset_for_timestamp(to)
+                    offset = end if at is None else at
+                else:  # clamped into the log, as Kafka's tool does
+                    offset = min(max(to, start), end)
+            else:
+                what = "a timestamp in ms (>= 0)" if by_timestamp else "an offset (>= 0)"
+                raise InvalidOffsetError(
+                    f"cannot reset group {group!r} to {to!r}; valid: 'earliest', 'latest' or {what}"
+                )
+            offsets[TopicPartition(topic, partition.index)] = offset
+        await self._connection.coordinator.set_offsets(group, offsets)
+        return offsets
+
+    async def delete_group(self, group: str) -> None:
+        self._writable(f"delete group {group!r}")
+        coordinator = self._connection.coordinator
+        if coordinator.describe(group).state == "Dead":
+            known = ", ".join(coordinator.list_groups()) or "none"
+            raise UnknownGroupError(f"unknown consumer group {group!r}; known groups: {known}")
+        await coordinator.delete_group(group)
+
+    async def close(self) -> None:
+        self._closed = True
+
+
+def _check_replication_factor(replication_factor: int) -> None:
+    if isinstance(replication_factor, bool) or not isinstance(replication_factor, int):
+        raise ConfigError(f"replication factor {replication_factor!r} is not a whole number")
+    if replication_factor < 1:
+        raise ConfigError(f"replication factor {replication_factor} is not valid; it is >= 1")
+    if replication_factor > 1:
+        raise ConfigError(
+            f"replication factor {replication_factor} is not possible on the embedded store, "
+            "which keeps one copy of each partition (use 1); replication arrives with the "
+            "cluster: run `millstream broker`"
+        )
+
+
+def _describe(topic: Topic) -> TopicDescription:
+    partitions = tuple(
+        PartitionDescription(
+            partition=p.index,
+            earliest_offset=p.log_start_offset,
+            latest_offset=p.high_watermark,
+            size_bytes=p.size_bytes,
+            segments=p.segment_count,
+        )
+        for p in topic.partitions
+    )
+    return TopicDescription(
+        name=topic.name,
+        partitions=partitions,
+        configs=topic.config.all(),
+        replication_factor=1,
+        internal=topic.internal,
+    )

@@ -1,0 +1,180 @@
+"""The embedded connection: a ``file:DIR`` store opened in this process.
+
+It owns the :class:`LogStore`, the group coordinator and the offsets beneath it, and every
+producer, consumer and admin made from it. A writable connection holds the directory's lock and
+runs the log's upkeep (retention and compaction) every ``maintenance_interval_s`` seconds, on the
+event loop; a read-only one follows what the owning process writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+
+from ...errors import ReadOnlyStoreError, StoreClosedError
+from ...groups import GroupCoordinator, OffsetStore
+from ...log import LogStore
+from ..interface import Admin, Connection, Consumer, OffsetReset, Producer
+from .admin import EmbeddedAdmin
+from .consumer import EmbeddedConsumer
+from .producer import EmbeddedProducer
+
+__all__ = ["EmbeddedConnection"]
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedConnection(Connection):
+    """An embedded store, opened by :func:`millstream.core.client.connect` for ``file:`` URLs."""
+
+    maintenance_interval_s = 60.0
+
+    def __init__(self, store: LogStore, url: str, offsets: OffsetStore) -> None:
+        self.store = store
+        self.url = url
+        self.read_only = store.read_only
+        self.offsets = offsets
+        self.coordinator = GroupCoordinator(offsets, self._partition_count)
+        self._producers: weakref.WeakSet[EmbeddedProducer] = weakref.WeakSet()
+        self._consumers: weakref.WeakSet[EmbeddedConsumer] = weakref.WeakSet()
+        self._maintenance: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, path: str | os.PathLike[str], *, url: str | None = None, read_only: bool = False
+    ) -> EmbeddedConnection:
+        """Open the store in ``path``; StoreLockedError when another process writes it (open
+        it ``read_only`` to read it meanwhile)."""
+        store = LogStore.open(path, read_only=read_only)
+        try:
+            offsets = OffsetStore.open(store)
+        except BaseException:
+            await store.close()
+            raise
+        connection = cls(store, url or f"file:{os.fspath(path)}", offsets)
+        if not read_only:
+            connection._maintenance = asyncio.get_running_loop().create_task(
+                connection._run_maintenance(), name="millstream-log-maintenance"
+            )
+        return connection
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    def _partition_count(self, topic: str) -> int:
+        if not self.store.has_topic(topic):
+            return 0
+        return len(self.store.topic(topic).partitions)
+
+    async def _run_maintenance(self) -> None:
+        while True:
+            await asyncio.sleep(self.maintenance_interval_s)
+            try:
+                self.store.run_maintenance()
+            except Exception:  # upkeep must not kill the connection; it retries next round
+                log.exception("log maintenance of %s failed", self.store.path)
+
+    # --- making clients --------------------------------------------------------------------
+
+    def producer(
+        self,
+        *,
+        linger_ms: float = 5.0,
+        batch_bytes: int = 1_048_576,
+        compression: str | None = None,
+        client_id: str = "millstream",
+    ) -> Producer:
+        self.check_open()
+        if self.read_only:
+            raise ReadOnlyStoreError(self.read_only_message("produce"))
+        producer = EmbeddedProducer(
+            self,
+            linger_ms=linger_ms,
+            batch_bytes=batch_bytes,
+            compression=compression,
+            client_id=client_id,
+        )
+        self._producers.add(producer)
+        return producer
+
+    def consumer(
+        self,
+        topics: Iterable[str] = (),
+        *,
+        group: str | None = None,
+        auto_offset_reset: OffsetReset | str = OffsetReset.LATEST,
+        max_poll_records: int = 10_000,
+        client_id: str = "millstream",
+    ) -> Consumer:
+        self.check_open()
+        consumer = EmbeddedConsumer(
+            self,
+            group=group,
+            auto_offset_reset=auto_offset_reset,
+            max_poll_records=max_poll_records,
+            client_id=client_id,
+        )
+        self._consumers.add(consumer)
+        topics = [topics] if isinstance(topics, str) else list(topics)
+        if topics:
+            consumer.subscribe(topics)
+        return consumer
+
+    def admin(self) -> Admin:
+        self.check_open()
+        return EmbeddedAdmin(self)
+
+    # --- shared by the clients ---------------------------------------------------------------
+
+    def check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"the connection to {self.url} is closed; connect again")
+
+    def read_only_message(self, action: str) -> str:
+        """The one-line error for a write through a store opened read-only."""
+        return (
+            f"cannot {action}: data directory {str(self.store.path)!r} is in use by another "
+            "process, so this store is open read-only; stop that process, or run "
+            "`millstream broker` to share a store between processes"
+        )
+
+    def topic_changed(self, topic: str) -> None:
+        """A topic was altered or is about to be deleted: producers seal what they hold for it
+        and look it up again; groups rebalance when its partition count changed."""
+        for producer in list(self._producers):
+            producer.forget_topic(topic)
+
+    def forget_producer(self, producer: EmbeddedProducer) -> None:
+        self._producers.discard(producer)
+
+    def forget_consumer(self, consumer: EmbeddedConsumer) -> None:
+        self._consumers.discard(consumer)
+
+    # --- closing ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        errors: list[BaseException] = []
+        for producer in list(self._producers):
+            try:
+                await producer.close()
+            except Exception as exc:
+                errors.append(exc)
+        for consumer in list(self._consumers):
+            await consumer.close()
+        self._closed = True
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        await self.store.close()
+        if errors:
+            raise errors[0]

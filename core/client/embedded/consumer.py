@@ -1,0 +1,460 @@
+"""The embedded consumer: reads partitions of the log in-process.
+
+Each partition it reads has a :class:`_Fetch`: the log partition, the position (the next offset
+to return) and a buffer of decoded records. A fetch reads whole batches from the log (up to
+``_FETCH_BYTES`` at a time) and decodes them once; ``getmany`` and ``async for`` hand out slices
+of that buffer, so the per-record work is the decoding alone.
+
+With a group, membership goes through the connection's :class:`GroupCoordinator`. The consumer
+notices a rebalance before it returns records (its member's generation has moved on): it drops
+the partitions taken from it, buffered records included, and starts the partitions given to it
+at the group's committed offset (else where ``auto_offset_reset`` says).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from ...errors import InvalidOffsetError, ReadOnlyStoreError, StoreClosedError, StoreError
+from ...log.batch import decode_records, read_header
+from ...record import StoredRecord, TopicPartition
+from ..interface import Consumer, OffsetReset
+
+if TYPE_CHECKING:
+    from ...groups import Member
+    from ...log.partition import Partition
+    from .connection import EmbeddedConnection
+
+__all__ = ["EmbeddedConsumer"]
+
+_FETCH_BYTES = 1 << 20
+
+
+class _Fetch:
+    """One partition being read: where, and what is buffered."""
+
+    __slots__ = ("end", "index", "partition", "position", "records", "settled", "tp")
+
+    def __init__(self, tp: TopicPartition, partition: Partition) -> None:
+        self.tp = tp
+        self.partition = partition
+        self.position: int | None = None  # None: not chosen yet (committed offset or reset)
+        self.records: list[StoredRecord] = []
+        self.index = 0
+        self.end = 0  # the offset after the last batch fetched
+        # the position last committed, or started from: commit() writes a position only once
+        # it has moved past this, and a partition taken away beyond it had uncommitted progress
+        self.settled: int | None = None
+
+    def clear(self) -> None:
+        self.records = []
+        self.index = 0
+
+
+class EmbeddedConsumer(Consumer):
+    """A consumer of the embedded log, alone or as a member of an in-process group."""
+
+    def __init__(
+        self,
+        connection: EmbeddedConnection,
+        *,
+        group: str | None,
+        auto_offset_reset: OffsetReset | str,
+        max_poll_records: int,
+        client_id: str,
+    ) -> None:
+        try:
+            self._reset = OffsetReset(auto_offset_reset)
+        except ValueError:
+            valid = ", ".join(r.value for r in OffsetReset)
+            raise ValueError(
+                f"auto_offset_reset {auto_offset_reset!r} is not valid; valid: {valid}"
+            ) from None
+        if max_poll_records < 1:
+            raise ValueError(f"max_poll_records must be >= 1, not {max_poll_records}")
+        if group is not None and not group:
+            raise ValueError("group must be a non-empty name, or None for no group")
+        self._connection = connection
+        self._group = group
+        self._max_poll = max_poll_records
+        self.client_id = client_id
+        self._member: Member | None = None
+        self._generation = -1
+        self._topics: frozenset[str] = frozenset()  # subscribed, without a group
+        self._fetches: dict[TopicPartition, _Fetch] = {}
+        self._order: list[_Fetch] = []
+        self._turn = 0
+        self._current: _Fetch | None = None
+        self._revoked: dict[TopicPartition, int] = {}  # consumed, uncommitted, then taken away
+        self._closed = False
+
+    # --- what to read ----------------------------------------------------------------------
+
+    def subscribe(self, topics: Iterable[str]) -> None:
+        self._check_open()
+        if isinstance(topics, str):
+            topics = [topics]
+        names = frozenset(topics)
+        store = self._connection.store
+        for name in names:
+            store.topic(name)  # UnknownTopicError says how to create it
+        if self._group is None:
+            self._topics = names
+            self._set_assignment(self._all_partitions(names))
+            return
+        coordinator = self._connection.coordinator
+        if self._member is None:
+            self._member = coordinator.join(self._group, names, self.client_id)
+        else:
+            coordinator.subscribe(self._member, names)
+        self._sync_group()
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        self._check_open()
+        chosen = frozenset(partitions)
+        for tp in chosen:
+            self._connection.store.topic(tp.topic).partition(tp.partition)
+        if self._member is not None:
+            self._connection.coordinator.leave(self._member)
+            self._member = None
+        self._topics = frozenset()
+        self._set_assignment(chosen)
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        self._sync_group()
+        return frozenset(self._fetches)
+
+    def _all_partitions(self, topics: Iterable[str]) -> frozenset[TopicPartition]:
+        store = self._connection.store
+        return frozenset(
+            TopicPartition(name, p)
+            for name in topics
+            for p in range(len(store.topic(name).partitions))
+        )
+
+    def _set_assignment(self, partitions: frozenset[TopicPartition], regained=()) -> None:
+        store = self._connection.store
+        for tp in list(self._fetches):
+            if tp not in partitions:
+                fetch = self._fetches.pop(tp)
+                if fetch.position is not None and fetch.position != fetch.settled:
+                    self._revoked[tp] = fetch.position
+        for tp in sorted(partitions):
+            if tp not in self._fetches or tp in regained:
+                self._fetches[tp] = _Fetch(tp, store.topic(tp.topic).partition(tp.partition))
+                self._revoked.pop(tp, None)
+        self._order = [self._fetches[tp] for tp in sorted(self._fetches)]
+        self._current = None
+
+    def _sync_group(self) -> None:
+        member = self._member
+        if member is None:
+            if self._topics and not self._closed:
+                self._follow_topics()
+            return
+        if member.generation == self._generation and not member.changed.is_set():
+            return
+        before = self._generation
+        partitions = self._connection.coordinator.sync(member)
+        regained = {tp for tp, since in member.assignment.items() if since > before}
+        self._generation = member.generation
+        self._set_assignment(partitions, regained)
+
+    def _follow_topics(self) -> None:
+        # without a group, a subscription follows partition growth of its topics
+        store = self._connection.store
+        count = sum(
+            len(store.topic(name).partitions) for name in self._topics if store.has_topic(name)
+        )
+        if count != len(self._fetches):
+            self._set_assignment(
+                self._all_partitions(n for n in self._topics if store.has_topic(n))
+            )
+
+    # --- positions -------------------------------------------------------------------------
+
+    def _fetch(self, tp: TopicPartition) -> _Fetch:
+        self._check_open()
+        self._sync_group()
+        fetch = self._fetches.get(tp)
+        if fetch is None:
+            assigned = ", ".join(str(t) for t in sorted(self._fetches)) or "none"
+            raise StoreError(
+                f"partition {tp} is not assigned to this consumer; assigned: {assigned}"
+            )
+        return fetch
+
+    def _start(self, fetch: _Fetch) -> int:
+        """Choose the position of a partition that has none: committed offset, else reset."""
+        committed = None
+        if self._group is not None:
+            if self._connection.store.read_only:
+                self._connection.offsets.refresh()
+            committed = self._connection.coordinator.committed(self._group, fetch.tp)
+        partition = fetch.partition
+        if committed is not None and (
+            partition.log_start_offset <= committed <= partition.log_end_offset
+        ):
+            fetch.settled = committed
+        else:
+            fetch.settled = self._reset_position(fetch, committed)
+        return fetch.settled
+
+    def _reset_position(self, fetch: _Fetch, offset: int | None) -> int:
+        partition = fetch.partition
+        if self._reset is OffsetReset.EARLIEST:
+            return partition.log_start_offset
+        if self._reset is OffsetReset.LATEST:
+            return partition.high_watermark
+        where = "no committed offset" if offset is None else f"offset {offset} is out of range"
+        raise InvalidOffsetError(
+            f"{fetch.tp}: {where} (valid: {partition.log_start_offset} to "
+            f"{partition.log_end_offset}) and auto_offset_reset is 'none'; seek first, or use "
+            "auto_offset_reset 'earliest' or 'latest'"
+        )
+
+    def position(self, tp: TopicPartition) -> int:
+        fetch = self._fetch(tp)
+        if fetch.position is None:
+            fetch.position = self._start(fetch)
+        return fetch.position
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidOffsetError(f"cannot seek {tp} to {offset!r}: an offset is an int >= 0")
+        fetch = self._fetch(tp)
+        partition = fetch.partition
+        fetch.position = min(max(offset, partition.log_start_offset), partition.log_end_offset)
+        fetch.clear()
+        if self._current is fetch:
+            self._current = None
+
+    def _targets(self, partitions: tuple[TopicPartition, ...]) -> list[_Fetch]:
+        if partitions:
+            return [self._fetch(tp) for tp in partitions]
+        self._check_open()
+        self._sync_group()
+        return list(self._order)
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        for fetch in self._targets(partitions):
+            self.seek(fetch.tp, fetch.partition.log_start_offset)
+
+    async def seek_to_end(self, *partitions: TopicPartition) -> None:
+        for fetch in self._targets(partitions):
+            self._refresh(fetch)
+            self.seek(fetch.tp, fetch.partition.high_watermark)
+
+    async def seek_to_timestamp(self, timestamp_ms: int, *partitions: TopicPartition) -> None:
+        for fetch in self._targets(partitions):
+            self._refresh(fetch)
+            found = fetch.partition.offset_for_timestamp(timestamp_ms)
+            self.seek(fetch.tp, fetch.partition.high_watermark if found is None else found)
+
+    def _refresh(self, fetch: _Fetch) -> None:
+        if self._connection.store.read_only:
+            fetch.partition.refresh()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _fill_one(self, fetch: _Fetch) -> bool:
+        """Read and decode the next batches of ``fetch`` into its buffer; False at the end."""
+        position = fetch.position
+        if position is None:
+            position = fetch.position = self._start(fetch)
+        partition = fetch.partition
+        if position >= partition.high_watermark:
+            if not self._connection.store.read_only:
+                return False
+            partition.refresh()  # follow what the owning process wrote since
+            if position >= partition.high_watermark:
+                return False
+        try:
+            batches = partition.read(position, _FETCH_BYTES)
+        except InvalidOffsetError:  # retention or a truncation moved the log under us
+            position = fetch.position = self._reset_position(fetch, position)
+            batches = partition.read(position, _FETCH_BYTES)
+        if not batches:
+            return False
+        topic, index = fetch.tp.topic, fetch.tp.partition
+        records = decode_records(batches[0], topic, index, min_offset=position)
+        for raw in batches[1:]:
+            records.extend(decode_records(raw, topic, index))
+        fetch.records = records
+        fetch.index = 0
+        fetch.end = read_header(batches[-1]).next_offset
+        if not records:  # control batches or records compacted away
+            fetch.position = fetch.end
+        return bool(records)
+
+    def _take(self, fetch: _Fetch, limit: int) -> list[StoredRecord]:
+        records = fetch.records
+        index = fetch.index
+        if index >= len(records) and not self._fill_one(fetch):
+            return []
+        records = fetch.records
+        index = fetch.index
+        if index == 0 and len(records) <= limit:
+            taken = records
+            fetch.records = []
+        else:
+            taken = records[index : index + limit]
+            fetch.index = index + len(taken)
+        if fetch.index >= len(fetch.records):
+            fetch.records = []
+            fetch.index = 0
+            fetch.position = fetch.end
+        else:
+            fetch.position = taken[-1].offset + 1
+        return taken
+
+    async def getmany(
+        self, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[StoredRecord]]:
+        self._check_open()
+        limit = self._max_poll if max_records is None else max_records
+        if limit < 1:
+            raise ValueError(f"max_records must be >= 1, not {limit}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0, timeout_ms) / 1000
+        while True:
+            self._sync_group()
+            out: dict[TopicPartition, list[StoredRecord]] = {}
+            order = self._order
+            count = len(order)
+            remaining = limit
+            for i in range(count):
+                fetch = order[(self._turn + i) % count]
+                taken = self._take(fetch, remaining)
+                if taken:
+                    out[fetch.tp] = taken
+                    remaining -= len(taken)
+                    if remaining <= 0:
+                        break
+            if count:
+                self._turn = (self._turn + 1) % count
+            self._current = None
+            if out:
+                return out
+            left = deadline - loop.time()
+            if left <= 0:
+                return out
+            await self._wait(left)
+            self._check_open()
+
+    def _next_buffered(self) -> StoredRecord | None:
+        member = self._member
+        if member is not None and member.generation != self._generation:
+            self._sync_group()
+        fetch = self._current
+        if fetch is None or fetch.index >= len(fetch.records):
+            fetch = self._current = next((f for f in self._order if f.index < len(f.records)), None)
+            if fetch is None:
+                return None
+        record = fetch.records[fetch.index]
+        fetch.index += 1
+        if fetch.index >= len(fetch.records):
+            fetch.records = []
+            fetch.index = 0
+            fetch.position = fetch.end
+            self._current = None
+        else:
+            fetch.position = record.offset + 1
+        return record
+
+    async def _fill(self, timeout_ms: int) -> None:
+        self._check_open()
+        self._sync_group()
+        if any(self._fill_one(fetch) for fetch in self._order if fetch.index >= len(fetch.records)):
+            return
+        await self._wait(timeout_ms / 1000)
+        self._check_open()
+        self._sync_group()
+        for fetch in self._order:
+            if fetch.index >= len(fetch.records):
+                self._fill_one(fetch)
+
+    async def _wait(self, timeout_s: float) -> None:
+        """Wait until a partition has records past its position, the assignment changes, or
+        ``timeout_s`` passes."""
+        waits: list[asyncio.Future[object]] = []
+        for fetch in self._order:
+            if fetch.position is None:
+                fetch.position = self._start(fetch)
+            waits.append(
+                asyncio.ensure_future(fetch.partition.wait_for_data(fetch.position, timeout_s))
+            )
+        if self._member is not None:
+            waits.append(asyncio.ensure_future(self._member.changed.wait()))
+        if not waits:
+            await asyncio.sleep(timeout_s)
+            return
+        try:
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+
+    # --- offsets ---------------------------------------------------------------------------
+
+    def _require_group(self, action: str) -> str:
+        if self._group is None:
+            raise StoreError(
+                f"cannot {action}: this consumer has no group; make it with group=NAME"
+            )
+        return self._group
+
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        self._check_open()
+        group = self._require_group("commit offsets")
+        if self._connection.store.read_only:
+            raise ReadOnlyStoreError(
+                self._connection.read_only_message(f"commit offsets for group {group!r}")
+            )
+        if offsets is None:
+            chosen = {
+                tp: f.position
+                for tp, f in self._fetches.items()
+                if f.position is not None and f.position != f.settled
+            }
+            revoked, self._revoked = self._revoked, {}
+            chosen.update(revoked)
+        else:
+            chosen = dict(offsets)
+        if not chosen:
+            return
+        await self._connection.coordinator.commit(
+            group, chosen, member=self._member, generation=self._generation
+        )
+        for tp, offset in chosen.items():
+            fetch = self._fetches.get(tp)
+            if fetch is not None:
+                fetch.settled = offset
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        self._check_open()
+        group = self._require_group("read committed offsets")
+        if self._connection.store.read_only:
+            self._connection.offsets.refresh()
+        return self._connection.coordinator.committed(group, tp)
+
+    # --- closing ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"consumer {self.client_id!r} is closed; make a new one")
+        self._connection.check_open()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._member is not None:
+            self._connection.coordinator.leave(self._member)
+            self._member = None
+        self._fetches.clear()
+        self._order = []
+        self._current = None
+        self._connection.forget_consumer(self)

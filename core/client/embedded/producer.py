@@ -1,0 +1,399 @@
+"""The embedded producer: records gathered into batches and appended to the log in-process.
+
+Each partition has at most one open batch. ``send`` adds a record to it and returns a
+:class:`_Delivery`, which is the record itself plus its place in the batch: there is no future
+per record, only one per batch. A batch is sealed when the next record would take it past the
+batch size (``batch_bytes``, and never past the topic's ``max.message.bytes``) or ``linger_ms``
+after its first record, whichever comes first. Sealing encodes it as one RecordBatch v2 and
+appends it to the partition at once (the log writes to the OS synchronously); the batch's future
+resolves when the partition says the batch is durable, per the topic's ``flush.policy``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...errors import (
+    InvalidPartitionsError,
+    MillstreamError,
+    ReadOnlyStoreError,
+    RecordTooLargeError,
+    StoreClosedError,
+)
+from ...log.batch import HEADER_SIZE, encode_batch
+from ...log.compression import Compression
+from ...record import Header, Record
+from ..interface import Delivery, Producer, RecordMetadata
+from ..partitioner import StickyPartitioner, murmur2
+
+if TYPE_CHECKING:
+    from ...log.partition import Partition
+    from .connection import EmbeddedConnection
+
+__all__ = ["EmbeddedProducer"]
+
+_RECORD_OVERHEAD = 21  # upper bound of a record's framing (see encoded_record_size)
+
+
+class _Batch:
+    """Records on their way into one partition, and the one future they share."""
+
+    __slots__ = (
+        "append_time",
+        "awaited",
+        "base_offset",
+        "future",
+        "now_ms",
+        "partition",
+        "records",
+        "room",
+        "timer",
+        "topic",
+    )
+
+    def __init__(self, topic: str, partition: int, future: asyncio.Future[None], room: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.future = future
+        self.records: list[_Delivery] = []
+        self.room = room  # bytes left, counted by an upper bound of each record's size
+        self.base_offset = -1
+        self.append_time = -1
+        self.now_ms = 0
+        self.awaited = False
+        self.timer: asyncio.Handle | None = None
+
+
+class _Delivery(Delivery):
+    """One sent record: its fields (the encoder reads them as a Record) and its batch.
+
+    Most records have no headers and the default timestamp; they are plain ``_Delivery``
+    objects with the two as class defaults, which saves two stores per record.
+    """
+
+    __slots__ = ("_batch", "_index", "key", "value")
+
+    _batch: _Batch
+    _index: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[Header, ...] = ()
+    timestamp: int = 0
+
+    def done(self) -> bool:
+        return self._batch.future.done()
+
+    def __await__(self) -> Generator[Any, None, RecordMetadata]:
+        batch = self._batch
+        batch.awaited = True
+        yield from batch.future.__await__()
+        stamp = batch.append_time if batch.append_time >= 0 else self.timestamp or batch.now_ms
+        return RecordMetadata(batch.topic, batch.partition, batch.base_offset + self._index, stamp)
+
+    def __repr__(self) -> str:
+        batch = self._batch
+        state = "done" if batch.future.done() else "pending"
+        return f"<Delivery {batch.topic}-{batch.partition} #{self._index} {state}>"
+
+
+class _StampedDelivery(_Delivery):
+    """A sent record with headers or its own timestamp."""
+
+    __slots__ = ("headers", "timestamp")
+
+
+_new = object.__new__
+
+
+class _TopicState:
+    """What ``send`` needs of one topic, looked up once."""
+
+    __slots__ = (
+        "batches",
+        "compression",
+        "count",
+        "limit",
+        "max_bytes",
+        "name",
+        "partitions",
+        "sticky",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        partitions: list[Partition],
+        max_bytes: int,
+        batch_bytes: int,
+        compression: Compression,
+    ) -> None:
+        self.name = name
+        self.partitions = partitions
+        self.count = len(partitions)
+        self.max_bytes = max_bytes
+        # records are counted by an upper bound of their size, so a batch whose bound stays
+        # under this limit always fits max.message.bytes
+        self.limit = min(batch_bytes, max_bytes) - HEADER_SIZE
+        self.compression = compression
+        self.batches: list[_Batch | None] = [None] * self.count
+        self.sticky = StickyPartitioner(self.count)
+
+
+class EmbeddedProducer(Producer):
+    """A producer that appends to the embedded log of its connection."""
+
+    def __init__(
+        self,
+        connection: EmbeddedConnection,
+        *,
+        linger_ms: float,
+        batch_bytes: int,
+        compression: str | None,
+        client_id: str,
+    ) -> None:
+        if batch_bytes < 1:
+            raise ValueError(f"batch_bytes must be >= 1, not {batch_bytes}")
+        if linger_ms < 0:
+            raise ValueError(f"linger_ms must be >= 0, not {linger_ms}")
+        self._connection = connection
+        self._linger_s = linger_ms / 1000
+        self._batch_bytes = batch_bytes
+        self._compression = Compression.from_name(compression or "none")
+        self.client_id = client_id
+        self._topics: dict[str, _TopicState] = {}
+        self._inflight: set[_Batch] = set()
+        self._failed: list[_Batch] = []
+        self._closed = False
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Sequence[Header] = (),
+        partition: int | None = None,
+        timestamp: int | None = None,
+    ) -> Delivery:
+        # the hot path of the producer: keep the common case (bytes value, no headers, no
+        # timestamp) to a few operations
+        state = self._topics.get(topic)
+        if state is None:
+            state = self._topic_state(topic)
+        if value.__class__ is bytes:
+            size = _RECORD_OVERHEAD + len(value)
+        elif value is None:
+            size = _RECORD_OVERHEAD
+        else:
+            value = _as_bytes(value, "value")
+            size = _RECORD_OVERHEAD + len(value)
+        if key is not None:
+            if key.__class__ is not bytes:
+                key = _as_bytes(key, "key")
+            size += len(key)
+            if partition is None:
+                partition = (murmur2(key) & 0x7FFFFFFF) % state.count
+            else:
+                _check_partition(state, partition)
+        elif partition is None:
+            partition = state.sticky.partition
+        else:
+            _check_partition(state, partition)
+        delivery: _Delivery
+        if headers or timestamp:
+            delivery = _new(_StampedDelivery)
+            if headers:
+                delivery.headers = headers = _check_headers(headers)
+                for name, hval in headers:
+                    size += 10 + len(name) * 3 + (len(hval) if hval else 0)
+            else:
+                delivery.headers = ()
+            delivery.timestamp = timestamp or 0
+        else:
+            delivery = _new(_Delivery)
+        batch = state.batches[partition]
+        if batch is None or batch.room < size:
+            if size > state.limit:
+                self._check_record_size(state, key, value, delivery.headers)
+            if batch is not None:
+                self._seal(state, partition)
+            batch = self._open_batch(state, partition)
+        batch.room -= size
+        records = batch.records
+        delivery.key = key
+        delivery.value = value
+        delivery._batch = batch
+        delivery._index = len(records)
+        records.append(delivery)
+        return delivery
+
+    def _topic_state(self, topic: str) -> _TopicState:
+        if self._closed:
+            raise StoreClosedError(f"producer {self.client_id!r} is closed; make a new one")
+        self._connection.check_open()
+        store = self._connection.store
+        found = store.topic(topic)  # UnknownTopicError names how to create it
+        if store.read_only:
+            raise ReadOnlyStoreError(self._connection.read_only_message(f"write to {topic!r}"))
+        config = found.config
+        codec = config.compression_type
+        compression = self._compression if codec == "producer" else Compression.from_name(codec)
+        state = _TopicState(
+            topic, list(found.partitions), config.max_message_bytes, self._batch_bytes, compression
+        )
+        self._topics[topic] = state
+        return state
+
+    def _check_record_size(
+        self,
+        state: _TopicState,
+        key: bytes | None,
+        value: bytes | None,
+        headers: tuple[Header, ...],
+    ) -> None:
+        exact = len(encode_batch([Record(key, value, headers, 1)]))
+        if exact > state.max_bytes:
+            raise RecordTooLargeError(
+                f"record of {exact} bytes (with its batch header) is over the "
+                f"max.message.bytes={state.max_bytes} of topic {state.name!r}; send a smaller "
+                f"record or raise the limit with `millstream topics alter {state.name} "
+                "--config max.message.bytes=N`"
+            )
+
+    def _open_batch(self, state: _TopicState, partition: int) -> _Batch:
+        loop = asyncio.get_running_loop()
+        batch = _Batch(state.name, partition, loop.create_future(), state.limit)
+        state.batches[partition] = batch
+        if self._linger_s > 0:
+            batch.timer = loop.call_later(self._linger_s, self._linger_expired, state, batch)
+        else:
+            batch.timer = loop.call_soon(self._linger_expired, state, batch)
+        return batch
+
+    def _linger_expired(self, state: _TopicState, batch: _Batch) -> None:
+        batch.timer = None
+        if state.batches[batch.partition] is batch:
+            self._seal(state, batch.partition)
+
+    def _seal(self, state: _TopicState, partition: int) -> None:
+        """Encode the open batch of ``partition`` and append it to the log."""
+        batch = state.batches[partition]
+        if batch is None:
+            return
+        state.batches[partition] = None
+        if batch.timer is not None:
+            batch.timer.cancel()
+            batch.timer = None
+        if partition == state.sticky.partition:
+            state.sticky.next_batch()
+        records, batch.records = batch.records, []
+        now = int(time.time() * 1000)
+        batch.now_ms = now
+        try:
+            raw = encode_batch(records, compression=state.compression, now_ms=now)  # type: ignore[arg-type]
+            target = state.partitions[partition]
+            result = target.append(raw, now_ms=now)
+            durable = target.durable(result.last_offset + 1)
+        except MillstreamError as exc:
+            self._fail(batch, exc)
+            return
+        batch.base_offset = result.base_offset
+        batch.append_time = result.log_append_time
+        self._inflight.add(batch)
+        durable.add_done_callback(lambda done: self._durable(batch, done))
+
+    def _durable(self, batch: _Batch, done: asyncio.Future[None]) -> None:
+        self._inflight.discard(batch)
+        if batch.future.done():
+            return
+        error = None if done.cancelled() else done.exception()
+        if done.cancelled():
+            error = StoreClosedError(
+                f"the write to {batch.topic}-{batch.partition} was cancelled before it was durable"
+            )
+        if error is None:
+            batch.future.set_result(None)
+        else:
+            self._fail(batch, error)
+
+    def _fail(self, batch: _Batch, error: BaseException) -> None:
+        if not batch.future.done():
+            batch.future.set_exception(error)
+        self._failed.append(batch)
+
+    # --- flushing and closing ---------------------------------------------------------------
+
+    def _seal_all(self, topic: str | None = None) -> None:
+        for state in list(self._topics.values()):
+            if topic is None or state.name == topic:
+                for partition, batch in enumerate(state.batches):
+                    if batch is not None:
+                        self._seal(state, partition)
+
+    def forget_topic(self, topic: str) -> None:
+        """Seal the topic's open batches and drop what is known of it (it was altered or is
+        about to be deleted)."""
+        self._seal_all(topic)
+        self._topics.pop(topic, None)
+
+    async def flush(self) -> None:
+        self._seal_all()
+        while self._inflight:
+            await asyncio.wait([b.future for b in self._inflight])
+        failed, self._failed = self._failed, []
+        first: BaseException | None = None
+        for batch in failed:
+            error = batch.future.exception()  # marks it retrieved
+            if first is None and not batch.awaited:
+                first = error
+        if first is not None:
+            raise first
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            await self.flush()
+        finally:
+            self._closed = True
+            self._topics.clear()
+            self._connection.forget_producer(self)
+
+
+def _as_bytes(data: object, what: str) -> bytes:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    raise TypeError(
+        f"record {what} must be bytes or None, not {type(data).__name__}; "
+        "encode text with .encode() first"
+    )
+
+
+def _check_headers(headers: Sequence[Header]) -> tuple[Header, ...]:
+    out = []
+    for header in headers:
+        try:
+            name, hval = header
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"record header {header!r} is not a (name, value) pair; e.g. ('source', b'x')"
+            ) from None
+        if not isinstance(name, str):
+            raise TypeError(f"record header name {name!r} must be text")
+        if hval is not None and hval.__class__ is not bytes:
+            hval = _as_bytes(hval, f"header {name!r}")
+        out.append((name, hval))
+    return tuple(out)
+
+
+def _check_partition(state: _TopicState, partition: object) -> None:
+    if type(partition) is int and 0 <= partition < state.count:
+        return
+    raise InvalidPartitionsError(
+        f"partition {partition!r} does not exist in topic {state.name!r}; "
+        f"valid partitions are 0 to {state.count - 1}"
+    )
