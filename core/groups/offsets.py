@@ -83,6 +83,7 @@ class OffsetStore:
         """Load the offset records written since the last load (a read-only store sees what
         its owner has made durable; the owner's own commits are applied as they are made)."""
         for partition in self._partitions():
+            partition.refresh()  # read-only: follow the owner's appends (no-op when writable)
             start = self._loaded.get(partition.index, 0)
             if start < partition.log_start_offset or start > partition.log_end_offset:
                 start = partition.log_start_offset

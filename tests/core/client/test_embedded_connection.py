@@ -34,6 +34,7 @@ OWNER = textwrap.dedent(
             async with conn.producer() as producer:
                 for i in range(100, 150):
                     producer.send("t", b"%d" % i)
+            await consumer.commit({c: 20 for c in consumer.assignment()})
             print("more", flush=True)
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
@@ -88,8 +89,10 @@ async def test_a_reader_shares_the_directory_with_its_owner(owner, url):
         owner.stdin.write("go\n")
         owner.stdin.flush()
         assert owner.stdout.readline().strip() == "more"
-        # what the owner writes later shows up too
+        # what the owner writes later shows up too, records and commits
         assert await read_all(consumer, 50) == list(range(100, 150))
+        grouped = conn.consumer(group="g")
+        assert await grouped.committed(TP("t", 1)) == 20
 
 
 async def test_a_reader_cannot_write(owner, url):
