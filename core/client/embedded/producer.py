@@ -212,6 +212,11 @@ class EmbeddedProducer(Producer):
                     size += 10 + len(name) * 3 + (len(hval) if hval else 0)
             else:
                 delivery.headers = ()
+            if timestamp is not None and (type(timestamp) is not int or timestamp < 0):
+                raise ValueError(
+                    f"record timestamp {timestamp!r} is not valid; give milliseconds since the "
+                    "epoch (an int >= 0), or None for now"
+                )
             delivery.timestamp = timestamp or 0
         else:
             delivery = _new(_Delivery)

@@ -157,6 +157,8 @@ async def test_bad_arguments_raise_at_once(conn):
         producer.send("t", "text")
     with pytest.raises(TypeError, match="key must be bytes"):
         producer.send("t", b"v", key=7)
+    with pytest.raises(ValueError, match=r"timestamp -5 .*int >= 0"):
+        producer.send("t", b"v", timestamp=-5)
     with pytest.raises(TypeError, match="header"):
         producer.send("t", b"v", headers=["oops"])
     assert (await producer.send("t", bytearray(b"ok"), key=memoryview(b"k"))).offset == 0
