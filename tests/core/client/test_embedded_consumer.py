@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 
 import pytest
 
@@ -16,10 +18,13 @@ from millstream.core.errors import (
 from millstream.core.record import TopicPartition as TP
 
 
-async def produce(conn, topic, n, *, start=0, partition=None, timestamp=None):
+async def produce(conn, topic, n, *, start=0, partition=None, timestamp=None, spread=0):
+    """Send ``n`` records whose values count up from ``start``: to ``partition``, or round
+    the first ``spread`` partitions, or where the producer puts them."""
     async with conn.producer() as producer:
         for i in range(start, start + n):
-            producer.send(topic, b"%d" % i, partition=partition, timestamp=timestamp)
+            where = i % spread if spread else partition
+            producer.send(topic, b"%d" % i, partition=where, timestamp=timestamp)
 
 
 def values(batches):
@@ -155,14 +160,15 @@ async def test_two_members_split_the_partitions_and_rebalance_when_one_leaves(co
     assert a.assignment() | b.assignment() == {TP("t", p) for p in range(4)}
     assert len(a.assignment()) == len(b.assignment()) == 2
     assert not a.assignment() & b.assignment()
-    await produce(conn, "t", 40)
+    await produce(conn, "t", 40, spread=4)
     got_a = await drain(a, 20)
     got_b = await drain(b, 20)
+    assert len(got_a) == len(got_b) == 20
     assert sorted(got_a + got_b) == list(range(40))
     await a.commit()
     await b.close()
     assert a.assignment() == {TP("t", p) for p in range(4)}
-    await produce(conn, "t", 8, start=40)
+    await produce(conn, "t", 8, start=40, spread=4)
     # b's partitions restart at b's last position, which b never committed
     assert sorted(await drain(a, 8 + len(got_b))) == sorted(got_b + list(range(40, 48)))
     await a.close()
@@ -238,3 +244,45 @@ async def test_a_subscription_without_a_group_reads_every_partition(conn):
     await produce(conn, "t", 9)
     assert sorted(await drain(consumer, 9)) == list(range(9))
     assert len(consumer.assignment()) == 3
+
+
+async def test_members_coming_and_going_lose_nothing(conn):
+    """Consumers join, read, commit and leave while records arrive: every record is read at
+    least once and the group ends with no lag."""
+    await conn.admin().create_topic("t", 6)
+    rng = random.Random(7)
+    total = 6000
+    seen: set[int] = set()
+    stop = asyncio.Event()
+
+    async def member(name):
+        while not stop.is_set():
+            consumer = conn.consumer(["t"], group="g", auto_offset_reset="earliest")
+            for _ in range(rng.randint(1, 10)):
+                batches = await consumer.getmany(timeout_ms=20, max_records=rng.randint(1, 300))
+                seen.update(int(r.value) for records in batches.values() for r in records)
+                with contextlib.suppress(CommitFailedError):  # a rebalance moved a partition
+                    await consumer.commit()
+            await consumer.close()
+
+    members = [asyncio.ensure_future(member(n)) for n in range(3)]
+    async with conn.producer() as producer:
+        for i in range(total):
+            producer.send("t", b"%d" % i, key=b"%d" % (i % 50))
+            if i % 500 == 0:
+                await asyncio.sleep(0.005)
+    for _ in range(200):
+        if len(seen) == total:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.gather(*members)
+    assert len(seen) == total
+    # what a member read but could not commit before a rebalance is read again, never lost
+    final = conn.consumer(["t"], group="g", auto_offset_reset="earliest")
+    while batches := await final.getmany(timeout_ms=50):
+        assert {int(r.value) for records in batches.values() for r in records} <= seen
+    await final.commit()
+    await final.close()
+    described = await conn.admin().describe_group("g")
+    assert [o.lag for o in described.offsets] == [0] * 6
