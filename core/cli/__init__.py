@@ -1,0 +1,99 @@
+"""The ``millstream`` command: topics, groups, produce and consume.
+
+``main(argv)`` parses the command line, runs the chosen command on an event loop and returns the
+exit status: 0 on success, 2 on bad usage, 1 on a runtime error. A runtime error is printed as
+one line, ``millstream: error: <message>``, on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import traceback
+from importlib.metadata import PackageNotFoundError, version
+
+from ..errors import MillstreamError
+from . import _consume, _groups, _produce, _topics
+from ._args import HelpFormatter, UsageError, store_options
+
+__all__ = ["build_parser", "main"]
+
+_AREAS = (_topics, _produce, _consume, _groups)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line parser, every command with its help and examples."""
+    parents = [store_options()]
+    parser = argparse.ArgumentParser(
+        prog="millstream",
+        parents=parents,
+        description="Millstream: an event streaming platform with an embedded Kafka-format log.",
+        epilog="examples:\n"
+        "  millstream topics create readings --partitions 3\n"
+        "  millstream produce readings --key-separator : < readings.txt\n"
+        "  millstream consume readings --from-beginning --max-messages 10\n"
+        "\n"
+        "Every command takes --store URL (or --data-dir DIR); see 'millstream COMMAND --help'.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"millstream {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for area in _AREAS:
+        area.register(commands, parents)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``millstream`` command line; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (status 2)
+        return exc.code if isinstance(exc.code, int) else 2
+    debug = getattr(args, "debug", False)
+    try:
+        return asyncio.run(args.run(args))
+    except UsageError as exc:
+        print(f"millstream: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return int(getattr(args, "interrupt_status", 130))
+    except BrokenPipeError:
+        _silence_stdout()  # the reader went away (| head): stop quietly
+        return 0
+    except (MillstreamError, OSError) as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"millstream: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (run with --debug for the traceback)"
+        print(
+            f"millstream: error: unexpected {type(exc).__name__}: {_one_line(exc)}{hint}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split("\n")) or type(exc).__name__
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _version() -> str:
+    try:
+        return version("millstream")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,251 @@
+"""``millstream groups``: list and describe consumer groups, and move their offsets."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..client import Admin, GroupDescription
+from ..errors import InvalidOffsetError, UnknownGroupError
+from ..record import TopicPartition
+from ._args import HelpFormatter, iso_datetime_ms, non_negative_int, open_store
+from ._output import print_json, render_table
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    area = commands.add_parser(
+        "groups",
+        help="list and describe consumer groups, reset their offsets",
+        description="List and describe consumer groups, and reset their offsets.",
+        epilog="example:\n  millstream groups describe archiver",
+        formatter_class=HelpFormatter,
+    )
+    actions = area.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    listing = actions.add_parser(
+        "list",
+        parents=parents,
+        help="list consumer groups",
+        description="List the consumer groups with their state, topics and total lag.",
+        epilog="examples:\n  millstream groups list\n  millstream groups list --format json",
+        formatter_class=HelpFormatter,
+    )
+    _format_option(listing)
+    listing.set_defaults(run=_list)
+
+    describe = actions.add_parser(
+        "describe",
+        parents=parents,
+        help="show a group's committed offsets and lag",
+        description="Show a group's state, members and, per partition, its committed offset, "
+        "the partition's end offset and the lag between them.",
+        epilog="examples:\n"
+        "  millstream groups describe archiver\n"
+        "  millstream groups describe archiver --format json",
+        formatter_class=HelpFormatter,
+    )
+    describe.add_argument("group", metavar="GROUP", help="the consumer group")
+    _format_option(describe)
+    describe.set_defaults(run=_describe)
+
+    reset = actions.add_parser(
+        "reset-offsets",
+        parents=parents,
+        help="move a group's offsets in a topic",
+        description="Move a group's committed offsets in one topic and print the new offsets. "
+        "The group must have no running consumers. --dry-run shows the new offsets without "
+        "changing anything; --execute (Kafka's flag) is accepted and is the default.",
+        epilog="examples:\n"
+        "  millstream groups reset-offsets archiver --topic readings --to-earliest\n"
+        "  millstream groups reset-offsets archiver --topic readings "
+        "--to-datetime 2024-05-01T12:00:00Z --dry-run\n"
+        "  millstream groups reset-offsets archiver --topic readings --to-offset 100 --execute",
+        formatter_class=HelpFormatter,
+    )
+    reset.add_argument("group", metavar="GROUP", help="the consumer group")
+    reset.add_argument("--topic", required=True, metavar="TOPIC", help="the topic to reset in")
+    target = reset.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to-earliest", action="store_true", help="to each partition's start")
+    target.add_argument("--to-latest", action="store_true", help="to each partition's end")
+    target.add_argument(
+        "--to-datetime",
+        type=iso_datetime_ms,
+        metavar="ISO",
+        help="to the first record at or after this time (ISO 8601; no zone means local time)",
+    )
+    target.add_argument(
+        "--to-offset",
+        type=non_negative_int,
+        metavar="N",
+        help="to offset N in every partition (kept within each partition's range)",
+    )
+    mode = reset.add_mutually_exclusive_group()
+    mode.add_argument("--execute", action="store_true", help="apply the change (the default)")
+    mode.add_argument("--dry-run", action="store_true", help="show the new offsets, change nothing")
+    _format_option(reset)
+    reset.set_defaults(run=_reset)
+
+
+def _format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="table for people (default), json for scripts",
+    )
+
+
+async def _list(args: argparse.Namespace) -> int:
+    async with await open_store(args, read_only=True) as conn, conn.admin() as admin:
+        groups = [await admin.describe_group(name) for name in await admin.list_groups()]
+    if args.format == "json":
+        print_json(
+            [
+                {
+                    "group": g.group,
+                    "state": g.state,
+                    "members": len(g.members),
+                    "topics": _topics(g),
+                    "lag": _total_lag(g),
+                }
+                for g in groups
+            ]
+        )
+        return 0
+    if not groups:
+        print("no consumer groups")
+        return 0
+    rows = [
+        (g.group, g.state, len(g.members), ",".join(_topics(g)) or "-", _total_lag(g))
+        for g in groups
+    ]
+    print(render_table(("GROUP", "STATE", "MEMBERS", "TOPICS", "LAG"), rows))
+    return 0
+
+
+async def _describe(args: argparse.Namespace) -> int:
+    async with await open_store(args, read_only=True) as conn, conn.admin() as admin:
+        group = await admin.describe_group(args.group)
+    owners = {tp: m.member_id for m in group.members for tp in m.assignment}
+    if args.format == "json":
+        print_json(
+            {
+                "group": group.group,
+                "state": group.state,
+                "members": [
+                    {
+                        "member_id": m.member_id,
+                        "client_id": m.client_id,
+                        "assignment": [
+                            {"topic": tp.topic, "partition": tp.partition} for tp in m.assignment
+                        ],
+                    }
+                    for m in group.members
+                ],
+                "offsets": [
+                    {
+                        "topic": o.topic,
+                        "partition": o.partition,
+                        "committed": o.committed,
+                        "end_offset": o.latest_offset,
+                        "lag": o.lag,
+                    }
+                    for o in group.offsets
+                ],
+            }
+        )
+        return 0
+    print(f"Group: {group.group}  State: {group.state}  Members: {len(group.members)}")
+    print()
+    rows = [
+        (
+            o.topic,
+            o.partition,
+            o.committed,
+            o.latest_offset,
+            o.lag,
+            owners.get(TopicPartition(o.topic, o.partition)),
+        )
+        for o in sorted(group.offsets, key=lambda o: (o.topic, o.partition))
+    ]
+    headers = ("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID")
+    print(render_table(headers, rows))
+    return 0
+
+
+async def _reset(args: argparse.Namespace) -> int:
+    if args.to_earliest:
+        to: str | int = "earliest"
+    elif args.to_latest:
+        to = "latest"
+    elif args.to_datetime is not None:
+        to = args.to_datetime
+    else:
+        to = args.to_offset
+    by_timestamp = args.to_datetime is not None
+    async with await open_store(args, read_only=args.dry_run) as conn, conn.admin() as admin:
+        before = await _committed(admin, args.group, args.topic)
+        if args.dry_run:
+            after = await _planned(admin, args.topic, to, by_timestamp)
+        else:
+            after = await admin.reset_group_offsets(
+                args.group, args.topic, to, by_timestamp=by_timestamp
+            )
+    rows = [
+        (tp.topic, tp.partition, before.get(tp), offset) for tp, offset in sorted(after.items())
+    ]
+    if args.format == "json":
+        print_json(
+            {
+                "group": args.group,
+                "dry_run": bool(args.dry_run),
+                "offsets": [
+                    {"topic": t, "partition": p, "previous": prev, "offset": new}
+                    for t, p, prev, new in rows
+                ],
+            }
+        )
+        return 0
+    print(render_table(("TOPIC", "PARTITION", "PREVIOUS-OFFSET", "NEW-OFFSET"), rows))
+    if args.dry_run:
+        print("(dry run: nothing was changed; run without --dry-run to apply)")
+    return 0
+
+
+async def _committed(admin: Admin, group: str, topic: str) -> dict[TopicPartition, int | None]:
+    try:
+        description = await admin.describe_group(group)
+    except UnknownGroupError:
+        return {}
+    return {
+        TopicPartition(o.topic, o.partition): o.committed
+        for o in description.offsets
+        if o.topic == topic
+    }
+
+
+async def _planned(
+    admin: Admin, topic: str, to: str | int, by_timestamp: bool
+) -> dict[TopicPartition, int]:
+    """The offsets a reset would set, worked out without changing anything."""
+    description = await admin.describe_topic(topic)
+    planned = {}
+    for p in description.partitions:
+        tp = TopicPartition(topic, p.partition)
+        if isinstance(to, str) or by_timestamp:
+            planned[tp] = await admin.list_offsets(tp, to)
+        elif to < 0:
+            raise InvalidOffsetError(f"offset {to} is negative")
+        else:
+            planned[tp] = min(max(to, p.earliest_offset), p.latest_offset)
+    return planned
+
+
+def _topics(group: GroupDescription) -> list[str]:
+    return sorted({o.topic for o in group.offsets})
+
+
+def _total_lag(group: GroupDescription) -> int | None:
+    lags = [o.lag for o in group.offsets if o.lag is not None]
+    return sum(lags) if lags else None

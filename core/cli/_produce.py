@@ -1,0 +1,339 @@
+"""``millstream produce``: one record per line of stdin, as fast as the log takes them.
+
+Lines are read from stdin in large binary chunks by a reader thread (so a pipe or a terminal
+never blocks the event loop), split in bulk, and handed to :meth:`Producer.send` one by one
+without awaiting each acknowledgement. The producer is flushed every few megabytes, which bounds
+what is held in memory, and once at the end.
+
+A line is everything up to ``\\n``; only the ``\\n`` is removed (a ``\\r`` stays part of the
+value). An empty line is a record with an empty value. A last line without ``\\n`` is a record.
+
+On an error at line N (a line without the key separator, a record too large), the lines before
+N are flushed and acknowledged, and nothing from line N on is sent: the message says so, so the
+rest can be sent again with ``tail -n +N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from ..client import Producer
+from ..client.partitioner import partition_for_key
+from ..errors import InvalidPartitionsError, MillstreamError
+from ._args import HelpFormatter, UsageError, header, key_value, non_negative_int, open_store
+
+__all__ = ["register"]
+
+CHUNK_BYTES = 1 << 20
+"""How much of stdin one read asks for."""
+
+FLUSH_BYTES = 64 << 20
+"""Flush (wait for acknowledgements) after this many bytes, to bound what is held in memory."""
+
+_PLACES_KEPT = 100_000
+"""How many keys' partitions to remember."""
+
+_PROPERTIES = ("parse.key", "key.separator")
+
+
+def register(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    produce = commands.add_parser(
+        "produce",
+        parents=parents,
+        help="write stdin to a topic, one record per line",
+        description="Write stdin to a topic, one record per line (the newline removed). The "
+        "bytes are stored as they are: produce does not check them against the topic's codec.\n"
+        "If a line fails (no key separator, too large), the lines before it are written and "
+        "acknowledged, and nothing from that line on is sent; the error names the line.",
+        epilog="examples:\n"
+        "  millstream produce readings < readings.jsonl\n"
+        "  printf 'dev-1:{\"temp\": 21.5}\\n' | millstream produce readings --key-separator :\n"
+        "  millstream produce readings --property parse.key=true --property key.separator=:",
+        formatter_class=HelpFormatter,
+    )
+    produce.add_argument("topic", metavar="TOPIC", help="the topic to write to")
+    produce.add_argument(
+        "--key-separator",
+        metavar="SEP",
+        help="each line is KEY<SEP>VALUE, split at the first SEP; a line without SEP is an error",
+    )
+    produce.add_argument(
+        "--partition",
+        type=non_negative_int,
+        metavar="P",
+        help="write every record to partition P (default: by key, else sticky per batch)",
+    )
+    produce.add_argument(
+        "--header",
+        type=header,
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="add this header to every record (repeatable)",
+    )
+    produce.add_argument(
+        "--property",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Kafka console-producer property: parse.key=true, key.separator=SEP",
+    )
+    produce.set_defaults(run=_produce, interrupt_status=130)
+
+
+def _key_separator(args: argparse.Namespace) -> bytes | None:
+    props = dict(args.property)
+    unknown = sorted(set(props) - set(_PROPERTIES))
+    if unknown:
+        raise UsageError(
+            f"produce: unknown --property {unknown[0]!r}; supported: {', '.join(_PROPERTIES)}"
+        )
+    if args.key_separator is not None:
+        separator = args.key_separator
+    elif props.get("parse.key", "false").lower() == "true":
+        separator = props.get("key.separator", "\t")
+    else:
+        return None
+    if not separator:
+        raise UsageError("produce: the key separator must not be empty")
+    return separator.encode()
+
+
+class _LineError(MillstreamError):
+    """A line that could not be sent; carries its 1-based number."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+async def _produce(args: argparse.Namespace) -> int:
+    separator = _key_separator(args)
+    headers = tuple(args.header)
+    async with await open_store(args, read_only=False) as conn:
+        async with conn.admin() as admin:
+            topic = await admin.describe_topic(args.topic)
+        if args.partition is not None and args.partition >= len(topic.partitions):
+            raise InvalidPartitionsError(
+                f"topic {args.topic!r} has partitions 0..{len(topic.partitions) - 1}; "
+                f"--partition {args.partition} is out of range"
+            )
+        async with conn.producer(client_id="millstream-produce") as producer:
+            writer = _LineWriter(
+                producer, args.topic, separator, headers, args.partition, len(topic.partitions)
+            )
+            status = await writer.run(_StdinChunks(asyncio.get_running_loop()))
+    return status
+
+
+class _LineWriter:
+    """Splits chunks of stdin into lines and sends each as a record."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        topic: str,
+        separator: bytes | None,
+        headers: tuple[tuple[str, bytes], ...],
+        partition: int | None,
+        partitions: int,
+    ) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.separator = separator
+        self.headers = headers
+        self.partition = partition
+        self.partitions = partitions
+        # key -> partition, as the producer would choose it (Kafka's murmur2): keys repeat, and
+        # hashing each line's key in Python is a large share of the cost of a keyed line
+        self.places: dict[bytes, int] = {}
+        self.sent = 0  # lines handed to the producer; line numbers are 1-based, so sent + 1
+        self.started = time.monotonic()
+        self.progress = _Progress(topic)
+
+    async def run(self, chunks: _StdinChunks) -> int:
+        interrupted = False
+        try:
+            await self._send_all(chunks)
+        except asyncio.CancelledError:
+            interrupted = True  # Ctrl-C: keep what was read, as at the end of the input
+        except _LineError as exc:
+            await self._flush_after_error()
+            self.progress.clear()
+            before = exc.line - 1
+            written = (
+                f"the {before} lines before it were written"
+                if before != 1
+                else "the line before it was written"
+            )
+            raise MillstreamError(
+                f"line {exc.line}: {exc.reason}; {written} to {self.topic}, nothing from line "
+                f"{exc.line} on was sent (resend with: tail -n +{exc.line})"
+            ) from None
+        await self.producer.flush()
+        self.progress.clear()
+        elapsed = time.monotonic() - self.started
+        note = " (interrupted)" if interrupted else ""
+        print(
+            f"produced {self.sent} records to {self.topic} in {elapsed:.2f} s{note}",
+            file=sys.stderr,
+        )
+        return 130 if interrupted else 0
+
+    async def _flush_after_error(self) -> None:
+        try:
+            await self.producer.flush()
+        except MillstreamError as exc:
+            raise MillstreamError(
+                f"{exc}; some of the {self.sent} lines read so far may not have been written "
+                f"to {self.topic}"
+            ) from exc
+
+    async def _send_all(self, chunks: _StdinChunks) -> None:
+        held: list[bytes] = []  # the start of a line whose newline has not arrived yet
+        unflushed = 0
+        while True:
+            chunk = await chunks.next()
+            if not chunk:
+                break
+            if b"\n" not in chunk:
+                held.append(chunk)
+                continue
+            if held:
+                held.append(chunk)
+                chunk = b"".join(held)
+                held.clear()
+            lines = chunk.split(b"\n")
+            rest = lines.pop()
+            if rest:
+                held.append(rest)
+            self._send(lines)
+            unflushed += len(chunk)
+            if unflushed >= FLUSH_BYTES:
+                await self.producer.flush()
+                unflushed = 0
+            self.progress.show(self.sent)
+        if held:
+            self._send([b"".join(held)])
+
+    def _send(self, lines: list[bytes]) -> None:
+        send = self.producer.send
+        topic, headers, partition = self.topic, self.headers, self.partition
+        separator = self.separator
+        index = 0
+        try:
+            if separator is None:
+                for index, line in enumerate(lines):  # noqa: B007 - index is read on error
+                    send(topic, line, None, headers, partition)
+            else:
+                places, count = self.places, self.partitions
+                for index, line in enumerate(lines):
+                    key, found, value = line.partition(separator)
+                    if not found:
+                        raise _LineError(
+                            self.sent + index + 1,
+                            f"no key separator {separator.decode()!r} in {_preview(line)}",
+                        )
+                    place = partition
+                    if place is None:
+                        place = places.get(key)
+                        if place is None:
+                            if len(places) >= _PLACES_KEPT:
+                                places.clear()
+                            place = places[key] = partition_for_key(key, count)
+                    send(topic, value, key, headers, place)
+        except _LineError:
+            self.sent += index
+            raise
+        except MillstreamError as exc:
+            self.sent += index
+            raise _LineError(self.sent + 1, str(exc)) from exc
+        self.sent += len(lines)
+
+
+def _preview(line: bytes) -> str:
+    text = line[:40].decode(errors="replace")
+    return repr(text + "..." if len(line) > 40 else text)
+
+
+class _StdinChunks:
+    """Chunks of stdin, read by a daemon thread so that a slow pipe never blocks the loop.
+
+    The thread is a daemon so that a read blocked on a terminal never keeps the process alive
+    after Ctrl-C. A small queue holds at most a few chunks ahead of the sender.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(maxsize=4)
+        self._read = _stdin_reader()
+        threading.Thread(target=self._run, name="millstream-stdin", daemon=True).start()
+
+    async def next(self) -> bytes:
+        """The next chunk; empty at the end of the input."""
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _run(self) -> None:
+        try:
+            while True:
+                chunk = self._read(CHUNK_BYTES)
+                self._put(chunk)
+                if not chunk:
+                    return
+        except RuntimeError:
+            return  # the event loop has closed: nobody is listening any more
+        except BaseException as exc:  # handed to the reader, raised there
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop).result()
+
+
+def _stdin_reader() -> Callable[[int], bytes]:
+    """A function reading up to n bytes of stdin, returning as soon as some are there."""
+    if sys.stdin is None:
+        return lambda size: b""
+    stream = sys.stdin.buffer
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return stream.read1  # a stand-in stdin (tests, embedding): buffered reads will do
+    return lambda size: os.read(fd, size)
+
+
+class _Progress:
+    """A progress line on stderr, only when stderr is a terminal."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.enabled = sys.stderr.isatty()
+        self.last = time.monotonic()
+        self.shown = False
+
+    def show(self, sent: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.5:
+            return
+        self.last = now
+        self.shown = True
+        sys.stderr.write(f"\rsent {sent} records to {self.topic}...")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.shown = False
