@@ -1,0 +1,141 @@
+"""``millstream groups``: list, describe, reset-offsets."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def group(cli) -> str:
+    """Group ``g`` has read 6 of the 10 records in partition 0 of ``readings``."""
+    cli.ok("topics", "create", "readings", "--partitions", "2")
+    cli.ok("produce", "readings", "--partition", "0", stdin="".join(f"r{i}\n" for i in range(10)))
+    cli.ok("consume", "readings", "--group", "g", "--from-beginning", "--max-messages", "6")
+    return "g"
+
+
+def offsets(cli, group: str) -> dict[int, dict]:
+    described = cli.ok("groups", "describe", group, "--format", "json").json
+    return {o["partition"]: o for o in described["offsets"] if o["topic"] == "readings"}
+
+
+def test_list_shows_groups_with_their_lag(cli, group: str) -> None:
+    header, row = cli.ok("groups", "list").lines
+    assert header.split() == ["GROUP", "STATE", "MEMBERS", "TOPICS", "LAG"]
+    assert row.split()[0] == "g" and row.split()[-2:] == ["readings", "4"]
+    (listed,) = cli.ok("groups", "list", "--format", "json").json
+    assert listed["group"] == "g" and listed["lag"] == 4 and listed["topics"] == ["readings"]
+
+
+def test_describe_shows_committed_end_and_lag_per_partition(cli, group: str) -> None:
+    text = cli.ok("groups", "describe", group).out
+    assert "Group: g" in text
+    row = next(line.split() for line in text.splitlines() if line.startswith("readings"))
+    assert row[:5] == ["readings", "0", "6", "10", "4"]
+    p0 = offsets(cli, group)[0]
+    assert (p0["committed"], p0["end_offset"], p0["lag"]) == (6, 10, 4)
+
+
+def test_describe_unknown_group_is_an_error_naming_it(cli, group: str) -> None:
+    result = cli("groups", "describe", "nobody")
+    assert result.status == 1 and "nobody" in result.err
+
+
+def test_reset_to_earliest_and_latest(cli, group: str) -> None:
+    out = cli.ok("groups", "reset-offsets", group, "--topic", "readings", "--to-earliest").out
+    assert "NEW-OFFSET" in out
+    assert offsets(cli, group)[0]["committed"] == 0
+    cli.ok("groups", "reset-offsets", group, "--topic", "readings", "--to-latest", "--execute")
+    assert offsets(cli, group)[0]["committed"] == 10
+    assert offsets(cli, group)[0]["lag"] == 0
+
+
+def test_reset_to_offset_then_consume_resumes_there(cli, group: str) -> None:
+    result = cli.ok(
+        "groups",
+        "reset-offsets",
+        group,
+        "--topic",
+        "readings",
+        "--to-offset",
+        "8",
+        "--format",
+        "json",
+    ).json
+    new = {o["partition"]: o for o in result["offsets"]}
+    assert new[0]["previous"] == 6 and new[0]["offset"] == 8
+    out = cli.ok("consume", "readings", "--group", group, "--partition", "0", "--timeout-ms", "200")
+    assert out.lines == ["r8", "r9"]
+
+
+def test_reset_to_datetime_in_the_past_goes_to_the_start(cli, group: str) -> None:
+    cli.ok(
+        "groups",
+        "reset-offsets",
+        group,
+        "--topic",
+        "readings",
+        "--to-datetime",
+        "2001-01-01T00:00:00Z",
+    )
+    assert offsets(cli, group)[0]["committed"] == 0
+    cli.ok(
+        "groups",
+        "reset-offsets",
+        group,
+        "--topic",
+        "readings",
+        "--to-datetime",
+        "2999-01-01T00:00:00+02:00",
+    )
+    assert offsets(cli, group)[0]["committed"] == 10
+
+
+def test_dry_run_shows_the_new_offsets_and_changes_nothing(cli, group: str) -> None:
+    result = cli.ok(
+        "groups", "reset-offsets", group, "--topic", "readings", "--to-earliest", "--dry-run"
+    )
+    assert "dry run" in result.out
+    row = next(line.split() for line in result.lines if line.startswith("readings"))
+    assert row == ["readings", "0", "6", "0"]
+    assert offsets(cli, group)[0]["committed"] == 6
+
+
+def test_reset_needs_exactly_one_target(cli, group: str) -> None:
+    assert cli("groups", "reset-offsets", group, "--topic", "readings").status == 2
+    assert (
+        cli(
+            "groups", "reset-offsets", group, "--topic", "readings", "--to-earliest", "--to-latest"
+        ).status
+        == 2
+    )
+    assert (
+        cli(
+            "groups", "reset-offsets", group, "--topic", "readings", "--to-datetime", "yesterday"
+        ).status
+        == 2
+    )
+    assert (
+        cli(
+            "groups",
+            "reset-offsets",
+            group,
+            "--topic",
+            "readings",
+            "--to-earliest",
+            "--execute",
+            "--dry-run",
+        ).status
+        == 2
+    )
+
+
+def test_reset_in_unknown_topic_is_an_error(cli, group: str) -> None:
+    result = cli("groups", "reset-offsets", group, "--topic", "nope", "--to-earliest")
+    assert result.status == 1 and "nope" in result.err
+
+
+def test_no_groups(cli) -> None:
+    cli.ok("topics", "create", "readings")
+    assert "no consumer groups" in cli.ok("groups", "list").out
+    assert cli.ok("groups", "list", "--format", "json").json == []

@@ -1,0 +1,63 @@
+"""The ``millstream`` command as a whole: store options, exit statuses, error lines."""
+
+from __future__ import annotations
+
+from millstream.core.cli import main
+
+
+def test_store_options_work_before_and_after_the_command(cli, tmp_path, capsys) -> None:
+    other = tmp_path / "other"
+    assert main(["topics", "create", "a", "--data-dir", str(other)]) == 0
+    assert main(["--store", f"file:{other}", "topics", "list", "--format", "json"]) == 0
+    capsys.readouterr()
+    assert main(["topics", "list", "--store", f"file:{other}", "--format", "json"]) == 0
+    assert '"a"' in capsys.readouterr().out
+
+
+def test_environment_names_the_store(cli, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MILLSTREAM_DATA_DIR", str(tmp_path / "env-store"))
+    assert main(["topics", "create", "from-env"]) == 0
+    monkeypatch.delenv("MILLSTREAM_DATA_DIR")
+    monkeypatch.setenv("MILLSTREAM_STORE", f"file:{tmp_path / 'env-store'}")
+    capsys.readouterr()
+    assert main(["topics", "list"]) == 0
+    assert "from-env" in capsys.readouterr().out
+
+
+def test_default_store_is_dot_millstream(cli, tmp_path) -> None:
+    assert main(["topics", "create", "here"]) == 0
+    assert (tmp_path / ".millstream").is_dir()
+
+
+def test_bootstrap_server_gives_a_clear_not_yet_error(cli, capsys) -> None:
+    assert main(["topics", "list", "--bootstrap-server", "localhost:9092"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("millstream: error: ") and "millstream://localhost:9092" in err
+    assert "file:" in err
+
+
+def test_unknown_scheme_is_a_runtime_error(cli) -> None:
+    result = cli("topics", "list", "--store", "ftp://x")
+    assert result.status == 1 and "ftp://x" in result.err
+
+
+def test_debug_shows_the_traceback(cli) -> None:
+    cli.ok("topics", "create", "x")
+    plain = cli("topics", "describe", "nope")
+    assert "Traceback" not in plain.err
+    debug = cli("topics", "describe", "nope", "--debug")
+    assert debug.status == 1
+    assert "Traceback" in debug.err and debug.err.rstrip().splitlines()[-1].startswith(
+        "millstream: error: "
+    )
+
+
+def test_usage_errors_exit_2_and_help_exits_0(cli, capsys) -> None:
+    assert main([]) == 2
+    assert main(["nonsense"]) == 2
+    assert main(["consume"]) == 2
+    capsys.readouterr()
+    assert main(["--help"]) == 0
+    assert "topics" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert "millstream" in capsys.readouterr().out

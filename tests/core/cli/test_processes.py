@@ -1,0 +1,137 @@
+"""``millstream`` as a real process: pipes, exit statuses, signals, two processes on one store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+MILLSTREAM = str(Path(sys.executable).parent / "millstream")
+
+
+def run(*args: str, stdin: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [MILLSTREAM, *args], input=stdin, capture_output=True, timeout=timeout, env=_env()
+    )
+
+
+def start(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [MILLSTREAM, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+        **kwargs,
+    )
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MILLSTREAM_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    data = str(tmp_path / "store")
+    assert run("topics", "create", "t", "--partitions", "2", "--data-dir", data).returncode == 0
+    return data
+
+
+def test_pipe_lines_in_and_out(store: str) -> None:
+    lines = b"".join(b"k%d:v%d\n" % (i % 7, i) for i in range(5000))
+    produced = run("produce", "t", "--key-separator", ":", "--data-dir", store, stdin=lines)
+    assert produced.returncode == 0, produced.stderr
+    assert b"produced 5000 records to t" in produced.stderr
+    assert produced.stdout == b""
+
+    consumed = run("consume", "t", "--from-beginning", "--timeout-ms", "500", "--data-dir", store)
+    assert consumed.returncode == 0, consumed.stderr
+    assert sorted(consumed.stdout.splitlines()) == sorted(b"v%d" % i for i in range(5000))
+
+
+def test_text_output_is_the_value_bytes_unchanged(store: str) -> None:
+    lines = b"caf\xc3\xa9\n\xff\xfe binary\ntab\there\n"
+    assert run("produce", "t", "--partition", "1", "--data-dir", store, stdin=lines).returncode == 0
+    consumed = run("consume", "t", "--from-beginning", "--timeout-ms", "300", "--data-dir", store)
+    assert consumed.stdout == lines
+
+
+def test_exit_statuses(store: str) -> None:
+    assert run("topics", "describe", "missing", "--data-dir", store).returncode == 1
+    assert run("topics", "create", "--data-dir", store).returncode == 2
+    usage = run("consume", "t", "--max-messages", "zero", "--data-dir", store)
+    assert usage.returncode == 2 and b"--max-messages" in usage.stderr
+
+
+def test_closed_stdout_pipe_ends_quietly(store: str) -> None:
+    lines = b"".join(b"reading number %d\n" % i for i in range(50_000))
+    assert run("produce", "t", "--data-dir", store, stdin=lines).returncode == 0
+    pipeline = subprocess.run(
+        f"set -o pipefail; {MILLSTREAM} consume t --from-beginning --timeout-ms 3000 "
+        f"--data-dir {store} | head -n 3",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        timeout=60,
+        env=_env(),
+    )
+    assert pipeline.returncode == 0, pipeline.stderr
+    assert len(pipeline.stdout.splitlines()) == 3
+    assert pipeline.stderr == b""
+
+
+def test_ctrl_c_ends_a_consumer_quietly_with_status_0(store: str) -> None:
+    consumer = start("consume", "t", "--data-dir", store)
+    time.sleep(1.5)
+    consumer.send_signal(signal.SIGINT)
+    _out, err = consumer.communicate(timeout=30)
+    assert consumer.returncode == 0, err
+    assert err == b""
+
+
+def test_readers_work_while_another_process_owns_the_store(store: str) -> None:
+    assert run("produce", "t", "--data-dir", store, stdin=b"one\ntwo\n").returncode == 0
+    owner = start("consume", "t", "--group", "owner", "--from-beginning", "--data-dir", store)
+    try:
+        locked = _wait_until_locked(store)
+        assert b"in use" in locked.stderr or b"locked" in locked.stderr, locked.stderr
+        assert b"millstream broker" in locked.stderr
+        assert locked.stderr.count(b"\n") == 1 and locked.stderr.startswith(b"millstream: error:")
+
+        read = run("consume", "t", "--from-beginning", "--timeout-ms", "500", "--data-dir", store)
+        assert read.returncode == 0, read.stderr
+        assert sorted(read.stdout.splitlines()) == [b"one", b"two"]
+        assert run("topics", "list", "--data-dir", store).returncode == 0
+        assert run("topics", "describe", "t", "--data-dir", store).returncode == 0
+        assert run("groups", "list", "--data-dir", store).returncode == 0
+
+        for writer in (
+            ("topics", "create", "u"),
+            ("topics", "delete", "t"),
+            ("consume", "t", "--group", "other", "--timeout-ms", "100"),
+            ("groups", "reset-offsets", "x", "--topic", "t", "--to-earliest"),
+        ):
+            refused = run(*writer, "--data-dir", store)
+            assert refused.returncode == 1, writer
+            assert b"millstream broker" in refused.stderr, writer
+    finally:
+        owner.send_signal(signal.SIGINT)
+        out, err = owner.communicate(timeout=30)
+    assert owner.returncode == 0, err
+    assert sorted(out.splitlines()) == [b"one", b"two"]
+
+
+def _wait_until_locked(store: str) -> subprocess.CompletedProcess:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        attempt = run("topics", "create", "probe", "--if-not-exists", "--data-dir", store)
+        if attempt.returncode == 1:
+            return attempt
+        time.sleep(0.1)
+    raise AssertionError("the owning consumer never took the store's lock")
