@@ -155,6 +155,7 @@ class _LineWriter:
         # key -> partition, as the producer would choose it (Kafka's murmur2): keys repeat, and
         # hashing each line's key in Python is a large share of the cost of a keyed line
         self.places: dict[bytes, int] = {}
+        self.held: list[bytes] = []  # the start of a line whose newline has not arrived yet
         self.sent = 0  # lines handed to the producer; line numbers are 1-based, so sent + 1
         self.started = time.monotonic()
         self.progress = _Progress(topic)
@@ -162,9 +163,13 @@ class _LineWriter:
     async def run(self, chunks: _StdinChunks) -> int:
         interrupted = False
         try:
-            await self._send_all(chunks)
-        except asyncio.CancelledError:
-            interrupted = True  # Ctrl-C: keep what was read, as at the end of the input
+            try:
+                await self._send_all(chunks)
+            except asyncio.CancelledError:
+                # Ctrl-C: send the complete lines already read; an unfinished last line is not
+                interrupted = True
+                for chunk in chunks.ready():
+                    self._take(chunk)
         except _LineError as exc:
             await self._flush_after_error()
             self.progress.clear()
@@ -198,31 +203,36 @@ class _LineWriter:
             ) from exc
 
     async def _send_all(self, chunks: _StdinChunks) -> None:
-        held: list[bytes] = []  # the start of a line whose newline has not arrived yet
         unflushed = 0
         while True:
             chunk = await chunks.next()
             if not chunk:
                 break
-            if b"\n" not in chunk:
-                held.append(chunk)
-                continue
-            if held:
-                held.append(chunk)
-                chunk = b"".join(held)
-                held.clear()
-            lines = chunk.split(b"\n")
-            rest = lines.pop()
-            if rest:
-                held.append(rest)
-            self._send(lines)
-            unflushed += len(chunk)
+            unflushed += self._take(chunk)
             if unflushed >= FLUSH_BYTES:
                 await self.producer.flush()
                 unflushed = 0
             self.progress.show(self.sent)
+        if self.held:
+            self._send([b"".join(self.held)])
+
+    def _take(self, chunk: bytes) -> int:
+        """Send the lines that ``chunk`` completes; hold its unfinished end. Returns the bytes
+        sent."""
+        held = self.held
+        if b"\n" not in chunk:
+            held.append(chunk)
+            return 0
         if held:
-            self._send([b"".join(held)])
+            held.append(chunk)
+            chunk = b"".join(held)
+            held.clear()
+        lines = chunk.split(b"\n")
+        rest = lines.pop()
+        if rest:
+            held.append(rest)
+        self._send(lines)
+        return len(chunk)
 
     def _send(self, lines: list[bytes]) -> None:
         send = self.producer.send
@@ -268,36 +278,53 @@ class _StdinChunks:
     """Chunks of stdin, read by a daemon thread so that a slow pipe never blocks the loop.
 
     The thread is a daemon so that a read blocked on a terminal never keeps the process alive
-    after Ctrl-C. A small queue holds at most a few chunks ahead of the sender.
+    after Ctrl-C. It reads at most ``_AHEAD`` chunks ahead of the sender.
     """
+
+    _AHEAD = 4
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(maxsize=4)
+        self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        self._room = threading.Semaphore(self._AHEAD)
         self._read = _stdin_reader()
         threading.Thread(target=self._run, name="millstream-stdin", daemon=True).start()
 
     async def next(self) -> bytes:
         """The next chunk; empty at the end of the input."""
         item = await self._queue.get()
+        self._room.release()
         if isinstance(item, BaseException):
             raise item
         return item
 
+    def ready(self) -> list[bytes]:
+        """The chunks already read and not yet taken, without waiting."""
+        chunks = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            self._room.release()
+            if isinstance(item, bytes) and item:
+                chunks.append(item)
+        return chunks
+
     def _run(self) -> None:
         try:
             while True:
+                self._room.acquire()
                 chunk = self._read(CHUNK_BYTES)
-                self._put(chunk)
-                if not chunk:
+                if not self._put(chunk) or not chunk:
                     return
-        except RuntimeError:
-            return  # the event loop has closed: nobody is listening any more
-        except BaseException as exc:  # handed to the reader, raised there
+        except Exception as exc:  # a failing read is raised in the event loop, by next()
             self._put(exc)
 
-    def _put(self, item: bytes | BaseException) -> None:
-        asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop).result()
+    def _put(self, item: bytes | BaseException) -> bool:
+        """Hand ``item`` to the event loop; False when the loop has closed (nobody listens)."""
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:
+            return False
+        return True
 
 
 def _stdin_reader() -> Callable[[int], bytes]:
