@@ -87,8 +87,9 @@ def test_closed_stdout_pipe_ends_quietly(store: str) -> None:
 
 
 def test_ctrl_c_ends_a_consumer_quietly_with_status_0(store: str) -> None:
-    consumer = start("consume", "t", "--data-dir", store)
-    time.sleep(1.5)
+    assert run("produce", "t", "--data-dir", store, stdin=b"first\n").returncode == 0
+    consumer = start("consume", "t", "--from-beginning", "--data-dir", store)
+    assert consumer.stdout.readline() == b"first\n"  # it is running, waiting for more
     consumer.send_signal(signal.SIGINT)
     _out, err = consumer.communicate(timeout=30)
     assert consumer.returncode == 0, err
@@ -135,3 +136,33 @@ def _wait_until_locked(store: str) -> subprocess.CompletedProcess:
             return attempt
         time.sleep(0.1)
     raise AssertionError("the owning consumer never took the store's lock")
+
+
+def test_ctrl_c_during_produce_writes_the_complete_lines_read_so_far(store: str) -> None:
+    producer = start("produce", "t", "--data-dir", store, stdin=subprocess.PIPE)
+    producer.stdin.write(b"one\ntwo\nunfinished")
+    producer.stdin.flush()
+    _wait_until_locked(store)  # it has opened the store
+    time.sleep(0.5)  # and read what it was given
+    producer.send_signal(signal.SIGINT)
+    _out, err = producer.communicate(timeout=30)
+    assert producer.returncode == 130
+    assert b"produced 2 records to t" in err and b"interrupted" in err
+    consumed = run("consume", "t", "--from-beginning", "--timeout-ms", "300", "--data-dir", store)
+    assert sorted(consumed.stdout.splitlines()) == [b"one", b"two"]
+
+
+def test_a_reader_follows_what_a_writer_process_adds(store: str) -> None:
+    reader = start("consume", "t", "--max-messages", "3", "--data-dir", store)
+    # The reader starts at the end; write until it has seen three records written after that.
+    deadline = time.monotonic() + 30
+    written = 0
+    while reader.poll() is None and time.monotonic() < deadline:
+        produced = run("produce", "t", "--data-dir", store, stdin=b"new %d\n" % written)
+        assert produced.returncode == 0, produced.stderr
+        written += 1
+        time.sleep(0.2)
+    out, err = reader.communicate(timeout=30)
+    assert reader.returncode == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3 and all(line.startswith(b"new ") for line in lines)
