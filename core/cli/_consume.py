@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import sys
 from collections.abc import Callable
 from typing import BinaryIO
@@ -191,7 +192,9 @@ async def _hold_start(consumer: Consumer) -> None:
 
 
 async def _print_records(
-    consumer: Consumer, args: argparse.Namespace, render: Callable[[list[StoredRecord]], bytes]
+    consumer: Consumer,
+    args: argparse.Namespace,
+    render: Callable[[list[StoredRecord]], bytes | bytearray],
 ) -> None:
     sys.stdout.flush()
     out: BinaryIO = sys.stdout.buffer
@@ -238,7 +241,7 @@ async def _commit(consumer: Consumer, offsets: dict[TopicPartition, int]) -> Non
 
 def _formatter(
     fmt: str, props: dict[str, str], topic: TopicDescription
-) -> Callable[[list[StoredRecord]], bytes]:
+) -> Callable[[list[StoredRecord]], bytes | bytearray]:
     if fmt == "json":
         return _json_lines
     null = props["null.literal"].encode()
@@ -295,36 +298,44 @@ class _KafkaTextFormat:
         )
 
 
-def _json_lines(records: list[StoredRecord]) -> bytes:
+def _json_lines(records: list[StoredRecord]) -> bytearray:
+    """One JSON object per record and line; text where the bytes are UTF-8, else base64."""
     dumps = orjson.dumps
-    return b"".join([dumps(_json_record(r)) + b"\n" for r in records])
-
-
-def _json_record(record: StoredRecord) -> dict[str, object]:
-    obj: dict[str, object] = {
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "timestamp": record.timestamp,
-        "key": None,
-        "value": None,
-        "headers": [_json_header(name, value) for name, value in record.headers],
-    }
-    if record.key is not None:
-        obj["key"], base64 = text_or_base64(record.key)
-        if base64:
-            obj["key_encoding"] = "base64"
-    if record.value is not None:
-        obj["value"], base64 = text_or_base64(record.value)
-        if base64:
-            obj["value_encoding"] = "base64"
-    return obj
+    # orjson's results are appended and dropped at once: holding many of them costs far more
+    # (in memory management) than serialising them
+    lines = bytearray()
+    for record in records:
+        key, value = record.key, record.value
+        obj: dict[str, object] = {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "timestamp": record.timestamp,
+            "key": None,
+            "value": None,
+            "headers": [_json_header(n, v) for n, v in record.headers] if record.headers else [],
+        }
+        if key is not None:
+            try:
+                obj["key"] = key.decode()
+            except UnicodeDecodeError:
+                obj["key"] = base64.b64encode(key).decode("ascii")
+                obj["key_encoding"] = "base64"
+        if value is not None:
+            try:
+                obj["value"] = value.decode()
+            except UnicodeDecodeError:
+                obj["value"] = base64.b64encode(value).decode("ascii")
+                obj["value_encoding"] = "base64"
+        lines += dumps(obj)
+        lines += b"\n"
+    return lines
 
 
 def _json_header(name: str, value: bytes | None) -> dict[str, object]:
     if value is None:
         return {"key": name, "value": None}
-    text, base64 = text_or_base64(value)
-    if base64:
+    text, encoded = text_or_base64(value)
+    if encoded:
         return {"key": name, "value": text, "value_encoding": "base64"}
     return {"key": name, "value": text}

@@ -335,7 +335,7 @@ def _stdin_reader() -> Callable[[int], bytes]:
     try:
         fd = stream.fileno()
     except (OSError, ValueError, AttributeError):
-        return stream.read1  # a stand-in stdin (tests, embedding): buffered reads will do
+        return stream.read1  # type: ignore[union-attr]  # a stand-in stdin (tests, embedding)
     return lambda size: os.read(fd, size)
 
 
