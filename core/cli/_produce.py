@@ -33,7 +33,7 @@ __all__ = ["register"]
 CHUNK_BYTES = 1 << 20
 """How much of stdin one read asks for."""
 
-FLUSH_BYTES = 64 << 20
+FLUSH_BYTES = 16 << 20
 """Flush (wait for acknowledgements) after this many bytes, to bound what is held in memory."""
 
 _PLACES_KEPT = 100_000
@@ -157,6 +157,7 @@ class _LineWriter:
         self.places: dict[bytes, int] = {}
         self.held: list[bytes] = []  # the start of a line whose newline has not arrived yet
         self.sent = 0  # lines handed to the producer; line numbers are 1-based, so sent + 1
+        self.acknowledged = 0  # lines the store has acknowledged (at the last flush)
         self.started = time.monotonic()
         self.progress = _Progress(topic)
 
@@ -171,7 +172,7 @@ class _LineWriter:
                 for chunk in chunks.ready():
                     self._take(chunk)
         except _LineError as exc:
-            await self._flush_after_error()
+            await self._flush()
             self.progress.clear()
             before = exc.line - 1
             written = (
@@ -183,7 +184,7 @@ class _LineWriter:
                 f"line {exc.line}: {exc.reason}; {written} to {self.topic}, nothing from line "
                 f"{exc.line} on was sent (resend with: tail -n +{exc.line})"
             ) from None
-        await self.producer.flush()
+        await self._flush()
         self.progress.clear()
         elapsed = time.monotonic() - self.started
         note = " (interrupted)" if interrupted else ""
@@ -193,14 +194,22 @@ class _LineWriter:
         )
         return 130 if interrupted else 0
 
-    async def _flush_after_error(self) -> None:
+    async def _flush(self) -> None:
+        """Wait until every line sent so far is acknowledged; on a failure, say what is safe."""
         try:
             await self.producer.flush()
         except MillstreamError as exc:
-            raise MillstreamError(
-                f"{exc}; some of the {self.sent} lines read so far may not have been written "
-                f"to {self.topic}"
-            ) from exc
+            self.progress.clear()
+            done, sent = self.acknowledged, self.sent
+            if done:
+                what = (
+                    f"lines 1 to {done} were acknowledged by the store, lines {done + 1} to "
+                    f"{sent} may or may not have been written to {self.topic}"
+                )
+            else:
+                what = f"none of the {sent} lines sent was acknowledged, some may have been written"
+            raise MillstreamError(f"{exc}; {what}") from exc
+        self.acknowledged = self.sent
 
     async def _send_all(self, chunks: _StdinChunks) -> None:
         unflushed = 0
@@ -210,7 +219,7 @@ class _LineWriter:
                 break
             unflushed += self._take(chunk)
             if unflushed >= FLUSH_BYTES:
-                await self.producer.flush()
+                await self._flush()
                 unflushed = 0
             self.progress.show(self.sent)
         if self.held:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import subprocess
 
 import pytest
 
@@ -123,3 +126,41 @@ def test_keys_land_where_the_client_producer_puts_them(cli, topic: str) -> None:
     assert len(set(placed.values())) == 3
     for key in keys:
         assert placed[key, "cli"] == placed[key, "client"], key
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs, mounted for the test (needs root; skipped otherwise)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_says_which_lines_were_written(cli, small_disk, monkeypatch) -> None:
+    monkeypatch.setattr(_produce, "CHUNK_BYTES", 16 * 1024)
+    monkeypatch.setattr(_produce, "FLUSH_BYTES", 32 * 1024)
+    cli.data_dir = small_disk / "store"
+    cli.ok("topics", "create", "t")
+    lines = [f"{i:08d}" + "." * 92 for i in range(20_000)]  # 2 MB: more than the disk holds
+
+    result = cli("produce", "t", stdin="\n".join(lines) + "\n")
+    assert result.status == 1
+    assert result.err.count("\n") == 1 and "No space left on device" in result.err
+    match = re.search(r"lines 1 to (\d+) were acknowledged by the store", result.err)
+    assert match, result.err
+    acknowledged = int(match.group(1))
+    assert acknowledged > 0, result.err
+
+    stored = [r["value"] for r in cli.records("t")]
+    assert stored[:acknowledged] == lines[:acknowledged]
+    assert stored == lines[: len(stored)]  # in order, nothing torn or skipped
