@@ -340,13 +340,17 @@ class Connection(abc.ABC):
     def producer(
         self,
         *,
-        linger_ms: float = 5.0,
+        linger_ms: float = 1.0,
         batch_bytes: int = 1_048_576,
         compression: str | None = None,
         client_id: str = "millstream",
     ) -> Producer:
         """A producer. ``compression`` (none, gzip, snappy, lz4, zstd) applies where the
-        topic's ``compression.type`` is ``producer``."""
+        topic's ``compression.type`` is ``producer``.
+
+        ``linger_ms`` is how long a batch waits for more records before it is sealed. Records
+        sent in a burst share batches whatever its value; the default of 1 ms keeps a lone
+        record's acknowledgement within about one disk sync of its ``send``."""
 
     @abc.abstractmethod
     def consumer(

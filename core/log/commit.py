@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..errors import StoreWriteError
@@ -37,6 +38,7 @@ class GroupCommit:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
+        self._executor: ThreadPoolExecutor | None = None
         self.rounds = 0
 
     def request(self, partition: Partition) -> None:
@@ -63,8 +65,12 @@ class GroupCommit:
             batch = list(self._waiting)
             self._waiting.clear()
             targets = [p.begin_sync() for p in batch]
+            if self._executor is None:
+                # A thread of its own: syncs never queue behind other work in the loop's
+                # default executor.
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="millstream-sync")
             try:
-                await loop.run_in_executor(None, _sync_all, targets)
+                await loop.run_in_executor(self._executor, _sync_all, targets)
             except OSError as exc:
                 error = StoreWriteError(
                     f"cannot make writes durable: fsync failed: {exc.strerror or exc}; "
@@ -93,6 +99,9 @@ class GroupCommit:
             assert self._wake is not None
             self._wake.set()
             await self._task
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
 
 def _sync_all(targets: list) -> None:

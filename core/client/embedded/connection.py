@@ -86,7 +86,7 @@ class EmbeddedConnection(Connection):
     def producer(
         self,
         *,
-        linger_ms: float = 5.0,
+        linger_ms: float = 1.0,
         batch_bytes: int = 1_048_576,
         compression: str | None = None,
         client_id: str = "millstream",

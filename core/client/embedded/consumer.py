@@ -14,7 +14,6 @@ at the group's committed offset (else where ``auto_offset_reset`` says).
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -280,16 +279,9 @@ class EmbeddedConsumer(Consumer):
         if not batches:
             return False
         topic, index = fetch.tp.topic, fetch.tp.partition
-        collecting = gc.isenabled()
-        if collecting:
-            gc.disable()
-        try:
-            records = decode_records(batches[0], topic, index, min_offset=position)
-            for raw in batches[1:]:
-                records.extend(decode_records(raw, topic, index))
-        finally:
-            if collecting:
-                gc.enable()
+        records = decode_records(batches[0], topic, index, min_offset=position)
+        for raw in batches[1:]:
+            records.extend(decode_records(raw, topic, index))
         fetch.records = records
         fetch.index = 0
         fetch.end = read_header(batches[-1]).next_offset
