@@ -13,6 +13,8 @@ Contracts that hold for every transport:
   :class:`Delivery`; awaiting it yields the record's partition and offset once the store has
   acknowledged it (made it durable as the topic's ``flush.policy`` says). An unawaited delivery
   that fails is reported by :meth:`Producer.flush` / :meth:`Producer.close`.
+  ``Producer.send_batch`` is the same for many records at once, with one
+  :class:`BatchDelivery` for all of them.
 - A consumer delivers each partition's records in offset order. Offsets are committed only by
   :meth:`Consumer.commit`; what a consumer commits is "the next offset to read", as in Kafka.
 - Closing is idempotent. Using a closed object raises :class:`StoreClosedError`.
@@ -26,10 +28,11 @@ from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from ..record import Header, StoredRecord, TopicPartition
+from ..record import Header, Record, StoredRecord, TopicPartition
 
 __all__ = [
     "Admin",
+    "BatchDelivery",
     "Connection",
     "Consumer",
     "Delivery",
@@ -71,6 +74,39 @@ class Delivery(abc.ABC):
 
     @abc.abstractmethod
     def __await__(self) -> Generator[Any, None, RecordMetadata]: ...
+
+
+class BatchDelivery(abc.ABC):
+    """The pending acknowledgement of the records of one :meth:`Producer.send_batch` call;
+    ``await`` it for their RecordMetadata, one per record, in the order they were given.
+
+    Awaiting it raises the error of the first of its records that the store refused.
+    """
+
+    @abc.abstractmethod
+    def done(self) -> bool:
+        """True once the store has acknowledged or refused every record of the call."""
+
+    @abc.abstractmethod
+    def __await__(self) -> Generator[Any, None, list[RecordMetadata]]: ...
+
+
+class _SentRecords(BatchDelivery):
+    """The records of a :meth:`Producer.send_batch` made of one ``send`` per record."""
+
+    __slots__ = ("_deliveries",)
+
+    def __init__(self, deliveries: list[Delivery]) -> None:
+        self._deliveries = deliveries
+
+    def done(self) -> bool:
+        return all(d.done() for d in self._deliveries)
+
+    def __await__(self) -> Generator[Any, None, list[RecordMetadata]]:
+        out = []
+        for delivery in self._deliveries:
+            out.append((yield from delivery.__await__()))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +190,43 @@ class Producer(abc.ABC):
         """Queue one record; never blocks. Bad arguments raise at once (unknown topic,
         partition out of range, record over ``max.message.bytes``)."""
 
+    def send_batch(
+        self, topic: str, records: Sequence[Record], partition: int | None = None
+    ) -> BatchDelivery:
+        """Queue many records at once; never blocks. Awaiting the result yields their
+        RecordMetadata in the order given.
+
+        What holds, as for :meth:`send`:
+
+        - A record with a key goes to its murmur2 partition, exactly where ``send`` would put
+          it; the records without one go to the sticky partition. ``partition``, when given,
+          takes every record of the call, keyed or not.
+        - The records of one call keep their relative order within each partition. They share
+          the producer's batches with records from ``send``: per partition, everything sent
+          before the call is stored before its records, and everything sent after, after them.
+        - A record's ``timestamp`` of 0 means "now".
+        - Bad arguments raise at once, before anything of the call is queued: an unknown topic,
+          a partition out of range, a record over the topic's ``max.message.bytes``, a key,
+          value, header or timestamp of the wrong type. Nothing of the call is sent then.
+        - A failure of the store after the call returned (a failed write or sync, a closed
+          store) is raised by awaiting the result; if nobody awaits it, by :meth:`flush` and
+          :meth:`close`, as for ``send``.
+
+        This default sends the records one by one with :meth:`send`, which is correct for any
+        transport but pays ``send``'s cost per record; transports override it for speed (the
+        embedded store encodes the records straight into batches). It checks the records'
+        fields before sending any, and ``send`` checks the topic and partition on the first
+        record, so those refusals queue nothing; a transport whose ``send`` can refuse a later
+        record (for its size) overrides this to check sizes first.
+        """
+        checked = [_checked_fields(record) for record in records]
+        return _SentRecords(
+            [
+                self.send(topic, value, key, headers, partition, timestamp or None)
+                for key, value, headers, timestamp in checked
+            ]
+        )
+
     @abc.abstractmethod
     async def flush(self) -> None:
         """Seal every open batch and wait until all records sent so far are acknowledged.
@@ -170,6 +243,37 @@ class Producer(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _checked_fields(
+    record: Record,
+) -> tuple[bytes | None, bytes | None, tuple[Header, ...], int]:
+    """A record's fields, refused with TypeError/ValueError as ``send`` would refuse them."""
+    key, value, headers, timestamp = record.key, record.value, record.headers, record.timestamp
+    for what, data in (("key", key), ("value", value)):
+        if data is not None and not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(
+                f"record {what} must be bytes or None, not {type(data).__name__}; "
+                "encode text with .encode() first"
+            )
+    for header in headers:
+        try:
+            name, hval = header
+            pair = isinstance(name, str) and (
+                hval is None or isinstance(hval, bytes | bytearray | memoryview)
+            )
+        except (TypeError, ValueError):
+            pair = False
+        if not pair:
+            raise TypeError(
+                f"record header {header!r} is not a (name, value) pair; e.g. ('source', b'x')"
+            )
+    if timestamp and (type(timestamp) is not int or timestamp < 0):
+        raise ValueError(
+            f"record timestamp {timestamp!r} is not valid; give milliseconds since the "
+            "epoch (an int >= 0), or 0 for now"
+        )
+    return key, value, headers, timestamp
 
 
 class Consumer(abc.ABC):
