@@ -23,7 +23,8 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidOffsetError, ReadOnlyStoreError
-from ..log.batch import decode_records, encode_batch
+from ..log.batch import decode_records
+from ..log.encoder import encode_batch
 from ..record import Record, TopicPartition
 from ._codec import OffsetAndMetadata, decode_key, decode_value, encode_key, encode_value
 

@@ -5,9 +5,10 @@ topic configs and the durability policies. The log knows nothing of networks, pl
 pipelines.
 """
 
-from .batch import BatchHeader, decode_records, encode_batch, validate_batch
+from .batch import BatchHeader, decode_records, validate_batch
 from .compression import Compression
 from .config import CONFIG_KEYS, TopicConfig
+from .encoder import encode_batch
 from .names import is_internal, validate_topic_name
 from .partition import AppendResult, Partition
 from .store import MAX_PARTITIONS, LogStore, Topic

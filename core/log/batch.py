@@ -23,24 +23,24 @@ Each record is ``length(varint) attributes(int8) timestampDelta(varlong) offsetD
 keyLength(varint) key valueLength(varint) value headerCount(varint) headers``, where a length of
 -1 means null and every varint is zig-zag encoded.
 
-This module is pure: it turns records into batch bytes and back and checks a batch's framing. It
-is written for speed: the log appends and serves whole batches without looking inside them, and
-the per-record loops below are the hottest Python in the store.
+This module is pure: it checks a batch's framing, rewrites the fields the log owns, and decodes
+records; :mod:`.encoder` turns records into batches. It is written for speed: the log appends
+and serves whole batches without looking inside them, and the per-record loop of
+:func:`decode_records` is the hottest Python of a consumer.
 """
 
 from __future__ import annotations
 
 import gc
 import struct
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from crc32c import crc32c
 
 from ..errors import CorruptBatchError
-from ..record import Header, Record, StoredRecord
-from .compression import Compression, compress, decompress
+from ..record import Header, StoredRecord
+from .compression import Compression, decompress
 
 __all__ = [
     "BATCH_OVERHEAD",
@@ -48,8 +48,6 @@ __all__ = [
     "MAGIC",
     "BatchHeader",
     "decode_records",
-    "encode_batch",
-    "encoded_record_size",
     "iter_batches",
     "read_header",
     "set_base_offset",
@@ -199,28 +197,6 @@ def set_partition_leader_epoch(buf: bytearray | memoryview, epoch: int, pos: int
 
 # --- varints --------------------------------------------------------------------------------
 
-_VARINT_CACHE_LIMIT = 1 << 14
-
-
-def _encode_zigzag_slow(value: int) -> bytes:
-    z = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-# The zig-zag varint of every value in [-1, 16384): the lengths, deltas and counts of records
-# nearly always fall here, and a dict lookup is far cheaper than the loop above.
-_VARINT = {v: _encode_zigzag_slow(v) for v in range(-1, _VARINT_CACHE_LIMIT)}
-
-
-def _varint(value: int) -> bytes:
-    cached = _VARINT.get(value)
-    return cached if cached is not None else _encode_zigzag_slow(value)
-
 
 def _decode_varint(buf: bytes, pos: int) -> tuple[int, int]:
     shift = 0
@@ -237,138 +213,6 @@ def _decode_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
         if shift > 63:
             raise CorruptBatchError("record varint longer than 10 bytes")
-
-
-# --- encoding -------------------------------------------------------------------------------
-
-
-def encoded_record_size(key: bytes | None, value: bytes | None, headers: Sequence[Header]) -> int:
-    """An upper bound of the bytes a record adds to a batch (for batch-size accounting)."""
-    size = 21 + (len(key) if key else 0) + (len(value) if value else 0)
-    for name, hval in headers:
-        size += 10 + len(name) * 3 + (len(hval) if hval else 0)
-    return size
-
-
-def encode_batch(
-    records: Sequence[Record],
-    *,
-    base_offset: int = 0,
-    compression: Compression = Compression.NONE,
-    producer_id: int = -1,
-    producer_epoch: int = -1,
-    base_sequence: int = -1,
-    partition_leader_epoch: int = 0,
-    log_append_time: bool = False,
-    transactional: bool = False,
-    now_ms: int | None = None,
-) -> bytearray:
-    """Encode ``records`` as one RecordBatch v2, returned as a bytearray ready to append.
-
-    A record timestamp of 0 means "now" (``now_ms``, default the wall clock). ``records`` must not
-    be empty.
-    """
-    if not records:
-        raise ValueError("a batch needs at least one record")
-    if now_ms is None:
-        now_ms = int(time.time() * 1000)
-    timestamps = [r.timestamp or now_ms for r in records]
-    base_ts = min(timestamps)
-    max_ts = max(timestamps)
-    varint = _VARINT.get
-    slow = _encode_zigzag_slow
-    null = b"\x01"  # zig-zag varint of -1
-    no_headers = b"\x00"
-    parts: list[bytes] = []
-    extend = parts.extend
-    # Each record's length is summed from its pieces rather than measured on a joined copy, and
-    # all pieces of the batch are joined once: a third cheaper than a join per record.
-    for delta, record in enumerate(records):
-        key = record.key
-        value = record.value
-        td = timestamps[delta] - base_ts
-        td_bytes = varint(td) or slow(td)
-        od_bytes = varint(delta) or slow(delta)
-        if key is None:
-            key_len_bytes = null
-            key = b""
-        else:
-            n = len(key)
-            key_len_bytes = varint(n) or slow(n)
-        if value is None:
-            value_len_bytes = null
-            value = b""
-        else:
-            n = len(value)
-            value_len_bytes = varint(n) or slow(n)
-        headers = record.headers
-        header_bytes = _encode_headers(headers) if headers else no_headers
-        n = (
-            1
-            + len(td_bytes)
-            + len(od_bytes)
-            + len(key_len_bytes)
-            + len(key)
-            + len(value_len_bytes)
-            + len(value)
-            + len(header_bytes)
-        )
-        extend(
-            (
-                varint(n) or slow(n),
-                b"\x00",
-                td_bytes,
-                od_bytes,
-                key_len_bytes,
-                key,
-                value_len_bytes,
-                value,
-                header_bytes,
-            )
-        )
-    section = b"".join(parts)
-    if compression != Compression.NONE:
-        section = compress(compression, section)
-    attributes = int(compression)
-    if log_append_time:
-        attributes |= _TIMESTAMP_TYPE_BIT
-    if transactional:
-        attributes |= _TRANSACTIONAL_BIT
-    out = bytearray(HEADER_SIZE + len(section))
-    _HEADER.pack_into(
-        out,
-        0,
-        base_offset,
-        HEADER_SIZE - BATCH_OVERHEAD + len(section),
-        partition_leader_epoch,
-        MAGIC,
-        0,
-        attributes,
-        len(records) - 1,
-        base_ts,
-        max_ts,
-        producer_id,
-        producer_epoch,
-        base_sequence,
-        len(records),
-    )
-    out[HEADER_SIZE:] = section
-    _UINT32.pack_into(out, 17, crc32c(memoryview(out)[_CRC_START:]))
-    return out
-
-
-def _encode_headers(headers: Sequence[Header]) -> bytes:
-    out = [_varint(len(headers))]
-    for name, hval in headers:
-        raw_name = name.encode()
-        out.append(_varint(len(raw_name)))
-        out.append(raw_name)
-        if hval is None:
-            out.append(b"\x01")
-        else:
-            out.append(_varint(len(hval)))
-            out.append(hval)
-    return b"".join(out)
 
 
 # --- decoding -------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ import os
 from typing import TYPE_CHECKING
 
 from ..record import Record, StoredRecord
-from .batch import decode_records, encode_batch
+from .batch import decode_records
+from .encoder import encode_batch
 from .segment import Segment
 
 if TYPE_CHECKING:

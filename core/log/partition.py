@@ -41,10 +41,11 @@ from ..errors import (
     StoreWriteError,
 )
 from ..record import Record, StoredRecord
-from .batch import decode_records, encode_batch, set_base_offset, validate_batch
+from .batch import decode_records, set_base_offset, validate_batch
 from .commit import GroupCommit
 from .compression import Compression
 from .config import TopicConfig
+from .encoder import encode_batch
 from .segment import Segment
 
 __all__ = ["AppendResult", "Partition"]

@@ -10,24 +10,16 @@ resolves when the partition says the batch is durable, per the topic's ``flush.p
 
 ``send_batch`` is the bulk path: it checks every record of the call first, seals the open batch
 of each partition it writes to, then encodes the records straight into as many batches as the
-batch size allows and appends them, with no per-record object at all. Its encoder builds each
-field of the records as one column (a C-level ``map`` over the whole batch, with the varints
-taken from small caches) and interleaves the columns with one ``join``; that is about three
-times cheaper per record than :func:`~millstream.core.log.batch.encode_batch`'s loop, and yields
-the same bytes.
+batch size allows (:class:`~millstream.core.log.encoder.RecordColumns`) and appends them, with
+no per-record object at all.
 """
 
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 from collections.abc import Callable, Generator, Sequence
-from itertools import accumulate, repeat
-from operator import add, sub
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-from crc32c import crc32c
+from typing import TYPE_CHECKING, Any
 
 from ...errors import (
     InvalidPartitionsError,
@@ -36,8 +28,9 @@ from ...errors import (
     RecordTooLargeError,
     StoreClosedError,
 )
-from ...log.batch import BATCH_OVERHEAD, HEADER_SIZE, MAGIC, encode_batch
-from ...log.compression import Compression, compress
+from ...log.batch import HEADER_SIZE
+from ...log.compression import Compression
+from ...log.encoder import RecordColumns, as_bytes, check_headers, encode_batch
 from ...record import Header, Record
 from ..interface import BatchDelivery, Delivery, Producer, RecordMetadata
 from ..partitioner import StickyPartitioner, murmur2
@@ -48,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EmbeddedProducer"]
 
-_RECORD_OVERHEAD = 21  # upper bound of a record's framing (see encoded_record_size)
+_RECORD_OVERHEAD = 21  # upper bound of a record's framing (see log.encoder.encoded_record_size)
 
 
 class _Batch:
@@ -276,11 +269,11 @@ class EmbeddedProducer(Producer):
         elif value is None:
             size = _RECORD_OVERHEAD
         else:
-            value = _as_bytes(value, "value")
+            value = as_bytes(value, "value")
             size = _RECORD_OVERHEAD + len(value)
         if key is not None:
             if key.__class__ is not bytes:
-                key = _as_bytes(key, "key")
+                key = as_bytes(key, "key")
             size += len(key)
             if partition is None:
                 partition = (murmur2(key) & 0x7FFFFFFF) % state.count
@@ -294,7 +287,7 @@ class EmbeddedProducer(Producer):
         if headers or timestamp:
             delivery = _new(_StampedDelivery)
             if headers:
-                delivery.headers = headers = _check_headers(headers)
+                delivery.headers = headers = check_headers(headers)
                 for name, hval in headers:
                     size += 10 + len(name) * 3 + (len(hval) if hval else 0)
             else:
@@ -332,10 +325,12 @@ class EmbeddedProducer(Producer):
         if partition is not None:
             _check_partition(state, partition)
         now = int(time.time() * 1000)
-        rows = _Columns.of(records, now)  # checks the fields of every record
+        rows = RecordColumns.of(records, now)  # checks the fields of every record
         if not rows.count:
             return _SentBatch([], 0)
-        _check_sizes(state, rows)
+        exact = rows.largest_alone()
+        if exact > state.max_bytes:
+            raise _too_large(state, exact)
         sticky = state.sticky.partition
         loop = asyncio.get_running_loop()
         batches: list[_Batch] = []
@@ -498,32 +493,6 @@ class EmbeddedProducer(Producer):
             self._connection.forget_producer(self)
 
 
-def _as_bytes(data: object, what: str) -> bytes:
-    if isinstance(data, bytes | bytearray | memoryview):
-        return bytes(data)
-    raise TypeError(
-        f"record {what} must be bytes or None, not {type(data).__name__}; "
-        "encode text with .encode() first"
-    )
-
-
-def _check_headers(headers: Sequence[Header]) -> tuple[Header, ...]:
-    out = []
-    for header in headers:
-        try:
-            name, hval = header
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"record header {header!r} is not a (name, value) pair; e.g. ('source', b'x')"
-            ) from None
-        if not isinstance(name, str):
-            raise TypeError(f"record header name {name!r} must be text")
-        if hval is not None and hval.__class__ is not bytes:
-            hval = _as_bytes(hval, f"header {name!r}")
-        out.append((name, hval))
-    return tuple(out)
-
-
 def _check_partition(state: _TopicState, partition: object) -> None:
     if type(partition) is int and 0 <= partition < state.count:
         return
@@ -542,22 +511,8 @@ def _too_large(state: _TopicState, exact: int) -> RecordTooLargeError:
     )
 
 
-def _check_sizes(state: _TopicState, rows: _Columns) -> None:
-    """Refuse the call if one of its records is over max.message.bytes even alone."""
-    # alone in a batch a record is 61 bytes of header, its length varint (at most 5 bytes),
-    # its attributes, timestamp delta and offset delta (3 bytes), then its key on
-    fixed = rows.fixed
-    if max(rows.sizes) + fixed + HEADER_SIZE + 8 <= state.max_bytes:
-        return
-    for size in rows.sizes:
-        length = size + fixed + 3
-        exact = HEADER_SIZE + len(_VARINT[length]) + length
-        if exact > state.max_bytes:
-            raise _too_large(state, exact)
-
-
 def _route(
-    state: _TopicState, rows: _Columns, partition: int | None, sticky: int
+    state: _TopicState, rows: RecordColumns, partition: int | None, sticky: int
 ) -> list[tuple[int, list[int] | None]]:
     """The partitions the records of a call go to: ``(partition, places)`` pairs, where
     ``places`` are the records' places in the call, in order (None: all of them)."""
@@ -584,328 +539,3 @@ def _route(
     if len(groups) == 1:
         return [(target, None)]
     return list(groups.items())
-
-
-# --- the bulk encoder -------------------------------------------------------------------------
-
-_T = TypeVar("_T")
-
-_MEMO_LIMIT = 1 << 16
-
-
-class _Memo(dict[int, _T], Generic[_T]):
-    """``make(n)`` for every int looked up, made once (all forgotten past a limit).
-
-    Looked up with ``map(memo.__getitem__, ints)``, it turns a column of lengths into a column
-    of varints at C speed.
-    """
-
-    __slots__ = ("_make",)
-
-    def __init__(self, make: Callable[[int], _T]) -> None:
-        super().__init__()
-        self._make = make
-
-    def __missing__(self, n: int) -> _T:
-        if len(self) >= _MEMO_LIMIT:
-            self.clear()
-        made = self[n] = self._make(n)
-        return made
-
-
-def _zigzag(value: int) -> bytes:
-    """The zig-zag varint of ``value`` (the encoding of every length and delta in a batch)."""
-    z = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-_VARINT: _Memo[bytes] = _Memo(_zigzag)
-# a key or value field: its length varint and its bytes (-1 is null: the varint alone)
-_FIELD_SIZE: _Memo[int] = _Memo(lambda n: len(_zigzag(n)) + max(n, 0))
-# a keyless record's null key and its value's length
-_NULL_KEY_VALUE_LENGTH: _Memo[bytes] = _Memo(lambda n: b"\x01" + _zigzag(n))
-# (extra, now) -> size -> the record's length varint (size + extra) and attributes byte, and
-# with ``now`` its zero timestamp delta: see _heads
-_HEAD_TABLES: dict[tuple[int, bool], _Memo[bytes]] = {}
-
-_OFFSET_DELTAS = [_zigzag(delta) for delta in range(1 << 14)]
-
-# the offset deltas whose varints have the same width: [start, stop) and the width
-_DELTA_WIDTHS = ((0, 64, 1), (64, 8192, 2), (8192, 1 << 20, 3), (1 << 20, 1 << 27, 4))
-
-# RecordBatch v2's header, laid out as in core.log.batch
-_BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
-_CRC = struct.Struct(">I")
-_CRC_START = 21
-_NO_HEADER = bytes(HEADER_SIZE)
-
-
-def _offset_deltas(count: int) -> list[bytes]:
-    if count > len(_OFFSET_DELTAS):
-        _OFFSET_DELTAS.extend(map(_zigzag, range(len(_OFFSET_DELTAS), count)))
-    return _OFFSET_DELTAS[:count]
-
-
-class _Columns:
-    """The records of a ``send_batch`` call, checked and laid out field by field.
-
-    ``keys`` and ``values`` hold bytes (b"" for null), ``klens`` and ``vlens`` their lengths
-    (-1 for null); ``keys`` is None when no record has a key, ``stamps`` when every timestamp
-    is "now" (else "now" is filled in), ``headers`` (each record's encoded header section)
-    when no record has any. A record's key, value and headers take ``sizes[i] + fixed`` bytes
-    (``fixed`` counts the null key and empty header section that ``sizes`` leaves out).
-    """
-
-    __slots__ = (
-        "count",
-        "fixed",
-        "headers",
-        "keys",
-        "klens",
-        "sizes",
-        "stamps",
-        "values",
-        "vlens",
-    )
-
-    def __init__(
-        self,
-        values: list[bytes],
-        vlens: list[int],
-        keys: list[bytes] | None,
-        klens: list[int] | None,
-        stamps: list[int] | None,
-        headers: list[bytes] | None,
-        sizes: list[int],
-        fixed: int,
-    ) -> None:
-        self.count = len(values)
-        self.values = values
-        self.vlens = vlens
-        self.keys = keys
-        self.klens = klens
-        self.stamps = stamps
-        self.headers = headers
-        self.sizes = sizes
-        self.fixed = fixed
-
-    @classmethod
-    def of(cls, records: Sequence[Record], now: int) -> _Columns:
-        """Check the records' fields (raising as ``send`` does) and lay them out."""
-        if not isinstance(records, list | tuple):
-            records = list(records)  # read field by field: it must iterate more than once
-        try:
-            values: list[Any] = [r.value for r in records]
-            keys: list[Any] | None = [r.key for r in records]
-            # most calls have neither headers nor timestamps: one pass tells
-            special = any([r.headers or r.timestamp for r in records])
-            headers: list[Any] | None = [r.headers for r in records] if special else None
-            stamps: list[Any] | None = [r.timestamp for r in records] if special else None
-        except AttributeError:
-            bad = next(r for r in records if not isinstance(r, Record))
-            raise TypeError(
-                f"send_batch takes Record objects, not {type(bad).__name__}; "
-                "e.g. Record(key, value)"
-            ) from None
-        assert keys is not None
-        if set(map(type, values)) <= {bytes}:
-            vlens = list(map(len, values))
-        else:
-            values, vlens = _column(values, "value")
-        sizes = list(map(_FIELD_SIZE.__getitem__, vlens))
-        fixed = 0
-        klens: list[int] | None = None
-        if keys.count(None) == len(keys):
-            keys = None
-            fixed += 1  # each null key's length
-        else:
-            if set(map(type, keys)) <= {bytes}:
-                klens = list(map(len, keys))
-            else:
-                keys, klens = _column(keys, "key")
-            sizes = list(map(add, sizes, map(_FIELD_SIZE.__getitem__, klens)))
-        if headers is not None and any(headers):
-            headers = [_encode_headers(_check_headers(h)) if h else b"\x00" for h in headers]
-            sizes = list(map(add, sizes, map(len, headers)))
-        else:
-            headers = None
-            fixed += 1  # each header count, 0
-        if stamps is not None and any(stamps):
-            if not (set(map(type, stamps)) <= {int} and min(stamps) >= 0):
-                for stamp in stamps:
-                    if stamp and (type(stamp) is not int or stamp < 0):
-                        raise ValueError(
-                            f"record timestamp {stamp!r} is not valid; give milliseconds since "
-                            "the epoch (an int >= 0), or 0 for now"
-                        )
-            stamps = [stamp or now for stamp in stamps]
-        else:
-            stamps = None
-        return cls(values, vlens, keys, klens, stamps, headers, sizes, fixed)
-
-    def take(self, places: list[int]) -> _Columns:
-        """The records at ``places``, in that order."""
-
-        def column(items: list[_T]) -> list[_T]:
-            return list(map(items.__getitem__, places))
-
-        return _Columns(
-            column(self.values),
-            column(self.vlens),
-            None if self.keys is None else column(self.keys),
-            None if self.klens is None else column(self.klens),
-            None if self.stamps is None else column(self.stamps),
-            None if self.headers is None else column(self.headers),
-            column(self.sizes),
-            self.fixed,
-        )
-
-    def cut(self, limit: int) -> list[tuple[int, int]]:
-        """Split the records into runs whose batches stay within ``limit`` bytes of records.
-
-        A record is counted by an upper bound of its size: its exact size from its key on,
-        its timestamp delta from the earliest timestamp of all (a batch's own is never
-        earlier), and 11 bytes for its length varint, attributes and offset delta. A record
-        over the limit alone gets a batch of its own.
-        """
-        if self.stamps is None:
-            sums = list(accumulate(self.sizes))
-            each = self.fixed + 12  # the zero timestamp delta is one byte
-        else:
-            first = min(self.stamps)
-            deltas = map(len, map(_VARINT.__getitem__, map(sub, self.stamps, repeat(first))))
-            sums = list(accumulate(map(add, self.sizes, deltas)))
-            each = self.fixed + 11
-        # runs[lo:hi] is bounded by sums[hi - 1] - sums[lo - 1] + each * (hi - lo), which
-        # grows with hi: find the longest run that fits by bisection
-        runs = []
-        lo, count, before = 0, self.count, 0
-        while lo < count:
-            budget = before + limit + each * lo
-            good, bad = lo + 1, count + 1  # a run has at least one record
-            while bad - good > 1:
-                mid = (good + bad) >> 1
-                if sums[mid - 1] + each * mid <= budget:
-                    good = mid
-                else:
-                    bad = mid
-            runs.append((lo, good))
-            before = sums[good - 1]
-            lo = good
-        return runs
-
-    def encode(self, lo: int, hi: int, compression: Compression, now: int) -> bytearray:
-        """Records ``lo`` to ``hi`` as one RecordBatch v2, the bytes ``encode_batch`` makes."""
-        count = hi - lo
-        sizes = self.sizes[lo:hi]
-        columns: list[Any]
-        if self.stamps is None:
-            base_ts = max_ts = now
-            columns = [_heads(sizes, self.fixed, now=True)]
-        else:
-            stamps = self.stamps[lo:hi]
-            base_ts, max_ts = min(stamps), max(stamps)
-            deltas = list(map(_VARINT.__getitem__, map(sub, stamps, repeat(base_ts))))
-            sizes = list(map(add, sizes, map(len, deltas)))
-            columns = [_heads(sizes, self.fixed, now=False), deltas]
-        columns.append(_offset_deltas(count))
-        vlens = self.vlens[lo:hi]
-        if self.keys is None or self.klens is None:
-            columns.append(list(map(_NULL_KEY_VALUE_LENGTH.__getitem__, vlens)))
-        else:
-            columns.append(list(map(_VARINT.__getitem__, self.klens[lo:hi])))
-            columns.append(self.keys[lo:hi])
-            columns.append(list(map(_VARINT.__getitem__, vlens)))
-        columns.append(self.values[lo:hi])
-        columns.append(repeat(b"\x00", count) if self.headers is None else self.headers[lo:hi])
-        width = len(columns)
-        # the records' pieces, after room for the header when they are stored as they are
-        parts = [b""] * (1 + count * width)
-        for i, column in enumerate(columns, 1):
-            parts[i::width] = column
-        if compression == Compression.NONE:
-            parts[0] = _NO_HEADER
-            out = bytearray().join(parts)
-            length = len(out) - HEADER_SIZE
-        else:
-            section = compress(compression, b"".join(parts))
-            length = len(section)
-            out = bytearray(HEADER_SIZE + length)
-            out[HEADER_SIZE:] = section
-        _BATCH_HEADER.pack_into(
-            out,
-            0,
-            0,  # baseOffset, set by the log
-            HEADER_SIZE - BATCH_OVERHEAD + length,
-            0,  # partitionLeaderEpoch
-            MAGIC,
-            0,  # crc, below
-            int(compression),
-            count - 1,
-            base_ts,
-            max_ts,
-            -1,  # producerId
-            -1,  # producerEpoch
-            -1,  # baseSequence
-            count,
-        )
-        _CRC.pack_into(out, 17, crc32c(memoryview(out)[_CRC_START:]))
-        return out
-
-
-def _heads(sizes: list[int], fixed: int, *, now: bool) -> list[bytes]:
-    """Each record's length varint and attributes byte (and, ``now``, its zero timestamp
-    delta). ``sizes[i] + fixed`` is the record's size from its key on (with its timestamp
-    delta unless ``now``); its offset delta's width is known from its place."""
-    out: list[bytes] = []
-    count = len(sizes)
-    for start, stop, width in _DELTA_WIDTHS:
-        if start >= count:
-            break
-        extra = fixed + width + (2 if now else 1)
-        table = _HEAD_TABLES.get((extra, now))
-        if table is None:
-            table = _HEAD_TABLES[extra, now] = _head_table(extra, now)
-        out += map(table.__getitem__, sizes[start:stop])
-    return out
-
-
-def _head_table(extra: int, now: bool) -> _Memo[bytes]:
-    tail = b"\x00\x00" if now else b"\x00"
-    return _Memo(lambda size: _zigzag(size + extra) + tail)
-
-
-def _column(items: list[Any], what: str) -> tuple[list[bytes], list[int]]:
-    """A key or value column with bytes-likes made bytes and nulls made b"", and its lengths
-    (-1 for null); TypeError for anything else."""
-    out: list[bytes] = []
-    lengths: list[int] = []
-    for item in items:
-        if item is None:
-            out.append(b"")
-            lengths.append(-1)
-        else:
-            if item.__class__ is not bytes:
-                item = _as_bytes(item, what)
-            out.append(item)
-            lengths.append(len(item))
-    return out, lengths
-
-
-def _encode_headers(headers: tuple[Header, ...]) -> bytes:
-    out = [_VARINT[len(headers)]]
-    for name, hval in headers:
-        raw_name = name.encode()
-        out.append(_VARINT[len(raw_name)])
-        out.append(raw_name)
-        if hval is None:
-            out.append(b"\x01")
-        else:
-            out.append(_VARINT[len(hval)])
-            out.append(hval)
-    return b"".join(out)

@@ -16,8 +16,6 @@ from millstream.core.log.batch import (
     BATCH_OVERHEAD,
     HEADER_SIZE,
     decode_records,
-    encode_batch,
-    encoded_record_size,
     iter_batches,
     read_header,
     set_base_offset,
@@ -25,6 +23,7 @@ from millstream.core.log.batch import (
     validate_batch,
 )
 from millstream.core.log.compression import Compression
+from millstream.core.log.encoder import encode_batch, encoded_record_size
 from millstream.core.record import Record, StoredRecord
 
 CODECS = list(Compression)
