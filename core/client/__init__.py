@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import InvalidStoreURLError
 from .interface import (
     Admin,
+    BatchDelivery,
     Connection,
     Consumer,
     Delivery,
@@ -37,6 +38,7 @@ from .interface import (
 __all__ = [
     "DEFAULT_STORE",
     "Admin",
+    "BatchDelivery",
     "Connection",
     "Consumer",
     "Delivery",
