@@ -102,29 +102,31 @@ class LogStore:
     # --- opening --------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, read_only: bool = False) -> LogStore:
-        """Open (and when writable, create) the store in directory ``path``.
+    def open(
+        cls, path: str | os.PathLike[str], *, read_only: bool = False, create: bool = True
+    ) -> LogStore:
+        """Open the store in directory ``path``; when writable and ``create``, make it first if
+        it does not exist yet.
 
         Raises StoreLockedError when another process owns it, StoreError when ``path`` is not a
-        store (a file, or a folder with other things in it), ForeignFileError for a file the
-        store did not write.
+        store (a file, a folder with other things in it, or nothing when ``create`` is False),
+        ForeignFileError for a file the store did not write.
         """
         store = cls(Path(path), read_only=read_only)
-        store._open()
+        store._open(create=create and not read_only)
         return store
 
-    def _open(self) -> None:
+    def _open(self, *, create: bool) -> None:
         path = self.path
         if path.exists() and not path.is_dir():
             raise StoreError(f"data directory {str(path)!r} is a file; give a directory path")
         meta = path / _META
-        if self.read_only:
-            if not meta.exists():
-                raise StoreError(
-                    f"no millstream store at {str(path)!r}: the directory does not exist or "
-                    "holds no millstream.json; create one with `millstream topics create`"
-                )
-        else:
+        if not meta.exists() and not create:
+            raise StoreError(
+                f"no millstream store at {str(path)!r}: the directory does not exist or "
+                "holds no millstream.json; create one with `millstream topics create`"
+            )
+        if not self.read_only:
             if path.exists() and not meta.exists():
                 strangers = [n for n in os.listdir(path) if n not in (_LOCK,)]
                 if strangers:
