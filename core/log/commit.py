@@ -64,33 +64,25 @@ class GroupCommit:
                 continue
             batch = list(self._waiting)
             self._waiting.clear()
-            targets = [p.begin_sync() for p in batch]
             if self._executor is None:
                 # A thread of its own: syncs never queue behind other work in the loop's
                 # default executor.
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="millstream-sync")
             try:
+                targets = [p.begin_sync() for p in batch]
                 await loop.run_in_executor(self._executor, _sync_all, targets)
-            except OSError as exc:
+            except Exception as exc:  # a round must end by answering every waiter it covered
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
                 error = StoreWriteError(
-                    f"cannot make writes durable: fsync failed: {exc.strerror or exc}; "
+                    f"cannot make writes durable: fsync failed: {reason}; "
                     "the records were not acknowledged"
                 )
-                for partition, target in zip(batch, targets, strict=True):
-                    partition.fail_sync(target, error)
+                for partition in batch:
+                    partition.fail_sync(error)
             else:
                 self.rounds += 1
                 for partition, target in zip(batch, targets, strict=True):
                     partition.end_sync(target)
-
-    async def drain(self) -> None:
-        """Wait until no round is running and nothing is waiting."""
-        while (
-            self._task is not None
-            and not self._task.done()
-            and (self._waiting or (self._wake is not None and self._wake.is_set()))
-        ):
-            await asyncio.sleep(0.001)
 
     async def close(self) -> None:
         """Finish what is waiting, then stop the round runner."""

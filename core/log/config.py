@@ -35,11 +35,18 @@ from ..errors import ConfigError
 __all__ = ["CONFIG_KEYS", "TopicConfig"]
 
 
-def _integer(minimum: int) -> Callable[[str], int]:
+_INT32_MAX = (1 << 31) - 1
+_INT64_MAX = (1 << 63) - 1
+
+
+def _integer(minimum: int, maximum: int = _INT64_MAX) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise ValueError(f"must be >= {minimum}")
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"must be an integer from {minimum} to {maximum}") from None
+        if not minimum <= value <= maximum:
+            raise ValueError(f"must be an integer from {minimum} to {maximum}")
         return value
 
     return parse
@@ -72,10 +79,14 @@ CONFIG_KEYS: dict[str, _Key] = {
     "cleanup.policy": _Key("delete", _cleanup_policy, "delete | compact | compact,delete"),
     "retention.ms": _Key("604800000", _integer(-1), "keep records this long (-1: forever)"),
     "retention.bytes": _Key("-1", _integer(-1), "keep at most this many bytes per partition"),
-    "segment.bytes": _Key("1073741824", _integer(1024), "roll segments at this size"),
+    "segment.bytes": _Key("1073741824", _integer(1024, _INT32_MAX), "roll segments at this size"),
     "segment.ms": _Key("604800000", _integer(1), "roll segments at this age"),
-    "index.interval.bytes": _Key("4096", _integer(0), "bytes between offset-index entries"),
-    "max.message.bytes": _Key("1048588", _integer(64), "largest batch a producer may append"),
+    "index.interval.bytes": _Key(
+        "4096", _integer(0, _INT32_MAX), "bytes between offset-index entries"
+    ),
+    "max.message.bytes": _Key(
+        "1048588", _integer(64, _INT32_MAX), "largest batch a producer may append"
+    ),
     "compression.type": _Key(
         "producer",
         _choice("producer", "none", "gzip", "snappy", "lz4", "zstd"),
@@ -118,10 +129,10 @@ class TopicConfig:
             if isinstance(raw, bool):
                 text = str(raw).lower()
             try:
-                spec.parse(text)
+                value = spec.parse(text)
             except ValueError as exc:
                 raise ConfigError(f"topic config {key}={text!r} is not valid: {exc}") from None
-            merged[key] = text
+            merged[key] = str(value)  # normalised: "compact,,delete" is kept as "compact,delete"
         return cls(merged)
 
     def get(self, key: str) -> str:

@@ -6,9 +6,12 @@ import re
 
 from ..errors import InvalidTopicError
 
-__all__ = ["MAX_TOPIC_NAME_LENGTH", "is_internal", "validate_topic_name"]
+__all__ = ["INTERNAL_TOPICS", "MAX_TOPIC_NAME_LENGTH", "is_internal", "validate_topic_name"]
 
 MAX_TOPIC_NAME_LENGTH = 249
+
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__source_positions"})
+"""The store's own topics: committed group offsets, and the positions of pipeline sources."""
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 
 
@@ -36,5 +39,6 @@ def validate_topic_name(name: object) -> str:
 
 
 def is_internal(name: str) -> bool:
-    """True for the store's own topics (``__consumer_offsets``, ``__source_positions``…)."""
-    return name.startswith("__")
+    """True for the store's own topics (:data:`INTERNAL_TOPICS`); other names that start with
+    ``__`` are ordinary topics."""
+    return name in INTERNAL_TOPICS

@@ -25,7 +25,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -40,13 +40,11 @@ from ..errors import (
     StoreClosedError,
     StoreWriteError,
 )
-from ..record import Record, StoredRecord
+from ..record import StoredRecord
 from .batch import decode_records, set_base_offset, validate_batch
 from .commit import GroupCommit
-from .compression import Compression
 from .config import TopicConfig
-from .encoder import encode_batch
-from .segment import Segment
+from .segment import Segment, segment_file_name
 
 __all__ = ["AppendResult", "Partition"]
 
@@ -89,13 +87,16 @@ class Partition:
         committer: GroupCommit,
         *,
         writable: bool,
+        gaps: Callable[[], bool] = lambda: False,
     ) -> None:
         self.topic = topic
         self.index = index
         self.directory = directory
         self.writable = writable
         self._config = config
+        self._gaps = gaps  # offsets may have gaps (the topic is or was compacted)
         self._committer = committer
+        self._failure: StoreWriteError | None = None
         self.segments: list[Segment] = []
         self._bases: list[int] = []
         self._log_end = 0
@@ -132,10 +133,12 @@ class Partition:
         for i, base in enumerate(bases):
             segment = Segment(self.directory, base, writable=self.writable)
             segment.index_interval = interval
-            segment.contiguous = not self.config.compact
+            segment.contiguous = not self._gaps()
             last = i == len(bases) - 1
             segment.open_existing(full_scan=last and not clean_shutdown)
             segment.synced_size = segment.size
+            if not last:
+                segment.release()
             self.segments.append(segment)
             self._bases.append(base)
         if not self.segments and self.writable:
@@ -176,7 +179,7 @@ class Partition:
     def _add_segment(self, base: int) -> Segment:
         segment = Segment(self.directory, base, writable=True)
         segment.index_interval = self.config.index_interval_bytes
-        segment.contiguous = not self.config.compact
+        segment.contiguous = not self._gaps()
         segment.synced_size = 0
         self.segments.append(segment)
         self._bases.append(base)
@@ -214,6 +217,8 @@ class Partition:
         StoreWriteError (the disk refused; nothing was appended) or ReadOnlyStoreError.
         """
         self._check_writable()
+        if self._failure is not None:
+            raise self._failure
         config = self.config
         size = len(batch)
         if size > config.max_message_bytes:
@@ -232,8 +237,15 @@ class Partition:
             _stamp_log_append_time(batch, append_time)
             header = header._replace(attributes=header.attributes | 0x08, max_timestamp=append_time)
         header = header._replace(base_offset=base)
-        segment = self._segment_for_append(size, header.last_offset_delta, now_ms)
-        segment.append(batch, header)
+        try:
+            segment = self._segment_for_append(size, header.last_offset_delta, now_ms)
+            segment.append(batch, header)
+        except OSError as exc:  # StoreWriteError is one; anything else is made one
+            if isinstance(exc, StoreWriteError):
+                raise
+            raise StoreWriteError(
+                f"cannot append to {self.name}: {exc.strerror or exc}; nothing was written"
+            ) from exc
         self._log_end = header.next_offset
         policy = config.flush_policy
         if policy == "never":
@@ -244,16 +256,6 @@ class Partition:
             loop = asyncio.get_running_loop()
             self._interval_timer = loop.call_later(config.flush_ms / 1000, self._interval_due)
         return AppendResult(base, header.last_offset, append_time)
-
-    def append_records(
-        self,
-        records: Sequence[Record],
-        compression: Compression = Compression.NONE,
-        *,
-        now_ms: int | None = None,
-    ) -> AppendResult:
-        """Encode ``records`` as one batch and append it."""
-        return self.append(encode_batch(records, compression=compression, now_ms=now_ms))
 
     def _segment_for_append(self, size: int, last_delta: int, now_ms: int | None) -> Segment:
         active = self.segments[-1]
@@ -335,18 +337,31 @@ class Partition:
 
     def end_sync(self, target: _SyncTarget) -> None:
         """The round covering ``target`` succeeded: move the high watermark (GroupCommit)."""
+        if self._failure is not None:
+            return  # an earlier round failed: nothing more is acknowledged
+        active = self.segments[-1] if self.segments else None
         for segment, size in target.sizes:
             segment.synced_size = max(segment.synced_size, size)
-            if not segment._closed:
+            if not segment.closed:
                 segment.index.write_pending()
                 segment.time_index.write_pending()
+                if segment is not active:
+                    segment.release()
         self._set_hw(target.end_offset, target.hw_segment, target.hw_position)
 
-    def fail_sync(self, target: _SyncTarget, error: StoreWriteError) -> None:
-        """The round covering ``target`` failed: fail the waiters it covered."""
-        if target.sync_directory:
-            self._new_segment = True
-        while self._waiters and self._waiters[0][0] <= target.end_offset:
+    def fail_sync(self, error: StoreWriteError) -> None:
+        """The sync round covering this partition failed: it stops taking writes.
+
+        After a failed fsync the OS may have dropped the unsynced pages, and a later fsync
+        that succeeds proves nothing about them; so nothing written since the last good sync is
+        ever acknowledged or served, and appends are refused until the store is reopened (which
+        walks the log and keeps only whole batches).
+        """
+        self._failure = StoreWriteError(
+            f"{self.name} refuses writes after a failed disk sync ({error}); reopen the store "
+            "once the disk is healthy"
+        )
+        while self._waiters:
             _, future = self._waiters.popleft()
             if not future.done():
                 future.set_exception(error)
@@ -370,6 +385,12 @@ class Partition:
 
     # --- reading --------------------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(
+                f"partition {self.name} is closed: its topic was deleted or the store closed"
+            )
+
     def _check_offset(self, offset: int) -> None:
         if offset < self.log_start_offset or offset > self._log_end:
             raise InvalidOffsetError(
@@ -381,6 +402,7 @@ class Partition:
         """Whole batches below the high watermark, the first holding ``offset`` (or the first
         after it); at least one batch however large, then what fits in ``max_bytes``; ``[]`` at
         the high watermark."""
+        self._check_open()
         self._check_offset(offset)
         if offset >= self._hw or not self.segments:
             return []
@@ -413,6 +435,7 @@ class Partition:
     def offset_for_timestamp(self, timestamp_ms: int) -> int | None:
         """The first offset whose record's timestamp is at or after ``timestamp_ms``, among
         acknowledged records; None when there is none."""
+        self._check_open()
         for segment in self.segments:
             if segment.max_timestamp < timestamp_ms:
                 continue
@@ -424,6 +447,7 @@ class Partition:
 
     async def wait_for_data(self, offset: int, timeout_s: float) -> bool:
         """Wait until a record at or after ``offset`` is readable; False on timeout."""
+        self._check_open()
         if self._hw > offset:
             return True
         if not self.writable:
@@ -445,35 +469,45 @@ class Partition:
         return True
 
     def refresh(self) -> None:
-        """Read-only: follow new segments and appends written by the owning process."""
+        """Read-only: follow new segments and appends written by the owning process.
+
+        Every segment whose file grew, shrank or was replaced (compaction) since the last look
+        is walked again, not only the last one: the owner may have filled a segment and rolled
+        to the next one in between.
+        """
         if self.writable:
             return
         on_disk = self._scan_directory()
         known = {s.base_offset: s for s in self.segments}
         kept = []
-        for segment in self.segments:
-            if segment.base_offset in on_disk:
-                kept.append(segment)
-            else:
-                segment.close()
         for base in on_disk:
-            if base not in known:
+            segment = known.pop(base, None)
+            path = self.directory / segment_file_name(base, ".log")
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            if segment is not None and segment.inode != st.st_ino:
+                segment.close()  # rewritten by compaction: read the new file
+                segment = None
+            if segment is None:
                 segment = Segment(self.directory, base, writable=False)
+                segment.contiguous = not self._gaps()
                 segment.open_existing(full_scan=True)
-                kept.append(segment)
-        kept.sort(key=lambda s: s.base_offset)
+            elif st.st_size < segment.size:
+                segment.index.clear()
+                segment.time_index.clear()
+                segment.recover(0, segment.base_offset, rebuild=True)
+            elif st.st_size > segment.size:
+                segment.recover(segment.size, segment.next_offset, rebuild=True)
+            kept.append(segment)
+        for gone in known.values():  # deleted by retention
+            gone.close()
         self.segments = kept
         self._bases = [s.base_offset for s in kept]
         if not kept:
             return
         active = kept[-1]
-        file_size = os.fstat(active.fd).st_size
-        if file_size < active.size:
-            active.index.clear()
-            active.time_index.clear()
-            active.recover(0, active.base_offset, rebuild=True)
-        elif file_size > active.size:
-            active.recover(active.size, active.next_offset, rebuild=True)
         self._log_end = active.next_offset
         self._hw = -1
         self._set_hw(self._log_end, active, active.size)

@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import CorruptBatchError, StoreWriteError
+from ..errors import CorruptBatchError, StoreClosedError, StoreWriteError
 from .batch import (
     BATCH_OVERHEAD,
     HEADER_SIZE,
@@ -59,8 +59,10 @@ class Segment:
             base_offset,
             writable=writable,
         )
-        flags = os.O_RDWR | os.O_CREAT if writable else os.O_RDONLY
-        self.fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+        self._fd = -1
+        self.inode = -1
+        if writable:
+            self._open_fd()  # creates the file now, so a new segment exists on disk at once
         self.size = 0
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -70,6 +72,46 @@ class Segment:
         self.synced_size = 0
         self._bytes_since_index = 0
         self._closed = False
+
+    # --- the file descriptor ----------------------------------------------------------------
+
+    @property
+    def fd(self) -> int:
+        """The log file's descriptor, opened on first use (see :meth:`release`)."""
+        if self._fd < 0:
+            if self._closed:
+                raise StoreClosedError(f"segment {self.path} is closed")
+            self._open_fd()
+        return self._fd
+
+    def _open_fd(self) -> None:
+        flags = os.O_RDWR | os.O_CREAT if self.writable else os.O_RDONLY
+        try:
+            self._fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+            inode = os.fstat(self._fd).st_ino
+        except OSError as exc:
+            raise StoreWriteError(
+                f"cannot open {self.path}: {exc.strerror or exc}"
+                + (
+                    "; too many open files: raise the limit (ulimit -n) or use fewer partitions"
+                    if exc.errno == errno.EMFILE
+                    else ""
+                )
+            ) from exc
+        if self.inode not in (-1, inode):
+            os.close(self._fd)
+            self._fd = -1
+            raise StoreClosedError(f"segment {self.path} was replaced; reopen the partition")
+        self.inode = inode
+
+    def release(self) -> None:
+        """Close the descriptor of an inactive, synced segment; the next read reopens it.
+
+        A store of many partitions keeps one descriptor per active segment, not one per file.
+        """
+        if self._fd >= 0 and self.synced_size >= self.size:
+            os.close(self._fd)
+            self._fd = -1
 
     # --- opening --------------------------------------------------------------------------
 
@@ -204,19 +246,6 @@ class Segment:
         self.index.write_pending()
         self.time_index.write_pending()
 
-    def truncate_to(self, offset: int) -> None:
-        """Remove every batch from the one holding ``offset`` on (for followers and tests)."""
-        position = self.find_position(offset)
-        os.ftruncate(self.fd, position)
-        self.size = position
-        self.index.truncate_after(position)
-        self.time_index.truncate_after(offset)
-        self.recover(*self._last_indexed(), rebuild=False)
-
-    def _last_indexed(self) -> tuple[int, int]:
-        offset, position = self.index.lookup(1 << 62)
-        return position, offset
-
     # --- reading --------------------------------------------------------------------------
 
     def find_position(self, offset: int, limit: int | None = None) -> int:
@@ -322,7 +351,13 @@ class Segment:
         if self.writable:
             self.index.write_pending()
             self.time_index.write_pending()
-        os.close(self.fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def delete(self) -> None:
         """Close and remove the segment's three files."""

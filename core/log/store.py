@@ -22,9 +22,13 @@ store that opens cleanly.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import os
+import re
+import resource
 import shutil
 import socket
 import time
@@ -39,6 +43,7 @@ from ..errors import (
     StoreClosedError,
     StoreError,
     StoreLockedError,
+    StoreWriteError,
     TopicExistsError,
     UnknownTopicError,
 )
@@ -57,7 +62,8 @@ _META = "millstream.json"
 _LOCK = ".lock"
 _CLEAN = ".clean-shutdown"
 _FORMAT = 1
-_DELETED_SUFFIX = ".deleted"
+_DELETED = re.compile(r"\.deleted-[0-9a-f]{32}")
+"""A partition folder renamed aside by a topic deletion that had not finished."""
 
 
 class Topic:
@@ -69,6 +75,8 @@ class Topic:
         self.id = topic_id
         self.partitions: list[Partition] = []
         self.declared_partitions = 0  # what millstream.json records
+        # Once compacted, a topic's offsets may have gaps for good, whatever its policy later.
+        self.gaps = config.compact
 
     @property
     def internal(self) -> bool:
@@ -139,6 +147,7 @@ class LogStore:
             except OSError as exc:
                 raise StoreError(f"cannot create data directory {str(path)!r}: {exc}") from exc
             self._lock()
+            _raise_open_file_limit()
         try:
             clean = (path / _CLEAN).exists()
             if not meta.exists():
@@ -197,7 +206,7 @@ class LogStore:
         for entry in os.listdir(self.path):
             if entry in expected:
                 continue
-            if entry.endswith(_DELETED_SUFFIX) or entry == _META + ".tmp":
+            if _DELETED.fullmatch(entry) or entry == _META + ".tmp":
                 if not self.read_only:
                     _remove(self.path / entry)
                 continue
@@ -210,6 +219,7 @@ class LogStore:
         for name, info in sorted(topics.items()):
             topic = Topic(name, TopicConfig(info.get("config", {})), info.get("id", ""))
             topic.declared_partitions = info["partitions"]
+            topic.gaps = bool(info.get("gaps", topic.gaps))
             for p in range(info["partitions"]):
                 topic.partitions.append(self._open_partition(topic, p, clean_shutdown))
             self._topics[name] = topic
@@ -222,6 +232,7 @@ class LogStore:
             lambda: topic.config,
             self.committer,
             writable=not self.read_only,
+            gaps=lambda: topic.gaps,
         )
         partition.open(clean_shutdown=clean_shutdown)
         return partition
@@ -232,6 +243,7 @@ class LogStore:
                 "partitions": t.declared_partitions,
                 "config": dict(t.config.overrides),
                 "id": t.id,
+                "gaps": t.gaps,
             }
             for t in self._topics.values()
         }
@@ -286,10 +298,31 @@ class LogStore:
         except OSError as exc:
             del self._topics[name]
             raise StoreError(f"cannot record topic {name!r}: {exc}") from exc
-        for p in range(partitions):
-            topic.partitions.append(self._open_partition(topic, p, True))
-        _fsync_dir(self.path)
+        try:
+            for p in range(partitions):
+                topic.partitions.append(self._open_partition(topic, p, True))
+            _fsync_dir(self.path)
+        except (OSError, StoreError) as exc:
+            self._abandon(topic)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            if getattr(exc, "errno", None) == errno.EMFILE or "Too many open files" in reason:
+                reason = "too many open files: raise the limit (ulimit -n) or use fewer partitions"
+            raise StoreWriteError(
+                f"cannot create topic {name!r} with {partitions} partitions: {reason}; "
+                "nothing was created"
+            ) from exc
         return topic
+
+    def _abandon(self, topic: Topic) -> None:
+        """Undo a topic creation that failed half way (best effort)."""
+        for partition in topic.partitions:
+            with contextlib.suppress(Exception):
+                partition.delete_files()
+        self._topics.pop(topic.name, None)
+        for p in range(topic.declared_partitions):
+            _remove(self.path / f"{topic.name}-{p}")
+        with contextlib.suppress(OSError):
+            self._write_meta()
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic and all its data."""
@@ -298,8 +331,7 @@ class LogStore:
         doomed = []
         for partition in topic.partitions:
             partition.close()
-            tag = uuid.uuid4().hex[:8]
-            aside = self.path / f"{partition.directory.name}.{tag}{_DELETED_SUFFIX}"
+            aside = self.path / f".deleted-{uuid.uuid4().hex}"
             if partition.directory.exists():
                 os.rename(partition.directory, aside)
                 doomed.append(aside)
@@ -326,14 +358,15 @@ class LogStore:
                     f"grow, so {partitions} is not valid"
                 )
         old_count = len(topic.partitions)
-        old_config = topic.config
+        old_config, old_gaps = topic.config, topic.gaps
         topic.config = new_config
+        topic.gaps = topic.gaps or new_config.compact
         target = partitions if partitions is not None else old_count
         topic.declared_partitions = target
         try:
             self._write_meta()
         except OSError as exc:
-            topic.config = old_config
+            topic.config, topic.gaps = old_config, old_gaps
             topic.declared_partitions = old_count
             raise StoreError(f"cannot alter topic {name!r}: {exc}") from exc
         try:
@@ -365,6 +398,7 @@ class LogStore:
                     self._topics[name] = topic
                 topic.declared_partitions = info["partitions"]
                 topic.config = TopicConfig(info.get("config", {}))
+                topic.gaps = bool(info.get("gaps", topic.gaps))
                 for p in range(len(topic.partitions), info["partitions"]):
                     topic.partitions.append(self._open_partition(topic, p, True))
         for topic in self._topics.values():
@@ -419,6 +453,17 @@ class LogStore:
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+def _raise_open_file_limit() -> None:
+    """Lift the soft limit of open files to the hard one: a store keeps a descriptor per active
+    segment, one per partition, and the usual soft limit (1024) is lower than many stores
+    need. (Kafka's operations guide asks the same of its brokers.)"""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _check_partition_count(partitions: int) -> None:

@@ -156,3 +156,28 @@ async def test_a_full_disk_refuses_the_write_and_keeps_the_log_whole(small_disk:
     store = LogStore.open(small_disk / "data")
     assert store.topic("t").partitions[0].log_end_offset == acked + 1
     await store.close()
+
+
+async def test_a_disk_full_while_rolling_segments_never_hangs_a_writer(small_disk: Path) -> None:
+    # Tiny segments: the disk fills while writing logs, indexes and new segment files alike.
+    store = LogStore.open(small_disk / "data")
+    p = store.create_topic("t", config={"segment.bytes": "1024"}).partitions[0]
+    acked = refused = 0
+    for i in range(3000):
+        batch = encode_batch([Record(None, b"%08d" % i + b"." * 200)])
+        try:
+            result = p.append(batch)
+            await asyncio.wait_for(p.durable(result.last_offset + 1), 10)
+            acked += 1
+        except StoreWriteError as exc:
+            assert "\n" not in str(exc)
+            refused += 1
+            if refused > 20:
+                break
+    assert refused, "the disk never filled"
+    assert p.high_watermark == acked
+    await store.close()
+    store = LogStore.open(small_disk / "data")
+    p = store.topic("t").partitions[0]
+    assert p.log_end_offset >= acked
+    await store.close()

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 
 import pytest
 
-from millstream.core.errors import InvalidOffsetError, RecordTooLargeError
-from millstream.core.log import LogStore, decode_records, encode_batch
+from millstream.core.errors import (
+    InvalidOffsetError,
+    RecordTooLargeError,
+    StoreClosedError,
+    StoreWriteError,
+)
+from millstream.core.log import LogStore, commit, decode_records, encode_batch
 from millstream.core.record import Record
 
 
@@ -136,15 +143,15 @@ async def test_never_policy_acknowledges_on_write(store: LogStore, records) -> N
 
 
 async def test_interval_policy_acknowledges_after_the_interval(store: LogStore, records) -> None:
-    p = store.create_topic("t", config={"flush.policy": "interval", "flush.ms": "100"})
+    p = store.create_topic("t", config={"flush.policy": "interval", "flush.ms": "500"})
     partition = p.partitions[0]
     loop = asyncio.get_running_loop()
     start = loop.time()
     result = partition.append(encode_batch(records(2)))
-    await asyncio.sleep(0.02)
-    assert partition.high_watermark == 0
+    await asyncio.sleep(0.05)
+    assert partition.high_watermark == 0 or loop.time() - start >= 0.5
     await partition.durable(result.last_offset + 1)
-    assert loop.time() - start >= 0.09
+    assert loop.time() - start >= 0.49
     assert partition.high_watermark == 2
 
 
@@ -179,3 +186,105 @@ async def test_appends_survive_a_clean_reopen(tmp_path, records) -> None:
     result = p.append(encode_batch(records(1, start=300)))
     assert result.base_offset == 300
     await store.close()
+
+
+async def test_a_reader_follows_the_writer_across_segment_rolls(store: LogStore, records) -> None:
+    p = store.create_topic("t", config={"segment.bytes": "2048"}).partitions[0]
+    reader = LogStore.open(store.path, read_only=True)
+    rp = reader.topic("t").partitions[0]
+    seen: list[int] = []
+    for round_ in range(5):
+        # between two looks the writer fills and rolls several segments
+        await append_all(p, [records(10, start=round_ * 200 + i * 10, size=60) for i in range(20)])
+        reader.refresh()
+        while seen[-1:] != [rp.high_watermark - 1] and rp.high_watermark:
+            got = rp.read_records(seen[-1] + 1 if seen else 0)
+            seen.extend(r.offset for r in got)
+    assert p.segment_count > 10
+    assert seen == list(range(1000))
+    await reader.close()
+
+
+async def test_a_compacted_topic_switched_to_delete_keeps_its_data(tmp_path, records) -> None:
+    store = LogStore.open(tmp_path)
+    p = store.create_topic("t", config={"cleanup.policy": "compact"}).partitions[0]
+    for i in range(4):
+        await append_all(p, [records(10, start=i * 10)])
+        p.roll()
+    store.run_maintenance()
+    kept = [(r.offset, r.value) for r in p.read_records(p.log_start_offset, max_bytes=1 << 20)]
+    assert len(kept) < 40  # compaction left gaps between offsets
+    store.alter_topic("t", config={"cleanup.policy": "delete"})
+    await store.close()
+    store = LogStore.open(tmp_path)
+    p = store.topic("t").partitions[0]
+    got = []
+    offset = p.log_start_offset
+    while offset < p.high_watermark:
+        batch = p.read_records(offset)
+        got.extend((r.offset, r.value) for r in batch)
+        offset = batch[-1].offset + 1
+    assert got == kept
+    await store.close()
+
+
+async def test_reading_a_deleted_topics_partition_is_an_error(store: LogStore, records) -> None:
+    p = store.create_topic("a").partitions[0]
+    await append_all(p, [records(2)])
+    store.delete_topic("a")
+    q = store.create_topic("b").partitions[0]
+    await append_all(q, [records(2, start=100)])
+    with pytest.raises(StoreClosedError, match="a-0 is closed"):
+        p.read(0)
+
+
+async def test_a_failed_sync_is_never_acknowledged_and_stops_writes(
+    tmp_path, records, monkeypatch
+) -> None:
+    # fsync failing (an I/O error) cannot be caused on a healthy disk: it is injected.
+    store = LogStore.open(tmp_path)
+    p = store.create_topic("t").partitions[0]
+    await append_all(p, [records(2)])
+    real_fsync = commit.os.fsync
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(commit.os, "fsync", failing)
+    result = p.append(encode_batch(records(1, start=2)))
+    with pytest.raises(StoreWriteError, match="fsync failed: Input/output error"):
+        await p.durable(result.last_offset + 1)
+    monkeypatch.setattr(commit.os, "fsync", real_fsync)
+    with pytest.raises(StoreWriteError, match="refuses writes after a failed disk sync"):
+        p.append(encode_batch(records(1, start=3)))
+    assert p.high_watermark == 2
+    assert [r.offset for r in p.read_records(0)] == [0, 1]
+    await store.close()
+
+
+async def test_every_acknowledged_write_was_synced_first(store: LogStore, monkeypatch) -> None:
+    synced: dict[int, int] = {}  # descriptor -> file size at its last fsync
+    real_fsync = commit.os.fsync
+
+    def recording(fd: int) -> None:
+        size = os.fstat(fd).st_size
+        real_fsync(fd)
+        synced[fd] = max(synced.get(fd, 0), size)
+
+    monkeypatch.setattr(commit.os, "fsync", recording)
+    topic = store.create_topic("t", 3)
+    waits = []
+    for i in range(300):
+        p = topic.partitions[i % 3]
+        result = p.append(encode_batch([Record(None, b"r%d" % i)]))
+        end = p.segments[-1].size
+        fd = p.segments[-1].fd
+
+        async def check(p=p, result=result, fd=fd, end=end) -> None:
+            await p.durable(result.last_offset + 1)
+            assert synced.get(fd, 0) >= end, "acknowledged before its bytes were synced"
+
+        waits.append(check())
+        if i % 7 == 0:
+            await asyncio.sleep(0)
+    await asyncio.gather(*waits)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,7 +172,75 @@ async def test_leftovers_of_an_interrupted_delete_are_cleared(tmp_path: Path) ->
     store = LogStore.open(tmp_path)
     store.create_topic("t")
     await store.close()
-    (tmp_path / "old-0.1234abcd.deleted").mkdir()
+    leftover = tmp_path / (".deleted-" + "ab" * 16)
+    leftover.mkdir()
+    (leftover / "00000000000000000000.log").write_bytes(b"")
     store = LogStore.open(tmp_path)
-    assert not (tmp_path / "old-0.1234abcd.deleted").exists()
+    assert not leftover.exists()
     await store.close()
+
+
+async def test_a_users_folder_that_looks_deleted_is_never_removed(tmp_path: Path) -> None:
+    store = LogStore.open(tmp_path)
+    store.create_topic("t")
+    await store.close()
+    mine = tmp_path / "my-backup.deleted"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ForeignFileError, match="my-backup.deleted"):
+        LogStore.open(tmp_path)
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+async def test_topics_with_the_longest_names_can_be_deleted(store: LogStore) -> None:
+    name = "n" * 249
+    store.create_topic(name, 2)
+    store.delete_topic(name)
+    assert store.topic_names() == []
+    assert sorted(os.listdir(store.path)) == [".lock", "millstream.json"]
+
+
+async def test_creating_a_store_only_when_asked(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no millstream store at"):
+        LogStore.open(tmp_path / "typo", create=False)
+    assert not (tmp_path / "typo").exists()
+
+
+async def test_config_values_are_checked_and_normalised(store: LogStore) -> None:
+    with pytest.raises(ConfigError, match=r"retention.ms='abc' is not valid: must be an integer"):
+        store.create_topic("t", config={"retention.ms": "abc"})
+    with pytest.raises(ConfigError, match=r"segment.bytes='99999999999' is not valid"):
+        store.create_topic("t", config={"segment.bytes": "99999999999"})
+    topic = store.create_topic("t", config={"cleanup.policy": "delete,,compact"})
+    assert topic.config.get("cleanup.policy") == "compact,delete"
+
+
+def test_a_topic_that_does_not_fit_the_open_file_limit_is_not_half_created(
+    tmp_path: Path,
+) -> None:
+    script = f"""
+import asyncio, os, resource
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+from millstream.core.errors import StoreWriteError
+from millstream.core.log import LogStore
+
+async def main():
+    store = LogStore.open({str(tmp_path / "data")!r})
+    try:
+        store.create_topic("many", 200)
+    except StoreWriteError as exc:
+        assert "nothing was created" in str(exc) and "too many open files" in str(exc), exc
+    else:
+        raise SystemExit("created 200 partitions with 64 descriptors?")
+    store.create_topic("few", 2)
+    assert store.topic_names() == ["few"], store.topic_names()
+    await store.close()
+    assert sorted(os.listdir({str(tmp_path / "data")!r})) == [
+        ".clean-shutdown", ".lock", "few-0", "few-1", "millstream.json"
+    ], os.listdir({str(tmp_path / "data")!r})
+    print("ok")
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr
