@@ -1,4 +1,10 @@
-"""Real faults: a writer killed with SIGKILL at random moments, and a disk that fills up."""
+"""Real faults: a writer killed with SIGKILL at random moments, and a disk that fills up.
+
+A SIGKILL leaves the kernel's page cache intact, so these tests prove recovery from a crashed
+process (torn batches, half-rolled segments, stale indexes), not durability against a power
+loss; that acknowledgements wait for fsync is checked in test_partition.py
+(``test_every_acknowledged_write_was_synced_first``).
+"""
 
 from __future__ import annotations
 
