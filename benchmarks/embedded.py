@@ -108,6 +108,22 @@ def _baseline_read(path: Path, n: int) -> float:
     return n / elapsed
 
 
+_SEND_NOTE = (
+    "{per:.2f} µs per record against the baseline's {base:.2f} µs ({ratio:.2f}×). Profile "
+    "(cProfile, py-spy): about 0.8 µs of it is `send` itself (partition choice, size "
+    "accounting, one slotted Delivery) and about 0.45 µs the column encoder; the baseline is "
+    "one buffered `write` call. One Python call per record cannot come within ⅓ of a buffered "
+    "write; `send_batch` (next row) has no per-record call and does. Closing the rest for "
+    "`send` would take native code, which the project does not write."
+)
+_READ_NOTE = (
+    "{per:.2f} µs per record. `decode_records` is about 90% of the profile: six varints and "
+    "two objects (a StoredRecord and its value) per record; the garbage collector is paused "
+    "while a batch decodes (worth about 15%). On this shared machine runs spread ±15% around "
+    "600,000 records/s."
+)
+
+
 def append_and_read(n: int, runs: int) -> list[Result]:
     append, bulk, append_base, read, read_base = [], [], [], [], []
     for _ in range(runs):
@@ -134,13 +150,14 @@ def append_and_read(n: int, runs: int) -> list[Result]:
             "plain loop of file.write, one fsync",
             append,
             append_base,
+            note=_SEND_NOTE.format(ratio=a / ab, per=1e6 / a, base=1e6 / ab),
         ),
         Result(
             f"append: {n:,} × 100 B, Producer.send_batch of 10,000, flush.policy=commit",
             "records/s",
             b,
-            "≥ ⅓ of baseline",
-            b >= ab / 3,
+            "≥ 400,000 records/s and ≥ ⅓ of baseline",
+            b >= 400_000 and b >= ab / 3,
             ab,
             "plain loop of file.write, one fsync",
             bulk,
@@ -156,6 +173,7 @@ def append_and_read(n: int, runs: int) -> list[Result]:
             "plain loop slicing the same bytes",
             read,
             read_base,
+            note=_READ_NOTE.format(per=1e6 / r),
         ),
     ]
 
@@ -292,6 +310,12 @@ def latency(count: int, runs: int, rate: int = 1000) -> list[Result]:
             "write + fsync of 100 B",
             p99s,
             b99s,
+            note=(
+                "An acknowledgement waits for the linger (1 ms by default), then for one or two "
+                "group-commit rounds: a record that arrives while a sync runs waits for the "
+                "next one. A round is an fsync (the baseline) plus the hand-off to the sync "
+                "thread, so the tail follows this disk's fsync tail."
+            ),
         ),
     ]
 
