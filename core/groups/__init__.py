@@ -9,7 +9,7 @@ them over the wire. Nothing here knows of networks.
 from ._codec import OffsetAndMetadata, decode_key, decode_value, encode_key, encode_value
 from .assignor import round_robin
 from .coordinator import GroupCoordinator, GroupSnapshot, Member
-from .offsets import OFFSETS_TOPIC, OffsetStore, offsets_partition
+from .offsets import OFFSETS_TOPIC, OffsetStore, offsets_partition, read_only_error
 
 __all__ = [
     "OFFSETS_TOPIC",
@@ -23,5 +23,6 @@ __all__ = [
     "encode_key",
     "encode_value",
     "offsets_partition",
+    "read_only_error",
     "round_robin",
 ]

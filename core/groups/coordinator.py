@@ -156,10 +156,6 @@ class GroupCoordinator:
             if state.members and self._counts(state) != state.counts:
                 self._rebalance(state)
 
-    def has_members(self, group: str) -> bool:
-        state = self._groups.get(group)
-        return bool(state and state.members)
-
     def _live_group(self, member: Member) -> _Group:
         state = self._groups.get(member.group)
         if member.left or state is None or member.member_id not in state.members:

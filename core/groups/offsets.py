@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidOffsetError, ReadOnlyStoreError
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from ..log.partition import Partition
     from ..log.store import LogStore
 
-__all__ = ["OFFSETS_TOPIC", "OffsetStore", "offsets_partition"]
+__all__ = ["OFFSETS_TOPIC", "OffsetStore", "offsets_partition", "read_only_error"]
 
 OFFSETS_TOPIC = "__consumer_offsets"
 """The internal compacted topic that holds committed offsets."""
@@ -47,6 +48,16 @@ def _java_hash(text: str) -> int:
     for i in range(0, len(raw), 2):
         h = (31 * h + ((raw[i] << 8) | raw[i + 1])) & 0xFFFFFFFF
     return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def read_only_error(path: Path, action: str) -> ReadOnlyStoreError:
+    """The one error for a write through a store opened read-only, ``action`` saying what was
+    tried (``"commit offsets for group 'g'"``)."""
+    return ReadOnlyStoreError(
+        f"cannot {action}: data directory {str(path)!r} is in use by another process, so this "
+        "store is open read-only; stop that process, or run `millstream broker` to share a "
+        "store between processes"
+    )
 
 
 def offsets_partition(group: str, partitions: int) -> int:
@@ -172,11 +183,7 @@ class OffsetStore:
         self, group: str, entries: Mapping[TopicPartition, OffsetAndMetadata | None], action: str
     ) -> None:
         if self._store.read_only:
-            raise ReadOnlyStoreError(
-                f"cannot {action}: data directory {str(self._store.path)!r} is in use by another "
-                "process, so this store is open read-only; run `millstream broker` to share a "
-                "store between processes"
-            )
+            raise read_only_error(self._store.path, action)
         if not entries:
             return
         partitions = self._partitions()

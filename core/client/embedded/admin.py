@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING
 from ...errors import (
     ConfigError,
     InvalidOffsetError,
-    ReadOnlyStoreError,
     StoreClosedError,
     StoreError,
     UnknownGroupError,
 )
-from ...groups import OFFSETS_TOPIC
+from ...groups import OFFSETS_TOPIC, read_only_error
 from ...log import LogStore, Topic
 from ...record import TopicPartition
 from ..interface import (
@@ -49,8 +48,9 @@ class EmbeddedAdmin(Admin):
         return self._connection.store
 
     def _writable(self, action: str) -> None:
-        if self._store.read_only:
-            raise ReadOnlyStoreError(self._connection.read_only_message(action))
+        store = self._store
+        if store.read_only:
+            raise read_only_error(store.path, action)
 
     def _fresh(self) -> None:
         """In a read-only store, catch up with what the owning process wrote."""

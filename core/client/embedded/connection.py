@@ -16,8 +16,8 @@ import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
-from ...errors import ReadOnlyStoreError, StoreClosedError
-from ...groups import GroupCoordinator, OffsetStore
+from ...errors import StoreClosedError
+from ...groups import GroupCoordinator, OffsetStore, read_only_error
 from ...log import LogStore
 from ..interface import Admin, Connection, Consumer, OffsetReset, Producer
 from .admin import EmbeddedAdmin
@@ -93,7 +93,7 @@ class EmbeddedConnection(Connection):
     ) -> Producer:
         self.check_open()
         if self.read_only:
-            raise ReadOnlyStoreError(self.read_only_message("produce"))
+            raise read_only_error(self.store.path, "produce")
         producer = EmbeddedProducer(
             self,
             linger_ms=linger_ms,
@@ -136,14 +136,6 @@ class EmbeddedConnection(Connection):
     def check_open(self) -> None:
         if self._closed:
             raise StoreClosedError(f"the connection to {self.url} is closed; connect again")
-
-    def read_only_message(self, action: str) -> str:
-        """The one-line error for a write through a store opened read-only."""
-        return (
-            f"cannot {action}: data directory {str(self.store.path)!r} is in use by another "
-            "process, so this store is open read-only; stop that process, or run "
-            "`millstream broker` to share a store between processes"
-        )
 
     def topic_changed(self, topic: str) -> None:
         """A topic was altered or is about to be deleted: producers seal what they hold for it

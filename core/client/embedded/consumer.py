@@ -17,7 +17,8 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from ...errors import InvalidOffsetError, ReadOnlyStoreError, StoreClosedError, StoreError
+from ...errors import InvalidOffsetError, StoreClosedError, StoreError
+from ...groups import read_only_error
 from ...log.batch import decode_records, read_header
 from ...record import StoredRecord, TopicPartition
 from ..interface import Consumer, OffsetReset
@@ -409,10 +410,9 @@ class EmbeddedConsumer(Consumer):
     async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
         self._check_open()
         group = self._require_group("commit offsets")
-        if self._connection.store.read_only:
-            raise ReadOnlyStoreError(
-                self._connection.read_only_message(f"commit offsets for group {group!r}")
-            )
+        store = self._connection.store
+        if store.read_only:
+            raise read_only_error(store.path, f"commit offsets for group {group!r}")
         if offsets is None:
             chosen = {
                 tp: f.position

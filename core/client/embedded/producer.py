@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from ...errors import (
     InvalidPartitionsError,
     MillstreamError,
-    ReadOnlyStoreError,
     RecordTooLargeError,
     StoreClosedError,
 )
+from ...groups import read_only_error
 from ...log.batch import HEADER_SIZE
 from ...log.compression import Compression
 from ...log.encoder import RecordColumns, as_bytes, check_headers, encode_batch
@@ -360,7 +360,7 @@ class EmbeddedProducer(Producer):
         store = self._connection.store
         found = store.topic(topic)  # UnknownTopicError names how to create it
         if store.read_only:
-            raise ReadOnlyStoreError(self._connection.read_only_message(f"write to {topic!r}"))
+            raise read_only_error(store.path, f"write to {topic!r}")
         config = found.config
         codec = config.compression_type
         compression = self._compression if codec == "producer" else Compression.from_name(codec)
