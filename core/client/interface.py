@@ -17,6 +17,9 @@ Contracts that hold for every transport:
   :class:`BatchDelivery` for all of them.
 - A consumer delivers each partition's records in offset order. Offsets are committed only by
   :meth:`Consumer.commit`; what a consumer commits is "the next offset to read", as in Kafka.
+- The store's internal topics (``__consumer_offsets``…) are the store's own, as in Kafka:
+  clients may read them, but producing to one, or creating, altering or deleting one, raises
+  :class:`InvalidTopicError`.
 - Closing is idempotent. Using a closed object raises :class:`StoreClosedError`.
 """
 
@@ -187,8 +190,9 @@ class Producer(abc.ABC):
         partition: int | None = None,
         timestamp: int | None = None,
     ) -> Delivery:
-        """Queue one record; never blocks. Bad arguments raise at once (unknown topic,
-        partition out of range, record over ``max.message.bytes``)."""
+        """Queue one record; never blocks. Bad arguments raise at once (unknown topic, one of
+        the store's internal topics, partition out of range, record over
+        ``max.message.bytes``)."""
 
     def send_batch(
         self, topic: str, records: Sequence[Record], partition: int | None = None
@@ -206,8 +210,9 @@ class Producer(abc.ABC):
           before the call is stored before its records, and everything sent after, after them.
         - A record's ``timestamp`` of 0 means "now".
         - Bad arguments raise at once, before anything of the call is queued: an unknown topic,
-          a partition out of range, a record over the topic's ``max.message.bytes``, a key,
-          value, header or timestamp of the wrong type. Nothing of the call is sent then.
+          an internal topic, a partition out of range, a record over the topic's
+          ``max.message.bytes``, a key, value, header or timestamp of the wrong type. Nothing of
+          the call is sent then.
         - A failure of the store after the call returned (a failed write or sync, a closed
           store) is raised by awaiting the result; if nobody awaits it, by :meth:`flush` and
           :meth:`close`, as for ``send``.
@@ -376,11 +381,12 @@ class Admin(abc.ABC):
         replication_factor: int = 1,
         config: Mapping[str, str] | None = None,
     ) -> TopicDescription:
-        """Create a topic. Raises TopicExistsError, InvalidTopicError, ConfigError."""
+        """Create a topic. Raises TopicExistsError, InvalidTopicError (also for the name of an
+        internal topic), ConfigError."""
 
     @abc.abstractmethod
     async def delete_topic(self, name: str) -> None:
-        """Delete a topic and its data."""
+        """Delete a topic and its data (never an internal topic: InvalidTopicError)."""
 
     @abc.abstractmethod
     async def list_topics(self, internal: bool = False) -> list[str]:
@@ -397,7 +403,8 @@ class Admin(abc.ABC):
         partitions: int | None = None,
         config: Mapping[str, str | None] | None = None,
     ) -> TopicDescription:
-        """Grow the partition count and/or set configs (a None value resets one to default)."""
+        """Grow the partition count and/or set configs (a None value resets one to default).
+        Internal topics are refused with InvalidTopicError."""
 
     @abc.abstractmethod
     async def list_offsets(self, tp: TopicPartition, spec: str | int) -> int:

@@ -13,20 +13,23 @@ Contracts:
 - :meth:`OffsetStore.commit` returns once the commit is durable (the topic's ``flush.policy``),
   and only then do :meth:`committed` and :meth:`offsets` show it.
 - Offsets never expire; they go when a group or topic is deleted (a tombstone per partition).
+- A record of the topic that is not an offset this store can read (written by something else, or
+  damaged) is skipped with a logged warning; it never makes the offsets unusable.
 - Nothing here checks who may commit; that is :class:`~.coordinator.GroupCoordinator`'s job.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidOffsetError, ReadOnlyStoreError
+from ..errors import CorruptBatchError, InvalidOffsetError, ReadOnlyStoreError
 from ..log.batch import decode_records
 from ..log.encoder import encode_batch
-from ..record import Record, TopicPartition
+from ..record import Record, StoredRecord, TopicPartition
 from ._codec import OffsetAndMetadata, decode_key, decode_value, encode_key, encode_value
 
 if TYPE_CHECKING:
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
     from ..log.store import LogStore
 
 __all__ = ["OFFSETS_TOPIC", "OffsetStore", "offsets_partition", "read_only_error"]
+
+log = logging.getLogger(__name__)
 
 OFFSETS_TOPIC = "__consumer_offsets"
 """The internal compacted topic that holds committed offsets."""
@@ -110,9 +115,24 @@ class OffsetStore:
                 for raw in batches:
                     for record in decode_records(raw, OFFSETS_TOPIC, partition.index):
                         offset = record.offset + 1
-                        if record.offset >= start and record.key is not None:
-                            self._apply(record.key, record.value)
+                        if record.offset >= start:
+                            self._load(record)
             self._loaded[partition.index] = offset
+
+    def _load(self, record: StoredRecord) -> None:
+        """Apply one record of the topic; skip it, with a warning, when it cannot be read."""
+        try:
+            if record.key is None:
+                raise CorruptBatchError("it has no key")
+            self._apply(record.key, record.value)
+        except CorruptBatchError as exc:
+            log.warning(
+                "skipped the record at offset %d of %s-%d: it is not a committed offset (%s)",
+                record.offset,
+                record.topic,
+                record.partition,
+                exc,
+            )
 
     def _apply(self, key: bytes, value: bytes | None) -> None:
         place = decode_key(key)

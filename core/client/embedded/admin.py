@@ -12,8 +12,8 @@ from ...errors import (
     StoreError,
     UnknownGroupError,
 )
-from ...groups import OFFSETS_TOPIC, read_only_error
-from ...log import LogStore, Topic
+from ...groups import read_only_error
+from ...log import LogStore, Topic, is_internal
 from ...record import TopicPartition
 from ..interface import (
     Admin,
@@ -69,6 +69,7 @@ class EmbeddedAdmin(Admin):
         config: Mapping[str, str] | None = None,
     ) -> TopicDescription:
         _check_replication_factor(replication_factor)
+        self._connection.refuse_internal(name, "create")
         self._writable(f"create topic {name!r}")
         topic = self._store.create_topic(name, partitions, config)
         self._connection.coordinator.topics_changed()
@@ -77,9 +78,8 @@ class EmbeddedAdmin(Admin):
     async def delete_topic(self, name: str) -> None:
         self._writable(f"delete topic {name!r}")
         store = self._store
-        topic = store.topic(name)
-        if topic.internal:
-            raise StoreError(f"topic {name!r} is internal to the store and cannot be deleted")
+        store.topic(name)  # UnknownTopicError first
+        self._connection.refuse_internal(name, "delete")
         self._connection.topic_changed(name)
         store.delete_topic(name)
         await self._connection.offsets.forget_topic(name)
@@ -88,7 +88,7 @@ class EmbeddedAdmin(Admin):
     async def list_topics(self, internal: bool = False) -> list[str]:
         self._fresh()
         names = self._store.topic_names()
-        return names if internal else [n for n in names if not n.startswith("__")]
+        return names if internal else [n for n in names if not is_internal(n)]
 
     async def describe_topic(self, name: str) -> TopicDescription:
         self._fresh()
@@ -103,6 +103,7 @@ class EmbeddedAdmin(Admin):
         self._writable(f"alter topic {name!r}")
         store = self._store
         store.topic(name)  # UnknownTopicError first
+        self._connection.refuse_internal(name, "alter")
         self._connection.topic_changed(name)
         topic = store.alter_topic(name, partitions, config)
         self._connection.coordinator.topics_changed()
@@ -166,8 +167,8 @@ class EmbeddedAdmin(Admin):
     ) -> dict[TopicPartition, int]:
         self._writable(f"reset the offsets of group {group!r}")
         found = self._store.topic(topic)
-        if topic == OFFSETS_TOPIC:
-            raise StoreError(f"topic {topic!r} is internal; groups do not consume it")
+        if is_internal(topic):
+            raise StoreError(f"topic {topic!r} is internal to the store; groups do not consume it")
         offsets: dict[TopicPartition, int] = {}
         for partition in found.partitions:
             start, end = partition.log_start_offset, partition.high_watermark

@@ -4,6 +4,9 @@ It owns the :class:`LogStore`, the group coordinator and the offsets beneath it,
 producer, consumer and admin made from it. A writable connection holds the directory's lock and
 runs the log's upkeep (retention and compaction) every ``maintenance_interval_s`` seconds, on the
 event loop; a read-only one follows what the owning process writes.
+
+Clients never write the store's internal topics (``__consumer_offsets``…): as in Kafka,
+producing to one, or creating, altering or deleting one, raises InvalidTopicError.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
-from ...errors import StoreClosedError
-from ...groups import GroupCoordinator, OffsetStore, read_only_error
-from ...log import LogStore
+from ...errors import InvalidTopicError, StoreClosedError
+from ...groups import OFFSETS_TOPIC, GroupCoordinator, OffsetStore, read_only_error
+from ...log import LogStore, is_internal
 from ..interface import Admin, Connection, Consumer, OffsetReset, Producer
 from .admin import EmbeddedAdmin
 from .consumer import EmbeddedConsumer
@@ -136,6 +139,21 @@ class EmbeddedConnection(Connection):
     def check_open(self) -> None:
         if self._closed:
             raise StoreClosedError(f"the connection to {self.url} is closed; connect again")
+
+    def refuse_internal(self, topic: str, action: str) -> None:
+        """Raise InvalidTopicError when ``topic`` is one of the store's internal topics, which
+        only the store itself writes and manages; ``action`` is what was tried ("write to")."""
+        if not is_internal(topic):
+            return
+        why = "only the store itself manages it"
+        if topic == OFFSETS_TOPIC and action == "write to":
+            why = (
+                "consumers store offsets with commit(), and `millstream groups reset-offsets` "
+                "moves them"
+            )
+        raise InvalidTopicError(
+            f"topic {topic!r} is internal to the store; clients cannot {action} it: {why}"
+        )
 
     def topic_changed(self, topic: str) -> None:
         """A topic was altered or is about to be deleted: producers seal what they hold for it

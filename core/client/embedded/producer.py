@@ -359,6 +359,7 @@ class EmbeddedProducer(Producer):
         self._connection.check_open()
         store = self._connection.store
         found = store.topic(topic)  # UnknownTopicError names how to create it
+        self._connection.refuse_internal(topic, "write to")
         if store.read_only:
             raise read_only_error(store.path, f"write to {topic!r}")
         config = found.config

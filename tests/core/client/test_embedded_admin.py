@@ -8,6 +8,7 @@ from millstream.core.errors import (
     ConfigError,
     InvalidOffsetError,
     InvalidPartitionsError,
+    InvalidTopicError,
     StoreClosedError,
     StoreError,
     TopicExistsError,
@@ -157,3 +158,28 @@ async def test_a_closed_admin_refuses(conn):
         pass
     with pytest.raises(StoreClosedError):
         await admin.list_topics()
+
+
+async def test_internal_topics_cannot_be_created_altered_or_deleted(conn):
+    admin = conn.admin()
+    before = await admin.describe_topic("__consumer_offsets")
+    internal = "topic '__consumer_offsets' is internal to the store; clients cannot"
+    with pytest.raises(InvalidTopicError, match=f"{internal} alter it"):
+        await admin.alter_topic(
+            "__consumer_offsets", config={"cleanup.policy": "delete", "retention.ms": "1"}
+        )
+    with pytest.raises(InvalidTopicError, match=f"{internal} alter it"):
+        await admin.alter_topic("__consumer_offsets", partitions=4)
+    with pytest.raises(InvalidTopicError, match=f"{internal} create it"):
+        await admin.create_topic("__consumer_offsets")
+    with pytest.raises(InvalidTopicError, match=f"{internal} delete it"):
+        await admin.delete_topic("__consumer_offsets")
+    with pytest.raises(InvalidTopicError, match="'__source_positions' is internal.*create it"):
+        await admin.create_topic("__source_positions", config={"cleanup.policy": "delete"})
+    assert await admin.describe_topic("__consumer_offsets") == before
+    assert "__source_positions" not in await admin.list_topics(internal=True)
+    # other names that start with "__" are ordinary topics
+    await admin.create_topic("__mine")
+    assert await admin.list_topics() == ["__mine"]
+    await admin.alter_topic("__mine", config={"retention.ms": "1000"})
+    await admin.delete_topic("__mine")

@@ -10,10 +10,11 @@ import time
 import pytest
 from kafka.record.default_records import DefaultRecordBatch
 
-from millstream.core.client import Producer
+from millstream.core.client import Producer, connect
 from millstream.core.client.partitioner import partition_for_key
 from millstream.core.errors import (
     InvalidPartitionsError,
+    InvalidTopicError,
     RecordTooLargeError,
     StoreClosedError,
     StoreWriteError,
@@ -480,3 +481,20 @@ async def test_the_default_send_batch_sends_one_by_one_with_the_same_results(con
         assert meta.timestamp == record.timestamp
         [read] = [r for r in stored(conn, "t", meta.partition) if r.offset == meta.offset]
         assert (read.key, read.value, read.headers) == (record.key, record.value, record.headers)
+
+
+@pytest.mark.parametrize("topic", ["__consumer_offsets", "__source_positions"])
+async def test_the_stores_internal_topics_are_refused_to_producers(conn, url, topic):
+    if not conn.store.has_topic(topic):
+        conn.store.create_topic(topic, 1)  # as the store makes its own topics
+    producer = conn.producer()
+    with pytest.raises(InvalidTopicError, match=f"topic '{topic}' is internal to the store"):
+        producer.send(topic, b"y", key=b"x")
+    with pytest.raises(InvalidTopicError, match=f"topic '{topic}' is internal to the store"):
+        producer.send_batch(topic, [Record(b"x", b"y")])
+    await producer.close()
+    assert conn.store.topic(topic).partitions[0].high_watermark == 0
+    await conn.close()
+    # nothing a client sent can spoil the store for the next user
+    async with await connect(url) as again:
+        assert await again.admin().list_groups() == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from millstream.core.errors import InvalidOffsetError, ReadOnlyStoreError
@@ -13,7 +15,8 @@ from millstream.core.groups import (
     decode_value,
     offsets_partition,
 )
-from millstream.core.log import LogStore
+from millstream.core.log import LogStore, encode_batch
+from millstream.core.record import Record
 from millstream.core.record import TopicPartition as TP
 
 
@@ -117,3 +120,29 @@ def test_groups_map_to_partitions_as_in_kafka():
     assert offsets_partition("hello", 50) == 99162322 % 50
     assert offsets_partition("polygenelubricants", 50) == 0
     assert offsets_partition("anything", 1) == 0
+
+
+async def test_records_that_are_not_offsets_are_skipped_with_a_warning(data, caplog):
+    store = LogStore.open(data)
+    offsets = OffsetStore.open(store)
+    await offsets.commit("g", {TP("t", 0): 1})
+    partition = store.topic(OFFSETS_TOPIC).partitions[0]
+    # what `millstream produce __consumer_offsets --key-separator :` once wrote, and worse
+    partition.append(encode_batch([Record(b"x", b"y"), Record(None, b"v")]))
+    await offsets.commit("g", {TP("t", 0): 2})
+    await store.close()
+
+    store = LogStore.open(data)
+    try:
+        with caplog.at_level(logging.WARNING, logger="millstream.core.groups.offsets"):
+            offsets = OffsetStore.open(store)
+        assert offsets.committed("g", TP("t", 0)).offset == 2
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 2
+        assert "offset 1 of __consumer_offsets-0" in warnings[0]
+        assert "offset key of 1 bytes is truncated" in warnings[0]
+        assert "offset 2 of __consumer_offsets-0" in warnings[1]
+        await offsets.commit("g", {TP("t", 0): 3})  # the store stays usable
+        assert offsets.committed("g", TP("t", 0)).offset == 3
+    finally:
+        await store.close()
