@@ -21,12 +21,7 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...errors import (
-    InvalidPartitionsError,
-    MillstreamError,
-    RecordTooLargeError,
-    StoreClosedError,
-)
+from ...errors import InvalidPartitionsError, RecordTooLargeError, StoreClosedError
 from ...groups import read_only_error
 from ...log.batch import HEADER_SIZE
 from ...log.compression import Compression
@@ -345,7 +340,11 @@ class EmbeddedProducer(Producer):
                 batch.places = range(lo, hi) if places is None else places[lo:hi]
                 batch.stamps = None if group.stamps is None else group.stamps[lo:hi]
                 batches.append(batch)
-                raw = group.encode(lo, hi, state.compression, now)
+                try:
+                    raw = group.encode(lo, hi, state.compression, now)
+                except Exception as exc:
+                    self._fail(batch, exc)
+                    break
                 if not self._append(state, batch, raw, now):
                     break
         keyless = rows.klens is None or -1 in rows.klens
@@ -413,7 +412,7 @@ class EmbeddedProducer(Producer):
         batch.now_ms = now
         try:
             raw = encode_batch(records, compression=state.compression, now_ms=now)  # type: ignore[arg-type]
-        except MillstreamError as exc:
+        except Exception as exc:  # whatever it is, it goes to the deliveries, never lost
             self._fail(batch, exc)
             return
         self._append(state, batch, raw, now)
@@ -421,13 +420,15 @@ class EmbeddedProducer(Producer):
     def _append(self, state: _TopicState, batch: _Batch, raw: bytearray, now: int) -> bool:
         """Append an encoded batch to its partition and follow it until it is durable.
 
-        Returns False when the partition refused it (the batch has then failed).
+        Returns False when the partition refused it (the batch has then failed with the error,
+        whatever it is: this runs in timer callbacks too, where an escaping error would lose
+        the batch without a word).
         """
         try:
             target = state.partitions[batch.partition]
             result = target.append(raw, now_ms=now)
             durable = target.durable(result.last_offset + 1)
-        except MillstreamError as exc:
+        except Exception as exc:
             self._fail(batch, exc)
             return False
         batch.base_offset = result.base_offset

@@ -11,6 +11,7 @@ import pytest
 from kafka.record.default_records import DefaultRecordBatch
 
 from millstream.core.client import Producer, connect
+from millstream.core.client.embedded import producer as producer_module
 from millstream.core.client.partitioner import partition_for_key
 from millstream.core.errors import (
     InvalidPartitionsError,
@@ -23,6 +24,7 @@ from millstream.core.errors import (
 from millstream.core.log import commit
 from millstream.core.log.batch import read_header
 from millstream.core.log.compression import Compression
+from millstream.core.log.encoder import RecordColumns
 from millstream.core.record import Record, TopicPartition
 
 
@@ -498,3 +500,51 @@ async def test_the_stores_internal_topics_are_refused_to_producers(conn, url, to
     # nothing a client sent can spoil the store for the next user
     async with await connect(url) as again:
         assert await again.admin().list_groups() == []
+
+
+async def test_a_lingering_batch_fails_its_deliveries_whatever_the_log_raises(conn, monkeypatch):
+    # The log turns its own failures into StoreErrors, so an error of another kind cannot be
+    # caused for real; it stands in for a fault nobody foresaw. The batch is sealed by its
+    # linger timer, where an escaping error would lose it without a word.
+    await conn.admin().create_topic("t", 1)
+    partition = conn.store.topic("t").partitions[0]
+
+    def failing_append(batch, *, now_ms=None):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(partition, "append", failing_append)
+    producer = conn.producer(linger_ms=1)
+    awaited = producer.send("t", b"awaited")
+    await asyncio.sleep(0.05)
+    assert awaited.done()
+    with pytest.raises(OSError, match="Too many open files"):
+        await awaited
+    producer.send("t", b"unawaited")
+    await asyncio.sleep(0.05)
+    with pytest.raises(OSError, match="Too many open files"):
+        await producer.flush()
+    monkeypatch.undo()
+    assert (await producer.send("t", b"later")).offset == 0
+    await producer.close()
+
+
+async def test_a_batch_that_cannot_be_encoded_fails_its_deliveries(conn, monkeypatch):
+    # as above: the encoders raise nothing but MillstreamErrors for records send accepted
+    await conn.admin().create_topic("t", 1)
+
+    def failing_encode(*args, **options):
+        raise RuntimeError("encoder bug")
+
+    monkeypatch.setattr(producer_module, "encode_batch", failing_encode)
+    monkeypatch.setattr(RecordColumns, "encode", failing_encode)
+    producer = conn.producer(linger_ms=1)
+    producer.send("t", b"v")
+    await asyncio.sleep(0.05)
+    with pytest.raises(RuntimeError, match="encoder bug"):
+        await producer.flush()
+    delivery = producer.send_batch("t", numbered(3))
+    with pytest.raises(RuntimeError, match="encoder bug"):
+        await delivery
+    monkeypatch.undo()
+    assert [m.offset for m in await producer.send_batch("t", numbered(3))] == [0, 1, 2]
+    await producer.close()
