@@ -9,10 +9,17 @@ them over the wire. Nothing here knows of networks.
 from ._codec import OffsetAndMetadata, decode_key, decode_value, encode_key, encode_value
 from .assignor import round_robin
 from .coordinator import GroupCoordinator, GroupSnapshot, Member
-from .offsets import OFFSETS_TOPIC, OffsetStore, offsets_partition, read_only_error
+from .offsets import (
+    OFFSETS_TOPIC,
+    OFFSETS_TOPIC_CONFIG,
+    OffsetStore,
+    offsets_partition,
+    read_only_error,
+)
 
 __all__ = [
     "OFFSETS_TOPIC",
+    "OFFSETS_TOPIC_CONFIG",
     "GroupCoordinator",
     "GroupSnapshot",
     "Member",

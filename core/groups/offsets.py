@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from ..errors import CorruptBatchError, InvalidOffsetError, ReadOnlyStoreError
@@ -36,12 +37,25 @@ if TYPE_CHECKING:
     from ..log.partition import Partition
     from ..log.store import LogStore
 
-__all__ = ["OFFSETS_TOPIC", "OffsetStore", "offsets_partition", "read_only_error"]
+__all__ = [
+    "OFFSETS_TOPIC",
+    "OFFSETS_TOPIC_CONFIG",
+    "OffsetStore",
+    "offsets_partition",
+    "read_only_error",
+]
 
 log = logging.getLogger(__name__)
 
 OFFSETS_TOPIC = "__consumer_offsets"
 """The internal compacted topic that holds committed offsets."""
+
+OFFSETS_TOPIC_CONFIG: Mapping[str, str] = MappingProxyType(
+    {"cleanup.policy": "compact", "segment.bytes": "104857600"}
+)
+"""The configs ``__consumer_offsets`` is created with: compacted, in segments of 100 MiB (Kafka's
+``offsets.topic.segment.bytes``) so that compaction soon has closed segments to work on."""
+
 
 _RECORDS_PER_BATCH = 2000
 
@@ -82,9 +96,17 @@ class OffsetStore:
     @classmethod
     def open(cls, store: LogStore) -> OffsetStore:
         """Load the committed offsets of ``store``, creating the topic when it is missing
-        (and the store writable)."""
-        if not store.has_topic(OFFSETS_TOPIC) and not store.read_only:
-            store.create_topic(OFFSETS_TOPIC, 1, {"cleanup.policy": "compact"})
+        (and the store writable).
+
+        A writable store whose topic was made before it had a segment size of its own gets
+        the one of :data:`OFFSETS_TOPIC_CONFIG`, so that compaction can keep it small.
+        """
+        if not store.read_only:
+            if not store.has_topic(OFFSETS_TOPIC):
+                store.create_topic(OFFSETS_TOPIC, 1, OFFSETS_TOPIC_CONFIG)
+            elif "segment.bytes" not in store.topic(OFFSETS_TOPIC).config.overrides:
+                segment_bytes = OFFSETS_TOPIC_CONFIG["segment.bytes"]
+                store.alter_topic(OFFSETS_TOPIC, config={"segment.bytes": segment_bytes})
         offsets = cls(store)
         offsets.refresh()
         return offsets
@@ -208,7 +230,7 @@ class OffsetStore:
             return
         partitions = self._partitions()
         if not partitions:  # deleted behind our back: make it again
-            self._store.create_topic(OFFSETS_TOPIC, 1, {"cleanup.policy": "compact"})
+            self._store.create_topic(OFFSETS_TOPIC, 1, OFFSETS_TOPIC_CONFIG)
             partitions = self._partitions()
         partition = partitions[offsets_partition(group, len(partitions))]
         records = [

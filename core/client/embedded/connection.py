@@ -2,8 +2,9 @@
 
 It owns the :class:`LogStore`, the group coordinator and the offsets beneath it, and every
 producer, consumer and admin made from it. A writable connection holds the directory's lock and
-runs the log's upkeep (retention and compaction) every ``maintenance_interval_s`` seconds, on the
-event loop; a read-only one follows what the owning process writes.
+runs the log's upkeep (retention and compaction) once as it opens, so that even a short-lived
+command keeps the store in shape, then every ``maintenance_interval_s`` seconds on the event
+loop; a read-only one follows what the owning process writes.
 
 Clients never write the store's internal topics (``__consumer_offsets``…): as in Kafka,
 producing to one, or creating, altering or deleting one, raises InvalidTopicError.
@@ -56,6 +57,8 @@ class EmbeddedConnection(Connection):
         it ``read_only`` to read it meanwhile)."""
         store = LogStore.open(path, read_only=read_only)
         try:
+            if not read_only:
+                _maintain(store)
             offsets = OffsetStore.open(store)
         except BaseException:
             await store.close()
@@ -79,10 +82,7 @@ class EmbeddedConnection(Connection):
     async def _run_maintenance(self) -> None:
         while True:
             await asyncio.sleep(self.maintenance_interval_s)
-            try:
-                self.store.run_maintenance()
-            except Exception:  # upkeep must not kill the connection; it retries next round
-                log.exception("log maintenance of %s failed", self.store.path)
+            _maintain(self.store)
 
     # --- making clients --------------------------------------------------------------------
 
@@ -188,3 +188,12 @@ class EmbeddedConnection(Connection):
         await self.store.close()
         if errors:
             raise errors[0]
+
+
+def _maintain(store: LogStore) -> None:
+    """Run the log's retention and compaction; a failure is logged, never raised (upkeep must
+    not break the connection: it is tried again next round)."""
+    try:
+        store.run_maintenance()
+    except Exception:
+        log.exception("log maintenance of %s failed", store.path)

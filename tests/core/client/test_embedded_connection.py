@@ -149,3 +149,28 @@ async def test_upkeep_runs_in_the_background(url, monkeypatch):
                 break
         assert after.earliest_offset > 0
         assert after.segments < before.segments
+
+
+async def test_upkeep_runs_as_soon_as_a_writer_opens_the_store(url):
+    # a short-lived command (one `millstream produce`) never lives to see the periodic round
+    async with await connect(url) as conn:
+        await conn.admin().create_topic(
+            "t", 1, config={"segment.bytes": "1024", "retention.ms": "60000"}
+        )
+        async with conn.producer(batch_bytes=500) as producer:
+            for i in range(100):
+                producer.send("t", b"x" * 50, timestamp=1_000 + i)
+        before = (await conn.admin().describe_topic("t")).partitions[0]
+    assert before.earliest_offset == 0 and before.segments > 2
+    async with await connect(url, read_only=True) as reader:  # readers leave the store be
+        assert (await reader.admin().describe_topic("t")).partitions[0] == before
+    async with await connect(url) as conn:
+        after = (await conn.admin().describe_topic("t")).partitions[0]
+    assert after.earliest_offset > 0
+    assert after.segments < before.segments
+
+
+async def test_the_offsets_topic_rolls_at_kafkas_segment_size(conn):
+    described = await conn.admin().describe_topic("__consumer_offsets")
+    assert described.configs["segment.bytes"] == "104857600"
+    assert described.configs["cleanup.policy"] == "compact"

@@ -36,6 +36,7 @@ async def test_the_offsets_topic_is_created_compacted(store):
     OffsetStore.open(store)
     topic = store.topic(OFFSETS_TOPIC)
     assert topic.config.compact
+    assert topic.config.segment_bytes == 104_857_600  # Kafka's offsets.topic.segment.bytes
     assert topic.internal
     assert len(topic.partitions) == 1
 
@@ -144,5 +145,17 @@ async def test_records_that_are_not_offsets_are_skipped_with_a_warning(data, cap
         assert "offset 2 of __consumer_offsets-0" in warnings[1]
         await offsets.commit("g", {TP("t", 0): 3})  # the store stays usable
         assert offsets.committed("g", TP("t", 0)).offset == 3
+    finally:
+        await store.close()
+
+
+async def test_an_offsets_topic_made_before_it_had_a_segment_size_gets_one(data):
+    store = LogStore.open(data)
+    store.create_topic(OFFSETS_TOPIC, 1, {"cleanup.policy": "compact"})
+    await store.close()
+    store = LogStore.open(data)
+    try:
+        OffsetStore.open(store)
+        assert store.topic(OFFSETS_TOPIC).config.segment_bytes == 104_857_600
     finally:
         await store.close()
