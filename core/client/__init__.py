@@ -95,17 +95,27 @@ def store_path(url: str) -> Path:
     return Path(rest).expanduser()
 
 
-async def connect(url: str | None = None, *, read_only: bool = False) -> Connection:
+async def connect(
+    url: str | None = None, *, read_only: bool = False, create: bool = True
+) -> Connection:
     """Open the store at ``url`` (default: :func:`resolve_store_url`).
 
     ``read_only`` opens an embedded store without taking its writer's lock, so it may be read
     while another process writes it; any write then raises ReadOnlyStoreError.
+
+    ``create`` says whether a writable connection to an embedded store may make the store when
+    its directory holds none yet. With ``create=False`` such a URL raises StoreError ("no
+    millstream store at ...") and nothing is made, which is what a command that only uses an
+    existing store wants: a mistyped path is then an error, not a new empty store. A read-only
+    connection never makes a store.
     """
     url = url or resolve_store_url()
     if url.startswith("file:"):
         from .embedded import EmbeddedConnection
 
-        return await EmbeddedConnection.open(store_path(url), url=url, read_only=read_only)
+        return await EmbeddedConnection.open(
+            store_path(url), url=url, read_only=read_only, create=create
+        )
     if url.startswith(("millstream://", "kafka://")):
         scheme = url.split(":", 1)[0]
         raise InvalidStoreURLError(

@@ -51,11 +51,17 @@ class EmbeddedConnection(Connection):
 
     @classmethod
     async def open(
-        cls, path: str | os.PathLike[str], *, url: str | None = None, read_only: bool = False
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        url: str | None = None,
+        read_only: bool = False,
+        create: bool = True,
     ) -> EmbeddedConnection:
         """Open the store in ``path``; StoreLockedError when another process writes it (open
-        it ``read_only`` to read it meanwhile)."""
-        store = LogStore.open(path, read_only=read_only)
+        it ``read_only`` to read it meanwhile). With ``create`` False, a ``path`` that holds no
+        store raises StoreError instead of becoming one."""
+        store = LogStore.open(path, read_only=read_only, create=create)
         try:
             if not read_only:
                 _maintain(store)

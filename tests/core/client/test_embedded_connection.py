@@ -12,7 +12,12 @@ import pytest
 
 from millstream.core.client import connect
 from millstream.core.client.embedded import EmbeddedConnection
-from millstream.core.errors import ReadOnlyStoreError, StoreClosedError, StoreLockedError
+from millstream.core.errors import (
+    ReadOnlyStoreError,
+    StoreClosedError,
+    StoreError,
+    StoreLockedError,
+)
 from millstream.core.record import TopicPartition as TP
 
 OWNER = textwrap.dedent(
@@ -174,3 +179,17 @@ async def test_the_offsets_topic_rolls_at_kafkas_segment_size(conn):
     described = await conn.admin().describe_topic("__consumer_offsets")
     assert described.configs["segment.bytes"] == "104857600"
     assert described.configs["cleanup.policy"] == "compact"
+
+
+async def test_a_store_is_made_only_where_it_may_be(tmp_path):
+    missing = tmp_path / "typo"
+    with pytest.raises(StoreError, match=r"no millstream store at .*typo"):
+        await connect(f"file:{missing}", create=False)
+    assert not missing.exists()
+    with pytest.raises(StoreError, match=r"no millstream store at .*typo"):
+        await connect(f"file:{missing}", read_only=True)
+    assert not missing.exists()
+    async with await connect(f"file:{missing}") as conn:  # create=True is the default
+        await conn.admin().create_topic("t")
+    async with await connect(f"file:{missing}", create=False) as conn:
+        assert await conn.admin().list_topics() == ["t"]
