@@ -352,7 +352,11 @@ class Consumer(abc.ABC):
     async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
         """Store the group's offsets: the given ones, else the positions of everything consumed.
 
-        Raises :class:`CommitFailedError` for partitions this consumer no longer owns.
+        After a rebalance, the offsets of the partitions this consumer still owns are stored;
+        then, if any of the others were moved to another member, :class:`CommitFailedError` is
+        raised naming them (their records will be read again by their new owner) and the
+        partitions that were committed. A consumer that assigned its partitions itself commits
+        nothing, and gets CommitFailedError, while the group has live members.
         """
 
     @abc.abstractmethod

@@ -18,9 +18,12 @@ A group's state is one of Kafka's, as text:
 
 Who may commit: a member may commit a partition it holds now and has held without a break since
 the generation it last synced (so a consumer that lost a partition and got it back while not
-looking cannot commit a stale position over its successor's). A committer outside the group's
-balancing (``member=None``, a consumer that assigned partitions itself) may commit only while the
-group has no live members, as in Kafka. Anything else raises :class:`CommitFailedError`.
+looking cannot commit a stale position over its successor's). A member's commit stores the offsets
+of the partitions it may commit, then raises :class:`CommitFailedError` naming those a rebalance
+moved away from it. A committer outside the group's balancing (``member=None``, a consumer that
+assigned partitions itself) may commit only while the group has no live members, as in Kafka, and
+a member that left may not commit at all: those commit nothing and raise
+:class:`CommitFailedError`.
 """
 
 from __future__ import annotations
@@ -201,10 +204,13 @@ class GroupCoordinator:
         *,
         member: Member | None = None,
         generation: int | None = None,
-    ) -> None:
-        """Raise CommitFailedError unless the committer may commit all of ``partitions``.
+    ) -> list[TopicPartition]:
+        """The partitions of ``partitions`` that a rebalance moved away from ``member``, sorted:
+        the ones it may not commit. ``generation`` is the generation the member last synced
+        (default: its latest).
 
-        ``generation`` is the generation the member last synced (default: its latest).
+        Raises CommitFailedError when the committer may commit nothing at all: a member that
+        left the group, or an outsider (``member=None``) while the group has live members.
         """
         if member is None:
             state = self._groups.get(group)
@@ -214,17 +220,14 @@ class GroupCoordinator:
                     "member(s) balancing its partitions; a consumer that assigns partitions "
                     "itself may commit only for a group with no live members"
                 )
-            return
+            return []
         self._live_group(member)
         seen = member.synced if generation is None else generation
-        for tp in partitions:
-            since = member.assignment.get(tp)
-            if since is None or since > seen:
-                raise CommitFailedError(
-                    f"cannot commit {tp} for group {group!r}: a rebalance (generation "
-                    f"{member.generation}) moved it from this consumer; its records will be "
-                    "read again by the consumer that owns it now"
-                )
+        return sorted(
+            tp
+            for tp in set(partitions)
+            if (since := member.assignment.get(tp)) is None or since > seen
+        )
 
     async def commit(
         self,
@@ -234,11 +237,18 @@ class GroupCoordinator:
         member: Member | None = None,
         generation: int | None = None,
     ) -> None:
-        """Commit ``offsets`` for ``group`` after :meth:`check_commit`; all or nothing."""
-        self.check_commit(group, offsets, member=member, generation=generation)
-        await self.offsets.commit(group, offsets)
+        """Commit ``offsets`` for ``group``: those of the partitions the committer may commit
+        (:meth:`check_commit`) are stored; then, if a rebalance moved any of the others away,
+        CommitFailedError names them and the ones committed."""
+        moved = self.check_commit(group, offsets, member=member, generation=generation)
+        gone = set(moved)
+        kept = {tp: offset for tp, offset in offsets.items() if tp not in gone}
+        if kept:
+            await self.offsets.commit(group, kept)
         # a rebalance while the write was in flight does not undo it: like Kafka, the commit
         # was accepted when it was checked
+        if moved and member is not None:  # only a member's partitions move
+            raise CommitFailedError(_moved_message(group, moved, sorted(kept), member.generation))
 
     async def set_offsets(
         self, group: str, offsets: Mapping[TopicPartition, int | OffsetAndMetadata]
@@ -285,3 +295,16 @@ class GroupCoordinator:
             tuple(state.members.values()),
             offsets,
         )
+
+
+def _moved_message(
+    group: str, moved: list[TopicPartition], committed: list[TopicPartition], generation: int
+) -> str:
+    one = len(moved) == 1
+    them, their = ("it", "its") if one else ("them", "their")
+    return (
+        f"cannot commit {', '.join(map(str, moved))} for group {group!r}: a rebalance "
+        f"(generation {generation}) moved {them} from this consumer, and the consumer that owns "
+        f"{them} now will read {their} records again; committed: "
+        f"{', '.join(map(str, committed)) or 'nothing'}"
+    )

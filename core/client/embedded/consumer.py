@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from ...errors import InvalidOffsetError, StoreClosedError, StoreError
+from ...errors import CommitFailedError, InvalidOffsetError, StoreClosedError, StoreError
 from ...groups import read_only_error
 from ...log.batch import decode_records, read_header
 from ...record import StoredRecord, TopicPartition
@@ -425,12 +425,22 @@ class EmbeddedConsumer(Consumer):
             chosen = dict(offsets)
         if not chosen:
             return
-        await self._connection.coordinator.commit(
-            group, chosen, member=self._member, generation=self._generation
-        )
-        for tp, offset in chosen.items():
+        coordinator = self._connection.coordinator
+        member, generation = self._member, self._generation
+        # a committer that may commit nothing is refused here; after this, a CommitFailedError
+        # means the partitions still owned were committed and the moved ones were not
+        moved = set(coordinator.check_commit(group, chosen, member=member, generation=generation))
+        try:
+            await coordinator.commit(group, chosen, member=member, generation=generation)
+        except CommitFailedError:
+            self._settle(chosen, moved)
+            raise
+        self._settle(chosen, moved)
+
+    def _settle(self, committed: Mapping[TopicPartition, int], moved: set[TopicPartition]) -> None:
+        for tp, offset in committed.items():
             fetch = self._fetches.get(tp)
-            if fetch is not None:
+            if fetch is not None and tp not in moved:
                 fetch.settled = offset
 
     async def committed(self, tp: TopicPartition) -> int | None:

@@ -146,21 +146,28 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_a_full_disk_says_which_lines_were_written(cli, small_disk, monkeypatch) -> None:
-    monkeypatch.setattr(_produce, "CHUNK_BYTES", 16 * 1024)
-    monkeypatch.setattr(_produce, "FLUSH_BYTES", 32 * 1024)
+@pytest.mark.parametrize("flush_bytes", [_produce.FLUSH_BYTES, 32 * 1024])
+def test_a_full_disk_says_up_to_which_line_the_store_acknowledged(
+    cli, small_disk, monkeypatch, flush_bytes: int
+) -> None:
+    # with the default flush size the disk fills long before the first wait for acknowledgements
+    monkeypatch.setattr(_produce, "FLUSH_BYTES", flush_bytes)
     cli.data_dir = small_disk / "store"
     cli.ok("topics", "create", "t")
-    lines = [f"{i:08d}" + "." * 92 for i in range(20_000)]  # 2 MB: more than the disk holds
+    lines = [f"{i:08d}" + "." * 92 for i in range(40_000)]  # 4 MB: more than the disk holds
 
     result = cli("produce", "t", stdin="\n".join(lines) + "\n")
     assert result.status == 1
     assert result.err.count("\n") == 1 and "No space left on device" in result.err
-    match = re.search(r"lines 1 to (\d+) were acknowledged by the store", result.err)
+    match = re.search(
+        r"lines 1 to (\d+) were acknowledged by the store, lines (\d+) to", result.err
+    )
     assert match, result.err
     acknowledged = int(match.group(1))
-    assert acknowledged > 0, result.err
+    assert int(match.group(2)) == acknowledged + 1
 
     stored = [r["value"] for r in cli.records("t")]
-    assert stored[:acknowledged] == lines[:acknowledged]
     assert stored == lines[: len(stored)]  # in order, nothing torn or skipped
+    # what the message calls acknowledged is all there, and it is nearly all that was written:
+    # only the batches in flight when the disk filled (a few hundred lines) are in doubt
+    assert 5_000 < acknowledged <= len(stored) < acknowledged + 1_000, (acknowledged, len(stored))

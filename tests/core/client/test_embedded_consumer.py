@@ -184,17 +184,38 @@ async def test_a_revoked_partition_is_no_longer_read_nor_committed(conn):
     b = conn.consumer(["t"], group="g", auto_offset_reset="earliest")
     assert b.assignment() == {TP("t", 1)}
     assert a.assignment() == {TP("t", 0)}
-    # a consumed from t-1, which moved to b: that progress cannot be committed any more
-    with pytest.raises(CommitFailedError, match="t-1 for group 'g'.*rebalance"):
+    # a consumed from t-1, which moved to b: that progress cannot be committed any more,
+    # but a's progress in t-0, which it still owns, is
+    with pytest.raises(
+        CommitFailedError, match=r"cannot commit t-1 for group 'g'.*rebalance.*committed: t-0$"
+    ):
         await a.commit()
-    with pytest.raises(CommitFailedError, match="t-1"):
-        await a.commit({TP("t", 1): 12})
+    assert await a.committed(TP("t", 0)) == 10
+    assert await a.committed(TP("t", 1)) is None
     # the 8 records a had buffered from t-1 are not returned by a; b reads all of t-1
     assert await a.getmany(timeout_ms=50) == {}
     assert values(await b.getmany(timeout_ms=1000)) == list(range(10, 20))
-    await a.commit()  # what a still owns
+    await a.commit()  # nothing left to commit, nothing refused
     assert await a.committed(TP("t", 0)) == 10
     assert await a.committed(TP("t", 1)) is None
+    await a.close()
+    await b.close()
+
+
+async def test_committing_given_offsets_after_a_rebalance_stores_those_still_owned(conn):
+    await conn.admin().create_topic("t", 3)
+    a = conn.consumer(["t"], group="g")
+    assert a.assignment() == {TP("t", 0), TP("t", 1), TP("t", 2)}
+    b = conn.consumer(["t"], group="g")  # takes t-1
+    with pytest.raises(CommitFailedError) as refused:
+        await a.commit({TP("t", 0): 4, TP("t", 1): 5, TP("t", 2): 6})
+    assert str(refused.value).startswith("cannot commit t-1 for group 'g'")
+    assert str(refused.value).endswith("committed: t-0, t-2")
+    assert [await a.committed(TP("t", p)) for p in range(3)] == [4, None, 6]
+    with pytest.raises(CommitFailedError, match=r"cannot commit t-1 .*committed: nothing$"):
+        await a.commit({TP("t", 1): 5})
+    await b.commit({TP("t", 1): 7})
+    assert await a.committed(TP("t", 1)) == 7
     await a.close()
     await b.close()
 

@@ -91,12 +91,19 @@ async def test_only_the_current_owner_may_commit(coordinator):
     coordinator.sync(a)
     await coordinator.commit("g", {TP("t", 1): 10}, member=a, generation=a.synced)
     assert coordinator.committed("g", TP("t", 1)) == 10
-    b = coordinator.join("g", ["t"])  # t-1 moves to b
+    b = coordinator.join("g", ["t"])  # t-1 and t-3 move to b
     with pytest.raises(CommitFailedError, match=r"t-1 for group 'g'.*rebalance"):
         await coordinator.commit("g", {TP("t", 1): 11}, member=a, generation=a.synced)
     assert coordinator.committed("g", TP("t", 1)) == 10
-    # a kept t-0 and may still commit it
+    # a kept t-0 and t-2 and may still commit them, alone or beside the moved ones
     await coordinator.commit("g", {TP("t", 0): 4}, member=a, generation=a.synced)
+    offsets = {TP("t", p): 20 + p for p in range(4)}
+    with pytest.raises(
+        CommitFailedError,
+        match=r"^cannot commit t-1, t-3 for group 'g': .* moved them .*; committed: t-0, t-2$",
+    ):
+        await coordinator.commit("g", offsets, member=a, generation=a.synced)
+    assert [coordinator.committed("g", TP("t", p)) for p in range(4)] == [20, 10, 22, None]
     coordinator.sync(b)
     await coordinator.commit("g", {TP("t", 1): 12}, member=b, generation=b.synced)
     assert coordinator.committed("g", TP("t", 1)) == 12
