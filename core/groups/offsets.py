@@ -56,7 +56,6 @@ OFFSETS_TOPIC_CONFIG: Mapping[str, str] = MappingProxyType(
 """The configs ``__consumer_offsets`` is created with: compacted, in segments of 100 MiB (Kafka's
 ``offsets.topic.segment.bytes``) so that compaction soon has closed segments to work on."""
 
-
 _RECORDS_PER_BATCH = 2000
 
 
