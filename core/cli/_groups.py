@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..client import Admin, GroupDescription
-from ..errors import InvalidOffsetError, UnknownGroupError
+from ..errors import InvalidOffsetError, StoreError, UnknownGroupError
 from ..record import TopicPartition
 from ._args import HelpFormatter, iso_datetime_ms, non_negative_int, open_store
 from ._output import print_json, render_table
@@ -53,14 +54,15 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         "reset-offsets",
         parents=parents,
         help="move a group's offsets in a topic",
-        description="Move a group's committed offsets in one topic and print the new offsets. "
-        "The group must have no running consumers. --dry-run shows the new offsets without "
-        "changing anything; --execute (Kafka's flag) is accepted and is the default.",
+        description="Move a group's committed offsets in one topic and print the previous and "
+        "new offsets. As with Kafka's tool, it is a dry run unless --execute is given: without "
+        "it, the new offsets are shown and nothing changes. With --execute the group must have "
+        "no running consumers.",
         epilog="examples:\n"
         "  millstream groups reset-offsets archiver --topic readings --to-earliest\n"
+        "  millstream groups reset-offsets archiver --topic readings --to-earliest --execute\n"
         "  millstream groups reset-offsets archiver --topic readings "
-        "--to-datetime 2024-05-01T12:00:00Z --dry-run\n"
-        "  millstream groups reset-offsets archiver --topic readings --to-offset 100 --execute",
+        "--to-datetime 2024-05-01T12:00:00Z --execute",
         formatter_class=HelpFormatter,
     )
     reset.add_argument("group", metavar="GROUP", help="the consumer group")
@@ -81,8 +83,12 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         help="to offset N in every partition (kept within each partition's range)",
     )
     mode = reset.add_mutually_exclusive_group()
-    mode.add_argument("--execute", action="store_true", help="apply the change (the default)")
-    mode.add_argument("--dry-run", action="store_true", help="show the new offsets, change nothing")
+    mode.add_argument("--execute", action="store_true", help="apply the change")
+    mode.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show the new offsets and change nothing (the default without --execute)",
+    )
     _format_option(reset)
     reset.set_defaults(run=_reset)
 
@@ -184,14 +190,15 @@ async def _reset(args: argparse.Namespace) -> int:
     else:
         to = args.to_offset
     by_timestamp = args.to_datetime is not None
-    async with await open_store(args, read_only=args.dry_run) as conn, conn.admin() as admin:
+    execute = args.execute
+    async with await open_store(args, read_only=not execute) as conn, conn.admin() as admin:
         before = await _committed(admin, args.group, args.topic)
-        if args.dry_run:
-            after = await _planned(admin, args.topic, to, by_timestamp)
-        else:
+        if execute:
             after = await admin.reset_group_offsets(
                 args.group, args.topic, to, by_timestamp=by_timestamp
             )
+        else:
+            after = await _planned(admin, args.topic, to, by_timestamp)
     rows = [
         (tp.topic, tp.partition, before.get(tp), offset) for tp, offset in sorted(after.items())
     ]
@@ -199,17 +206,17 @@ async def _reset(args: argparse.Namespace) -> int:
         print_json(
             {
                 "group": args.group,
-                "dry_run": bool(args.dry_run),
+                "dry_run": not execute,
                 "offsets": [
                     {"topic": t, "partition": p, "previous": prev, "offset": new}
                     for t, p, prev, new in rows
                 ],
             }
         )
-        return 0
-    print(render_table(("TOPIC", "PARTITION", "PREVIOUS-OFFSET", "NEW-OFFSET"), rows))
-    if args.dry_run:
-        print("(dry run: nothing was changed; run without --dry-run to apply)")
+    else:
+        print(render_table(("TOPIC", "PARTITION", "PREVIOUS-OFFSET", "NEW-OFFSET"), rows))
+    if not execute:
+        print("dry run: nothing changed; add --execute to apply", file=sys.stderr)
     return 0
 
 
@@ -230,6 +237,8 @@ async def _planned(
 ) -> dict[TopicPartition, int]:
     """The offsets a reset would set, worked out without changing anything."""
     description = await admin.describe_topic(topic)
+    if description.internal:
+        raise StoreError(f"topic {topic!r} is internal; groups do not consume it")
     planned = {}
     for p in description.partitions:
         tp = TopicPartition(topic, p.partition)

@@ -41,9 +41,14 @@ def test_describe_unknown_group_is_an_error_naming_it(cli, group: str) -> None:
     assert result.status == 1 and "nobody" in result.err
 
 
+def reset(cli, group: str, *args: str):
+    """``groups reset-offsets GROUP --topic readings ARGS --execute``, which must succeed."""
+    return cli.ok("groups", "reset-offsets", group, "--topic", "readings", *args, "--execute")
+
+
 def test_reset_to_earliest_and_latest(cli, group: str) -> None:
-    out = cli.ok("groups", "reset-offsets", group, "--topic", "readings", "--to-earliest").out
-    assert "NEW-OFFSET" in out
+    result = reset(cli, group, "--to-earliest")
+    assert "NEW-OFFSET" in result.out and result.err == ""
     assert offsets(cli, group)[0]["committed"] == 0
     cli.ok("groups", "reset-offsets", group, "--topic", "readings", "--to-latest", "--execute")
     assert offsets(cli, group)[0]["committed"] == 10
@@ -51,17 +56,8 @@ def test_reset_to_earliest_and_latest(cli, group: str) -> None:
 
 
 def test_reset_to_offset_then_consume_resumes_there(cli, group: str) -> None:
-    result = cli.ok(
-        "groups",
-        "reset-offsets",
-        group,
-        "--topic",
-        "readings",
-        "--to-offset",
-        "8",
-        "--format",
-        "json",
-    ).json
+    result = reset(cli, group, "--to-offset", "8", "--format", "json").json
+    assert result["dry_run"] is False
     new = {o["partition"]: o for o in result["offsets"]}
     assert new[0]["previous"] == 6 and new[0]["offset"] == 8
     out = cli.ok("consume", "readings", "--group", group, "--partition", "0", "--timeout-ms", "200")
@@ -69,36 +65,42 @@ def test_reset_to_offset_then_consume_resumes_there(cli, group: str) -> None:
 
 
 def test_reset_to_datetime_in_the_past_goes_to_the_start(cli, group: str) -> None:
-    cli.ok(
-        "groups",
-        "reset-offsets",
-        group,
-        "--topic",
-        "readings",
-        "--to-datetime",
-        "2001-01-01T00:00:00Z",
-    )
+    reset(cli, group, "--to-datetime", "2001-01-01T00:00:00Z")
     assert offsets(cli, group)[0]["committed"] == 0
-    cli.ok(
-        "groups",
-        "reset-offsets",
-        group,
-        "--topic",
-        "readings",
-        "--to-datetime",
-        "2999-01-01T00:00:00+02:00",
-    )
+    reset(cli, group, "--to-datetime", "2999-01-01T00:00:00+02:00")
     assert offsets(cli, group)[0]["committed"] == 10
 
 
-def test_dry_run_shows_the_new_offsets_and_changes_nothing(cli, group: str) -> None:
+@pytest.mark.parametrize("flags", [(), ("--dry-run",)], ids=["default", "dry-run"])
+def test_without_execute_it_shows_the_new_offsets_and_changes_nothing(
+    cli, group: str, flags: tuple[str, ...]
+) -> None:
+    # Kafka's kafka-consumer-groups --reset-offsets is a dry run unless --execute is given
     result = cli.ok(
-        "groups", "reset-offsets", group, "--topic", "readings", "--to-earliest", "--dry-run"
+        "groups", "reset-offsets", group, "--topic", "readings", "--to-earliest", *flags
     )
-    assert "dry run" in result.out
+    assert result.err == "dry run: nothing changed; add --execute to apply\n"
     row = next(line.split() for line in result.lines if line.startswith("readings"))
     assert row == ["readings", "0", "6", "0"]
     assert offsets(cli, group)[0]["committed"] == 6
+
+    as_json = cli.ok(
+        "groups",
+        "reset-offsets",
+        group,
+        "--topic",
+        "readings",
+        "--to-offset",
+        "2",
+        "--format",
+        "json",
+        *flags,
+    )
+    assert as_json.json["dry_run"] is True  # stdout is the JSON alone; the note is on stderr
+    assert {o["partition"]: o["offset"] for o in as_json.json["offsets"]} == {0: 2, 1: 0}
+    assert offsets(cli, group)[0]["committed"] == 6
+    out = cli.ok("consume", "readings", "--group", group, "--partition", "0", "--timeout-ms", "200")
+    assert out.lines == ["r6", "r7", "r8", "r9"]
 
 
 def test_reset_needs_exactly_one_target(cli, group: str) -> None:
@@ -130,9 +132,16 @@ def test_reset_needs_exactly_one_target(cli, group: str) -> None:
     )
 
 
-def test_reset_in_unknown_topic_is_an_error(cli, group: str) -> None:
-    result = cli("groups", "reset-offsets", group, "--topic", "nope", "--to-earliest")
+@pytest.mark.parametrize("flags", [(), ("--execute",)], ids=["dry-run", "execute"])
+def test_reset_in_unknown_or_internal_topic_is_an_error(
+    cli, group: str, flags: tuple[str, ...]
+) -> None:
+    result = cli("groups", "reset-offsets", group, "--topic", "nope", "--to-earliest", *flags)
     assert result.status == 1 and "nope" in result.err
+    result = cli(
+        "groups", "reset-offsets", group, "--topic", "__consumer_offsets", "--to-earliest", *flags
+    )
+    assert result.status == 1 and "__consumer_offsets" in result.err and "internal" in result.err
 
 
 def test_no_groups(cli) -> None:

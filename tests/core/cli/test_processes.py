@@ -114,12 +114,16 @@ def test_readers_work_while_another_process_owns_the_store(store: str) -> None:
         assert run("topics", "list", "--data-dir", store).returncode == 0
         assert run("topics", "describe", "t", "--data-dir", store).returncode == 0
         assert run("groups", "list", "--data-dir", store).returncode == 0
+        planned = run(
+            "groups", "reset-offsets", "owner", "--topic", "t", "--to-earliest", "--data-dir", store
+        )  # a dry run only reads
+        assert planned.returncode == 0, planned.stderr
 
         for writer in (
             ("topics", "create", "u"),
             ("topics", "delete", "t"),
             ("consume", "t", "--group", "other", "--timeout-ms", "100"),
-            ("groups", "reset-offsets", "x", "--topic", "t", "--to-earliest"),
+            ("groups", "reset-offsets", "x", "--topic", "t", "--to-earliest", "--execute"),
         ):
             refused = run(*writer, "--data-dir", store)
             assert refused.returncode == 1, writer
