@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from datetime import datetime
+from datetime import UTC, datetime
 
 from ..client import Connection, connect, resolve_store_url
 
 __all__ = [
     "HelpFormatter",
     "UsageError",
+    "as_bytes",
+    "boolean_property",
+    "group_name",
     "header",
     "iso_datetime_ms",
     "key_value",
     "non_negative_int",
     "open_store",
     "positive_int",
+    "shown",
     "store_options",
     "store_url",
 ]
@@ -103,9 +107,52 @@ def key_value(text: str) -> tuple[str, str]:
 
 
 def header(text: str) -> tuple[str, bytes]:
-    """A record header ``name=value`` → ``("name", b"value")``."""
+    """A record header ``name=value`` → ``("name", b"value")``; the value's bytes are the
+    command line's, UTF-8 or not, while the name must be text."""
     name, value = key_value(text)
-    return name, value.encode()
+    if not _is_text(name):
+        raise argparse.ArgumentTypeError(f"header name {shown(name)} is not valid UTF-8")
+    return name, as_bytes(value)
+
+
+def as_bytes(text: str) -> bytes:
+    """The bytes of a command-line argument as they were given, UTF-8 or not.
+
+    Python decodes arguments as UTF-8 and keeps invalid bytes as lone surrogates
+    (``surrogateescape``); this gives those bytes back.
+    """
+    return text.encode("utf-8", "surrogateescape")
+
+
+def shown(text: str) -> str:
+    """``text`` quoted for a message, bytes that are not UTF-8 shown as ``\\xff``."""
+    return "'" + as_bytes(text).decode("utf-8", "backslashreplace") + "'"
+
+
+def _is_text(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def group_name(text: str) -> str:
+    """A consumer group name: any text but the empty one."""
+    if not text:
+        raise argparse.ArgumentTypeError("a group name must not be empty")
+    if not _is_text(text):
+        raise argparse.ArgumentTypeError(f"group name {shown(text)} is not valid UTF-8")
+    return text
+
+
+def boolean_property(option: str, key: str, value: str) -> bool:
+    """A ``true``/``false`` property (any case, as Kafka's tools read them); anything else is
+    a usage error rather than a silent false."""
+    word = value.strip().lower()
+    if word not in ("true", "false"):
+        raise UsageError(f"{option} {key}={shown(value)} is not valid; give true or false")
+    return word == "true"
 
 
 def non_negative_int(text: str) -> int:
@@ -126,13 +173,21 @@ def positive_int(text: str) -> int:
 
 
 def iso_datetime_ms(text: str) -> int:
-    """An ISO 8601 date-time → milliseconds since the epoch; without a zone it is local time."""
+    """An ISO 8601 date-time → milliseconds since the epoch; without a zone it is local time.
+
+    A moment before the epoch gives 0: no record is older, so "at or after it" means the same.
+    """
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+    except ValueError as exc:
+        reason = str(exc)
+        detail = "" if reason.startswith("Invalid isoformat") else f" ({reason})"
         raise argparse.ArgumentTypeError(
-            f"expected an ISO 8601 date-time such as 2024-05-01T12:00:00Z, got {text!r}"
+            f"expected an ISO 8601 date-time such as 2024-05-01T12:00:00Z, got {text!r}{detail}"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return int(moment.timestamp() * 1000)
+        try:
+            moment = moment.astimezone()
+        except (OverflowError, ValueError):  # year 1 or 9999: a zone is nothing beside that
+            moment = moment.replace(tzinfo=UTC)
+    return max(0, int(moment.timestamp() * 1000))

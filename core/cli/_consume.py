@@ -21,15 +21,25 @@ import asyncio
 import base64
 import sys
 from collections.abc import Callable
-from typing import BinaryIO
 
 import orjson
 
 from ..client import Consumer, TopicDescription
 from ..errors import InvalidPartitionsError
 from ..record import StoredRecord, TopicPartition
-from ._args import HelpFormatter, UsageError, key_value, non_negative_int, open_store, positive_int
-from ._output import text_or_base64
+from ._args import (
+    HelpFormatter,
+    UsageError,
+    as_bytes,
+    boolean_property,
+    group_name,
+    key_value,
+    non_negative_int,
+    open_store,
+    positive_int,
+    shown,
+)
+from ._output import text_or_base64, write_stdout
 
 __all__ = ["register"]
 
@@ -64,7 +74,10 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
     )
     consume.add_argument("topic", metavar="TOPIC", help="the topic to read")
     consume.add_argument(
-        "--group", metavar="G", help="read as consumer group G: resume at, and commit, its offsets"
+        "--group",
+        type=group_name,
+        metavar="G",
+        help="read as consumer group G: resume at, and commit, its offsets",
     )
     consume.add_argument(
         "--from-beginning",
@@ -126,8 +139,10 @@ def _check(args: argparse.Namespace) -> dict[str, str]:
     for key, value in args.property:
         if key not in _PROPERTIES:
             raise UsageError(
-                f"consume: unknown --property {key!r}; supported: {', '.join(_PROPERTIES)}"
+                f"consume: unknown --property {shown(key)}; supported: {', '.join(_PROPERTIES)}"
             )
+        if key.startswith("print."):
+            boolean_property("consume: --property", key, value)
         props[key] = value
     return props
 
@@ -197,7 +212,6 @@ async def _print_records(
     render: Callable[[list[StoredRecord]], bytes | bytearray],
 ) -> None:
     sys.stdout.flush()
-    out: BinaryIO = sys.stdout.buffer
     loop = asyncio.get_running_loop()
     remaining: int | None = args.max_messages
     idle_ms: int | None = args.timeout_ms
@@ -219,8 +233,7 @@ async def _print_records(
             if deadline is not None and loop.time() >= deadline:
                 return
             continue
-        out.write(render(records))
-        out.flush()
+        write_stdout(render(records))
         if args.group is not None:
             await _commit(consumer, printed)
         if remaining is not None:
@@ -244,7 +257,7 @@ def _formatter(
 ) -> Callable[[list[StoredRecord]], bytes | bytearray]:
     if fmt == "json":
         return _json_lines
-    null = props["null.literal"].encode()
+    null = as_bytes(props["null.literal"])
     if props == _PROPERTIES:
 
         def values_only(records: list[StoredRecord]) -> bytes:
@@ -261,7 +274,7 @@ class _KafkaTextFormat:
 
     def __init__(self, props: dict[str, str], topic: TopicDescription) -> None:
         def on(name: str) -> bool:
-            return props[name].strip().lower() == "true"
+            return boolean_property("consume: --property", name, props[name])
 
         self.timestamp_type = topic.configs.get("message.timestamp.type", "CreateTime")
         self.fields = [
@@ -269,9 +282,9 @@ class _KafkaTextFormat:
             for name in ("timestamp", "partition", "offset", "headers", "key", "value")
             if on(f"print.{name}")
         ]
-        self.separator = props["key.separator"].encode()
-        self.headers_separator = props["headers.separator"].encode()
-        self.null = props["null.literal"].encode()
+        self.separator = as_bytes(props["key.separator"])
+        self.headers_separator = as_bytes(props["headers.separator"])
+        self.null = as_bytes(props["null.literal"])
 
     def render(self, records: list[StoredRecord]) -> bytes:
         lines = []
@@ -294,7 +307,7 @@ class _KafkaTextFormat:
         if not record.headers:
             return b"NO_HEADERS"
         return self.headers_separator.join(
-            k.encode() + b":" + (self.null if v is None else v) for k, v in record.headers
+            as_bytes(k) + b":" + (self.null if v is None else v) for k, v in record.headers
         )
 
 

@@ -8,8 +8,8 @@ import sys
 from ..client import Admin, GroupDescription
 from ..errors import InvalidOffsetError, StoreError, UnknownGroupError
 from ..record import TopicPartition
-from ._args import HelpFormatter, iso_datetime_ms, non_negative_int, open_store
-from ._output import print_json, render_table
+from ._args import HelpFormatter, group_name, iso_datetime_ms, non_negative_int, open_store
+from ._output import print_json, print_text, render_table
 
 __all__ = ["register"]
 
@@ -46,7 +46,7 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         "  millstream groups describe archiver --format json",
         formatter_class=HelpFormatter,
     )
-    describe.add_argument("group", metavar="GROUP", help="the consumer group")
+    describe.add_argument("group", type=group_name, metavar="GROUP", help="the consumer group")
     _format_option(describe)
     describe.set_defaults(run=_describe)
 
@@ -65,7 +65,7 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         "--to-datetime 2024-05-01T12:00:00Z --execute",
         formatter_class=HelpFormatter,
     )
-    reset.add_argument("group", metavar="GROUP", help="the consumer group")
+    reset.add_argument("group", type=group_name, metavar="GROUP", help="the consumer group")
     reset.add_argument("--topic", required=True, metavar="TOPIC", help="the topic to reset in")
     target = reset.add_mutually_exclusive_group(required=True)
     target.add_argument("--to-earliest", action="store_true", help="to each partition's start")
@@ -120,13 +120,13 @@ async def _list(args: argparse.Namespace) -> int:
         )
         return 0
     if not groups:
-        print("no consumer groups")
+        print_text("no consumer groups")
         return 0
     rows = [
         (g.group, g.state, len(g.members), ",".join(_topics(g)) or "-", _total_lag(g))
         for g in groups
     ]
-    print(render_table(("GROUP", "STATE", "MEMBERS", "TOPICS", "LAG"), rows))
+    print_text(render_table(("GROUP", "STATE", "MEMBERS", "TOPICS", "LAG"), rows))
     return 0
 
 
@@ -162,8 +162,8 @@ async def _describe(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(f"Group: {group.group}  State: {group.state}  Members: {len(group.members)}")
-    print()
+    print_text(f"Group: {group.group}  State: {group.state}  Members: {len(group.members)}")
+    print_text()
     rows = [
         (
             o.topic,
@@ -176,7 +176,7 @@ async def _describe(args: argparse.Namespace) -> int:
         for o in sorted(group.offsets, key=lambda o: (o.topic, o.partition))
     ]
     headers = ("TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID")
-    print(render_table(headers, rows))
+    print_text(render_table(headers, rows))
     return 0
 
 
@@ -214,7 +214,7 @@ async def _reset(args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(render_table(("TOPIC", "PARTITION", "PREVIOUS-OFFSET", "NEW-OFFSET"), rows))
+        print_text(render_table(("TOPIC", "PARTITION", "PREVIOUS-OFFSET", "NEW-OFFSET"), rows))
     if not execute:
         print("dry run: nothing changed; add --execute to apply", file=sys.stderr)
     return 0

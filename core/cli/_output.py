@@ -9,7 +9,16 @@ from typing import Any
 
 import orjson
 
-__all__ = ["human_bytes", "print_json", "render_table", "text_or_base64"]
+from ..errors import MillstreamError
+
+__all__ = [
+    "human_bytes",
+    "print_json",
+    "print_text",
+    "render_table",
+    "text_or_base64",
+    "write_stdout",
+]
 
 
 def render_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -41,7 +50,33 @@ def render_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> st
 
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON on stdout."""
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    print_text(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def print_text(text: str = "") -> None:
+    """Print ``text`` and a newline on stdout, at once."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader went away: the command ends quietly
+    except OSError as exc:
+        raise _stdout_error(exc) from exc
+
+
+def write_stdout(data: bytes | bytearray) -> None:
+    """Write ``data`` to stdout's bytes and flush them (stdout's text buffer flushed first)."""
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _stdout_error(exc) from exc
+
+
+def _stdout_error(exc: OSError) -> MillstreamError:
+    return MillstreamError(f"cannot write to standard output: {exc.strerror or exc}")
 
 
 def text_or_base64(data: bytes) -> tuple[str, bool]:

@@ -29,7 +29,17 @@ from collections.abc import Callable
 from ..client import Delivery, Producer
 from ..client.partitioner import partition_for_key
 from ..errors import InvalidPartitionsError, MillstreamError
-from ._args import HelpFormatter, UsageError, header, key_value, non_negative_int, open_store
+from ._args import (
+    HelpFormatter,
+    UsageError,
+    as_bytes,
+    boolean_property,
+    header,
+    key_value,
+    non_negative_int,
+    open_store,
+    shown,
+)
 
 __all__ = ["register"]
 
@@ -96,17 +106,20 @@ def _key_separator(args: argparse.Namespace) -> bytes | None:
     unknown = sorted(set(props) - set(_PROPERTIES))
     if unknown:
         raise UsageError(
-            f"produce: unknown --property {unknown[0]!r}; supported: {', '.join(_PROPERTIES)}"
+            f"produce: unknown --property {shown(unknown[0])}; supported: {', '.join(_PROPERTIES)}"
         )
+    parse_key = boolean_property(
+        "produce: --property", "parse.key", props.get("parse.key", "false")
+    )
     if args.key_separator is not None:
         separator = args.key_separator
-    elif props.get("parse.key", "false").lower() == "true":
+    elif parse_key:
         separator = props.get("key.separator", "\t")
     else:
         return None
     if not separator:
         raise UsageError("produce: the key separator must not be empty")
-    return separator.encode()
+    return as_bytes(separator)
 
 
 class _LineError(MillstreamError):
@@ -180,6 +193,10 @@ class _LineWriter:
             await self._flush()
             self.progress.clear()
             before = exc.line - 1
+            if not before:
+                raise MillstreamError(
+                    f"line 1: {exc.reason}; nothing was written to {self.topic}"
+                ) from None
             written = (
                 f"the {before} lines before it were written"
                 if before != 1
@@ -194,7 +211,8 @@ class _LineWriter:
         elapsed = time.monotonic() - self.started
         note = " (interrupted)" if interrupted else ""
         print(
-            f"produced {self.sent} records to {self.topic} in {elapsed:.2f} s{note}",
+            f"produced {self.sent} record{'' if self.sent == 1 else 's'} to {self.topic} in "
+            f"{elapsed:.2f} s{note}",
             file=sys.stderr,
         )
         return 130 if interrupted else 0
@@ -286,7 +304,7 @@ class _LineWriter:
                     if not found:
                         raise _LineError(
                             self.sent + len(deliveries) + 1,
-                            f"no key separator {separator.decode()!r} in {_preview(line)}",
+                            f"no key separator {_quoted(separator)} in {_preview(line)}",
                         )
                     place = partition
                     if place is None:
@@ -311,6 +329,10 @@ class _LineWriter:
 def _preview(line: bytes) -> str:
     text = line[:40].decode(errors="replace")
     return repr(text + "..." if len(line) > 40 else text)
+
+
+def _quoted(data: bytes) -> str:
+    return "'" + data.decode(errors="backslashreplace") + "'"
 
 
 class _StdinChunks:

@@ -8,8 +8,8 @@ from typing import Any
 from ..client import TopicDescription
 from ..errors import TopicExistsError, UnknownTopicError
 from ..log.config import CONFIG_KEYS
-from ._args import HelpFormatter, UsageError, key_value, open_store, positive_int
-from ._output import human_bytes, print_json, render_table
+from ._args import HelpFormatter, UsageError, key_value, open_store, positive_int, shown
+from ._output import human_bytes, print_json, print_text, render_table
 
 __all__ = ["register"]
 
@@ -151,10 +151,10 @@ async def _create(args: argparse.Namespace) -> int:
         except TopicExistsError:
             if not args.if_not_exists:
                 raise
-            print(f"topic {args.name} already exists")
+            print_text(f"topic {args.name} already exists")
             return 0
     codec = topic.configs.get("codec", CONFIG_KEYS["codec"].default)
-    print(f"created topic {topic.name}: {_partitions(len(topic.partitions))}, codec {codec}")
+    print_text(f"created topic {topic.name}: {_partitions(len(topic.partitions))}, codec {codec}")
     return 0
 
 
@@ -175,9 +175,9 @@ async def _list(args: argparse.Namespace) -> int:
         for topic in topics
     ]
     if not rows:
-        print("no topics; create one with: millstream topics create NAME --partitions N")
+        print_text("no topics; create one with: millstream topics create NAME --partitions N")
         return 0
-    print(render_table(("TOPIC", "PARTITIONS", "RECORDS", "SIZE", "CODEC"), rows))
+    print_text(render_table(("TOPIC", "PARTITIONS", "RECORDS", "SIZE", "CODEC"), rows))
     return 0
 
 
@@ -187,13 +187,13 @@ async def _describe(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(_details(topic))
         return 0
-    print(
+    print_text(
         f"Topic: {topic.name}  Partitions: {len(topic.partitions)}  "
         f"ReplicationFactor: {topic.replication_factor}  Records: {_records(topic)}  "
         f"Size: {human_bytes(_size(topic))}"
     )
-    print()
-    print(
+    print_text()
+    print_text(
         render_table(
             ("PARTITION", "EARLIEST", "LATEST", "RECORDS", "SIZE", "SEGMENTS"),
             (
@@ -209,8 +209,8 @@ async def _describe(args: argparse.Namespace) -> int:
             ),
         )
     )
-    print()
-    print(
+    print_text()
+    print_text(
         render_table(
             ("CONFIG", "VALUE", "SOURCE"),
             ((key, value, _source(key, value)) for key, value in sorted(topic.configs.items())),
@@ -221,6 +221,12 @@ async def _describe(args: argparse.Namespace) -> int:
 
 async def _alter(args: argparse.Namespace) -> int:
     config: dict[str, str | None] = dict(args.config)
+    both = sorted(set(config) & set(args.delete_config))
+    if both:
+        raise UsageError(
+            f"topics alter: {shown(both[0])} is both set (--config) and reset "
+            "(--delete-config); give one of them"
+        )
     config.update(dict.fromkeys(args.delete_config))
     if args.partitions is None and not config:
         raise UsageError(
@@ -232,7 +238,7 @@ async def _alter(args: argparse.Namespace) -> int:
         )
     changes = [_partitions(len(topic.partitions))] if args.partitions is not None else []
     changes += [f"{key}={topic.configs.get(key, '-')}" for key in config]
-    print(f"altered topic {topic.name}: {', '.join(changes)}")
+    print_text(f"altered topic {topic.name}: {', '.join(changes)}")
     return 0
 
 
@@ -243,9 +249,9 @@ async def _delete(args: argparse.Namespace) -> int:
         except UnknownTopicError:
             if not args.if_exists:
                 raise
-            print(f"topic {args.name} does not exist")
+            print_text(f"topic {args.name} does not exist")
             return 0
-    print(f"deleted topic {args.name}")
+    print_text(f"deleted topic {args.name}")
     return 0
 
 

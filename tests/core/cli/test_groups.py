@@ -69,6 +69,8 @@ def test_reset_to_datetime_in_the_past_goes_to_the_start(cli, group: str) -> Non
     assert offsets(cli, group)[0]["committed"] == 0
     reset(cli, group, "--to-datetime", "2999-01-01T00:00:00+02:00")
     assert offsets(cli, group)[0]["committed"] == 10
+    reset(cli, group, "--to-datetime", "1960-01-01T00:00:00Z")  # before the epoch: the start
+    assert offsets(cli, group)[0]["committed"] == 0
 
 
 @pytest.mark.parametrize("flags", [(), ("--dry-run",)], ids=["default", "dry-run"])

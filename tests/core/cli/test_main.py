@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from millstream.core.cli import main
 
 
@@ -61,3 +63,48 @@ def test_usage_errors_exit_2_and_help_exits_0(cli, capsys) -> None:
     assert "topics" in capsys.readouterr().out
     assert main(["--version"]) == 0
     assert "millstream" in capsys.readouterr().out
+
+
+NOT_UTF8 = b"\xff".decode("utf-8", "surrogateescape")  # how Python passes a non-UTF-8 argv byte
+
+BAD_INPUT = [
+    # (arguments, exit status, what the one line must name)
+    (("topics", "create", "t2", "--config", "retention.ms=abc"), 1, "retention.ms"),
+    (("topics", "alter", "t", "--config", "codec=text", "--delete-config", "codec"), 2, "codec"),
+    (("produce", "t", "--header", f"h{NOT_UTF8}=v"), 2, "header name 'h\\xff'"),
+    (("produce", "t", "--header", "=v"), 2, "key=value"),
+    (("produce", "t", "--property", "parse.key=yes"), 2, "parse.key='yes'"),
+    (("consume", "t", "--property", "print.key=yes"), 2, "print.key='yes'"),
+    (("consume", "t", "--property", "print.keys=true"), 2, "print.key"),
+    (("consume", "t", "--group", ""), 2, "group name"),
+    (("consume", "t", "--group", f"g{NOT_UTF8}"), 2, "group name 'g\\xff'"),
+    (("consume", "t", "--partition", "0", "--offset", "next"), 2, "'earliest' or 'latest'"),
+    (("consume", "t", "--timeout-ms", "1e3"), 2, "--timeout-ms"),
+    (("groups", "describe", ""), 2, "group name"),
+    (
+        ("groups", "reset-offsets", "g", "--topic", "t", "--to-datetime", "yesterday"),
+        2,
+        "ISO 8601",
+    ),
+    (
+        ("groups", "reset-offsets", "g", "--topic", "t", "--to-datetime", "2024-05-01T25:00"),
+        2,
+        "hour must be in 0..23",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "status", "named"), BAD_INPUT, ids=lambda v: repr(v)[:40])
+def test_bad_input_is_one_clear_line(cli, args: tuple[str, ...], status: int, named: str) -> None:
+    cli.ok("topics", "create", "t")
+    result = cli(*args, stdin="x\n")
+    assert result.status == status, result.err
+    assert result.out == ""
+    # argparse shows the usage before its one error line; everything else is the line alone
+    last = result.err.rstrip("\n").splitlines()[-1]
+    assert last.startswith("millstream"), result.err
+    assert ": error: " in last and named in last, result.err
+    if status == 1:
+        assert result.err.count("\n") == 1, result.err
+    for python_speak in ("Traceback", "unexpected", "invalid literal", "codec can't", "invalid "):
+        assert python_speak not in result.err, result.err

@@ -14,7 +14,7 @@ import pytest
 MILLSTREAM = str(Path(sys.executable).parent / "millstream")
 
 
-def run(*args: str, stdin: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess:
+def run(*args: str | bytes, stdin: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [MILLSTREAM, *args], input=stdin, capture_output=True, timeout=timeout, env=_env()
     )
@@ -60,6 +60,37 @@ def test_text_output_is_the_value_bytes_unchanged(store: str) -> None:
     assert run("produce", "t", "--partition", "1", "--data-dir", store, stdin=lines).returncode == 0
     consumed = run("consume", "t", "--from-beginning", "--timeout-ms", "300", "--data-dir", store)
     assert consumed.stdout == lines
+
+
+def test_arguments_that_are_not_utf8_are_used_as_bytes(store: str) -> None:
+    produced = run(
+        "produce", "t", "--partition", "0", "--key-separator", b"\xff", "--header", b"h=\xfe",
+        "--data-dir", store, stdin=b"k\xffv\n",
+    )  # fmt: skip
+    assert produced.returncode == 0, produced.stderr
+    consumed = run(
+        "consume", "t", "--from-beginning", "--timeout-ms", "300", "--data-dir", store,
+        "--property", "print.key=true", "--property", "print.headers=true",
+        "--property", b"key.separator=\xfd",
+    )  # fmt: skip
+    assert consumed.returncode == 0, consumed.stderr
+    assert consumed.stdout == b"h:\xfe\xfdk\xfdv\n"
+
+
+def test_a_full_stdout_is_a_clear_error(store: str) -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    assert run("produce", "t", "--data-dir", store, stdin=b"one\n").returncode == 0
+    for args in (("consume", "t", "--from-beginning", "--timeout-ms", "300"), ("topics", "list")):
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run(
+                [MILLSTREAM, *args, "--data-dir", store], stdout=full, stderr=subprocess.PIPE,
+                timeout=60, env=_env(),
+            )  # fmt: skip
+        assert done.returncode == 1, args
+        assert done.stderr == (
+            b"millstream: error: cannot write to standard output: No space left on device\n"
+        ), args
 
 
 def test_exit_statuses(store: str) -> None:
