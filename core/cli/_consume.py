@@ -186,12 +186,34 @@ async def _start(consumer: Consumer, args: argparse.Namespace, topic: TopicDescr
             await consumer.seek_to_end(tp)
         elif args.offset is not None:
             consumer.seek(tp, args.offset)
+            _say_where_an_offset_outside_the_log_starts(args.offset, consumer.position(tp), tp)
         elif args.group is not None and (committed := await consumer.committed(tp)) is not None:
             consumer.seek(tp, committed)
         elif args.from_beginning:
             await consumer.seek_to_beginning(tp)
         else:
             await consumer.seek_to_end(tp)
+
+
+def _say_where_an_offset_outside_the_log_starts(
+    offset: int, start: int, tp: TopicPartition
+) -> None:
+    """A seek past the end or before the start of a partition lands there; say so on stderr,
+    where it does not mix with the records."""
+    where = f"{tp.topic}-{tp.partition}"
+    if offset > start:
+        note = (
+            f"offset {offset} is past the end of {where} (latest {start}); starting at "
+            f"{start}, waiting for new records"
+        )
+    elif offset < start:
+        note = (
+            f"offset {offset} is before the start of {where} (earliest {start}; older records "
+            f"were deleted); starting at {start}"
+        )
+    else:
+        return
+    print(note, file=sys.stderr)
 
 
 async def _hold_start(consumer: Consumer) -> None:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..client import TopicDescription
-from ..errors import TopicExistsError, UnknownTopicError
+from ..errors import InvalidPartitionsError, TopicExistsError, UnknownTopicError
 from ..log.config import CONFIG_KEYS
 from ._args import HelpFormatter, UsageError, key_value, open_store, positive_int, shown
 from ._output import human_bytes, print_json, print_text, render_table
@@ -233,6 +233,8 @@ async def _alter(args: argparse.Namespace) -> int:
             "topics alter: nothing to change; give --partitions, --config or --delete-config"
         )
     async with await open_store(args, read_only=False) as conn, conn.admin() as admin:
+        if args.partitions is not None:
+            _check_growth(args.name, (await admin.describe_topic(args.name)), args.partitions)
         topic = await admin.alter_topic(
             args.name, partitions=args.partitions, config=config or None
         )
@@ -240,6 +242,20 @@ async def _alter(args: argparse.Namespace) -> int:
     changes += [f"{key}={topic.configs.get(key, '-')}" for key in config]
     print_text(f"altered topic {topic.name}: {', '.join(changes)}")
     return 0
+
+
+def _check_growth(name: str, topic: TopicDescription, partitions: int) -> None:
+    """Refuse a partition count that does not grow the topic, as Kafka does, before anything
+    of the command is changed."""
+    current = len(topic.partitions)
+    if partitions > current:
+        return
+    valid = f"partitions can only grow: give --partitions {current + 1} or more"
+    if partitions == current:
+        raise InvalidPartitionsError(f"topic {name!r} already has {current} partitions; {valid}")
+    raise InvalidPartitionsError(
+        f"topic {name!r} has {current} partitions, more than {partitions}; {valid}"
+    )
 
 
 async def _delete(args: argparse.Namespace) -> int:

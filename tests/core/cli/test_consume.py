@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
+
+MILLSTREAM = str(Path(sys.executable).parent / "millstream")
 
 
 @pytest.fixture
@@ -15,6 +21,17 @@ def topic(cli) -> str:
     lines = [f"k{i % 5}:value {i}" for i in range(20)]
     cli.ok("produce", "readings", "--key-separator", ":", stdin="\n".join(lines) + "\n")
     return "readings"
+
+
+def start_reader(cli, *args: str) -> subprocess.Popen:
+    """``millstream consume ARGS`` as a process of its own (it reads the store read-only, so
+    this process may write meanwhile)."""
+    return subprocess.Popen(
+        [MILLSTREAM, "consume", *args, "--data-dir", str(cli.data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def test_text_prints_values_one_per_line(cli, topic: str) -> None:
@@ -39,6 +56,31 @@ def test_partition_and_offset_choose_the_start(cli, topic: str) -> None:
         "consume", topic, "--partition", "1", "--offset", "earliest", "--timeout-ms", "200"
     )
     assert len(earliest.lines) == len(everything)
+
+
+def test_an_offset_past_the_end_says_so_and_waits_there(cli, topic: str) -> None:
+    latest = len(cli.records(topic, "--partition", "1"))
+    reader = start_reader(cli, topic, "--partition", "1", "--offset", "1000", "--max-messages", "1")
+    try:
+        note = reader.stderr.readline().decode()
+        assert note == (
+            f"offset 1000 is past the end of readings-1 (latest {latest}); "
+            f"starting at {latest}, waiting for new records\n"
+        )
+        cli.ok("produce", topic, "--partition", "1", stdin="new\n")
+        out, err = reader.communicate(timeout=30)
+    finally:
+        reader.kill()
+    assert reader.returncode == 0 and out == b"new\n" and err == b""
+
+
+def test_an_offset_inside_the_log_prints_no_note(cli, topic: str) -> None:
+    latest = len(cli.records(topic, "--partition", "1"))
+    for offset in ("0", str(latest)):
+        result = cli.ok(
+            "consume", topic, "--partition", "1", "--offset", offset, "--timeout-ms", "100"
+        )
+        assert result.err == ""
 
 
 def test_offset_needs_partition_and_excludes_from_beginning(cli, topic: str) -> None:

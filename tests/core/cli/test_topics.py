@@ -76,6 +76,19 @@ def test_alter_cannot_shrink_partitions(cli) -> None:
     assert len(cli.ok("topics", "describe", "readings", "--format", "json").json["partitions"]) == 4
 
 
+def test_alter_to_the_same_partition_count_is_an_error_and_changes_nothing(cli) -> None:
+    cli.ok("topics", "create", "readings", "--partitions", "3")
+    result = cli("topics", "alter", "readings", "--partitions", "3", "--config", "codec=text")
+    assert result.status == 1 and result.out == ""
+    assert result.err == (
+        "millstream: error: topic 'readings' already has 3 partitions; partitions can only "
+        "grow: give --partitions 4 or more\n"
+    )
+    described = cli.ok("topics", "describe", "readings", "--format", "json").json
+    assert len(described["partitions"]) == 3
+    assert described["configs"]["codec"] == "json"  # the config part was not applied either
+
+
 def test_alter_with_nothing_to_change_is_a_usage_error(cli) -> None:
     cli.ok("topics", "create", "readings")
     result = cli("topics", "alter", "readings")
