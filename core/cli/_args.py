@@ -93,9 +93,16 @@ def store_url(args: argparse.Namespace) -> str:
     )
 
 
-async def open_store(args: argparse.Namespace, *, read_only: bool) -> Connection:
-    """Open the store the command line names; read-only for commands that only read."""
-    return await connect(store_url(args), read_only=read_only)
+async def open_store(
+    args: argparse.Namespace, *, read_only: bool, create: bool = False
+) -> Connection:
+    """Open the store the command line names; read-only for commands that only read.
+
+    Only ``topics create`` makes a new store (``create``): any other command given a path that
+    holds none (a typo, most likely) fails with "no millstream store at ..." and leaves nothing
+    on disk there.
+    """
+    return await connect(store_url(args), read_only=read_only, create=create)
 
 
 def key_value(text: str) -> tuple[str, str]:

@@ -140,7 +140,7 @@ def _format_option(parser: argparse.ArgumentParser) -> None:
 
 
 async def _create(args: argparse.Namespace) -> int:
-    async with await open_store(args, read_only=False) as conn, conn.admin() as admin:
+    async with await open_store(args, read_only=False, create=True) as conn, conn.admin() as admin:
         try:
             topic = await admin.create_topic(
                 args.name,

@@ -108,3 +108,42 @@ def test_bad_input_is_one_clear_line(cli, args: tuple[str, ...], status: int, na
         assert result.err.count("\n") == 1, result.err
     for python_speak in ("Traceback", "unexpected", "invalid literal", "codec can't", "invalid "):
         assert python_speak not in result.err, result.err
+
+
+COMMANDS_ON_A_STORE = [
+    ("produce", "t"),
+    ("consume", "t", "--group", "g", "--timeout-ms", "100"),
+    ("consume", "t", "--timeout-ms", "100"),
+    ("groups", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--execute"),
+    ("groups", "reset-offsets", "g", "--topic", "t", "--to-earliest"),
+    ("topics", "delete", "t"),
+    ("topics", "alter", "t", "--partitions", "2"),
+    ("topics", "alter", "t", "--config", "codec=text"),
+    ("topics", "describe", "t"),
+    ("topics", "list"),
+    ("groups", "list"),
+    ("groups", "describe", "g"),
+]
+
+
+@pytest.mark.parametrize("exists", [False, True], ids=["missing", "empty"])
+@pytest.mark.parametrize("args", COMMANDS_ON_A_STORE, ids=" ".join)
+def test_only_topics_create_makes_a_store(
+    cli, tmp_path, args: tuple[str, ...], exists: bool
+) -> None:
+    typo = tmp_path / "stroe"  # a mistyped --data-dir
+    if exists:
+        typo.mkdir()
+    cli.data_dir = typo
+    result = cli(*args, stdin="x\n")
+    assert result.status == 1 and result.out == ""
+    assert result.err == (
+        f"millstream: error: no millstream store at {str(typo)!r}: the directory does not "
+        "exist or holds no millstream.json; create one with `millstream topics create`\n"
+    )
+    if exists:
+        assert list(typo.iterdir()) == []  # no .lock, no millstream.json, no offsets topic
+    else:
+        assert not typo.exists()
+    cli.ok("topics", "create", "t")
+    assert (typo / "millstream.json").is_file()
