@@ -16,6 +16,7 @@ import contextlib
 import errno
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import CorruptBatchError, StoreClosedError, StoreWriteError
@@ -250,14 +251,17 @@ class Segment:
 
     def find_position(self, offset: int, limit: int | None = None) -> int:
         """The position of the batch that holds ``offset``, or of the first batch after it,
-        or ``limit`` (default: the segment's size) when no batch does."""
+        or ``limit`` (default: the segment's size) when no batch does.
+
+        The walk starts at the index entry before ``offset`` and checks every header on its
+        way: a batch whose length or base offset is not what the log before it implies raises
+        :class:`CorruptBatchError` (the bytes were damaged after they were written).
+        """
         end = self.size if limit is None else limit
-        _, pos = self.index.lookup(offset)
-        while pos < end:
-            header = read_header(os.pread(self.fd, HEADER_SIZE, pos))
+        expected, start = self.index.lookup(offset)
+        for pos, header in self.iter_headers(start, end, expected):
             if header.next_offset > offset:
                 return pos
-            pos += header.batch_length + BATCH_OVERHEAD
         return end
 
     def read(self, position: int, max_bytes: int, end: int, offset: int) -> list[bytes]:
@@ -308,14 +312,33 @@ class Segment:
             pos += size
         return batches
 
-    def iter_headers(self, position: int = 0, end: int | None = None):
-        """Yield ``(position, header)`` of each batch from ``position`` (no CRC check)."""
+    def iter_headers(
+        self, position: int = 0, end: int | None = None, expected: int | None = None
+    ) -> Iterator[tuple[int, BatchHeader]]:
+        """Yield ``(position, header)`` of each batch from ``position`` (CRCs unchecked).
+
+        Each header's length must keep the batch inside the segment, and its base offset must
+        follow the batch before (``expected`` is the first one's, default the segment's base);
+        a header that breaks either raises :class:`CorruptBatchError`.
+        """
         stop = self.size if end is None else end
         pos = position
+        want = self.base_offset if expected is None else expected
         while pos < stop:
             header = read_header(os.pread(self.fd, HEADER_SIZE, pos))
+            size = header.batch_length + BATCH_OVERHEAD
+            misplaced = header.base_offset < want or (
+                self.contiguous and header.base_offset != want
+            )
+            if size < HEADER_SIZE or pos + size > stop or misplaced:
+                raise CorruptBatchError(
+                    f"{self.path} at position {pos}: the batch there is not where the log "
+                    f"expects one (offset {want}); the data on disk was damaged after it was "
+                    "written"
+                )
             yield pos, header
-            pos += header.batch_length + BATCH_OVERHEAD
+            want = header.next_offset
+            pos += size
 
     def read_batch(self, position: int, header: BatchHeader) -> bytes:
         return os.pread(self.fd, header.batch_length + BATCH_OVERHEAD, position)
