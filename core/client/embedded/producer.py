@@ -241,6 +241,8 @@ class EmbeddedProducer(Producer):
         self._topics: dict[str, _TopicState] = {}
         self._inflight: set[_Batch] = set()
         self._failed: list[_Batch] = []
+        # partitions that refused a batch not yet reported: later batches fail the same way
+        self._halted: dict[tuple[str, int], _Batch] = {}
         self._closed = False
 
     # --- sending ---------------------------------------------------------------------------
@@ -424,6 +426,13 @@ class EmbeddedProducer(Producer):
         whatever it is: this runs in timer callbacks too, where an escaping error would lose
         the batch without a word).
         """
+        cause = self._halted.get((state.name, batch.partition))
+        if cause is not None:
+            if cause.awaited:  # its sender has been told: writing may resume
+                del self._halted[state.name, batch.partition]
+            else:  # keep the partition's records a prefix of those sent
+                self._fail(batch, cause.future.exception() or StoreClosedError("failed"))
+                return False
         try:
             target = state.partitions[batch.partition]
             result = target.append(raw, now_ms=now)
@@ -452,9 +461,13 @@ class EmbeddedProducer(Producer):
             self._fail(batch, error)
 
     def _fail(self, batch: _Batch, error: BaseException) -> None:
+        """Fail ``batch`` with ``error``, and every later batch of its partition with it until
+        the failure is reported (a delivery of the batch awaited, or :meth:`flush`): a later,
+        smaller batch must not land behind a lost one."""
         if not batch.future.done():
             batch.future.set_exception(error)
         self._failed.append(batch)
+        self._halted.setdefault((batch.topic, batch.partition), batch)
 
     # --- flushing and closing ---------------------------------------------------------------
 
@@ -476,6 +489,7 @@ class EmbeddedProducer(Producer):
         while self._inflight:
             await asyncio.wait([b.future for b in self._inflight])
         failed, self._failed = self._failed, []
+        self._halted.clear()  # reported below (or awaited already): writing may resume
         first: BaseException | None = None
         for batch in failed:
             error = batch.future.exception()  # marks it retrieved

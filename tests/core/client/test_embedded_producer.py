@@ -548,3 +548,35 @@ async def test_a_batch_that_cannot_be_encoded_fails_its_deliveries(conn, monkeyp
     monkeypatch.undo()
     assert [m.offset for m in await producer.send_batch("t", numbered(3))] == [0, 1, 2]
     await producer.close()
+
+
+async def test_after_a_refused_batch_nothing_later_lands_in_that_partition(conn):
+    await conn.admin().create_topic("t", 1, config={"max.message.bytes": "100000"})
+    part = conn.store.topic("t").partitions[0]
+    producer = conn.producer(linger_ms=10_000, batch_bytes=50_000)
+    first = producer.send("t", b"a" * 10)
+    await producer.flush()
+    assert (await first).offset == 0
+    # The disk refuses the next append (made to fail here: a full disk is tested for real in
+    # the log's fault tests); the batches sent after it must not land behind the gap.
+    real_append = part.append
+    calls = []
+
+    def refuse_once(batch, **kw):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise StoreWriteError("cannot append: No space left on device; nothing was written")
+        return real_append(batch, **kw)
+
+    part.append = refuse_once
+    lost = producer.send("t", b"b" * 40_000)
+    later = producer.send("t", b"c" * 40_000)  # seals the first: a batch of its own
+    with pytest.raises(StoreWriteError, match="No space left"):
+        await producer.flush()
+    for delivery in (lost, later):
+        with pytest.raises(StoreWriteError):
+            await delivery
+    assert [r.value[:1] for r in part.read_records(0)] == [b"a"]
+    # once reported, writing resumes
+    assert (await producer.send("t", b"d")).offset == 1
+    await producer.close()
