@@ -25,7 +25,7 @@ from collections.abc import Callable
 import orjson
 
 from ..client import Consumer, TopicDescription
-from ..errors import InvalidPartitionsError
+from ..errors import InvalidPartitionsError, StoreError
 from ..record import StoredRecord, TopicPartition
 from ._args import (
     HelpFormatter,
@@ -152,6 +152,12 @@ async def _consume(args: argparse.Namespace) -> int:
     async with await open_store(args, read_only=args.group is None) as conn:
         async with conn.admin() as admin:
             topic = await admin.describe_topic(args.topic)
+        if topic.internal and args.group is not None:
+            raise StoreError(
+                f"topic {args.topic!r} is internal to the store; a group cannot consume it (each "
+                "commit would add records to it, to be read and committed again); read it "
+                "without --group"
+            )
         if args.partition is not None and args.partition >= len(topic.partitions):
             raise InvalidPartitionsError(
                 f"topic {args.topic!r} has partitions 0..{len(topic.partitions) - 1}; "

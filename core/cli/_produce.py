@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from ..client import Delivery, Producer
 from ..client.partitioner import partition_for_key
-from ..errors import InvalidPartitionsError, MillstreamError
+from ..errors import InvalidPartitionsError, MillstreamError, StoreError
 from ._args import (
     HelpFormatter,
     UsageError,
@@ -137,6 +137,11 @@ async def _produce(args: argparse.Namespace) -> int:
     async with await open_store(args, read_only=False) as conn:
         async with conn.admin() as admin:
             topic = await admin.describe_topic(args.topic)
+        if topic.internal:  # refused before stdin is read, not at its first line
+            raise StoreError(
+                f"topic {args.topic!r} is internal to the store; produce cannot write to it "
+                "(`millstream groups reset-offsets` moves a group's offsets)"
+            )
         if args.partition is not None and args.partition >= len(topic.partitions):
             raise InvalidPartitionsError(
                 f"topic {args.topic!r} has partitions 0..{len(topic.partitions) - 1}; "

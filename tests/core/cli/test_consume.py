@@ -203,6 +203,27 @@ def test_timeout_counts_from_the_last_record(cli, topic: str) -> None:
     assert time.monotonic() - printed >= 1.5  # it waited the timeout after the last record
 
 
+def test_a_group_cannot_consume_the_internal_offsets_topic(cli, topic: str) -> None:
+    cli.ok("consume", topic, "--group", "g", "--from-beginning", "--timeout-ms", "200")
+    before = cli.records("__consumer_offsets")  # reading it without a group is fine
+    assert before
+    # with a group, each commit would add records that it reads and commits again, forever
+    args = (
+        "consume",
+        "__consumer_offsets",
+        "--group",
+        "g2",
+        "--from-beginning",
+        "--format",
+        "json",
+    )
+    result = cli(*args, "--timeout-ms", "200", "--max-messages", "1000")
+    assert result.status == 1 and result.out == ""
+    assert result.err.count("\n") == 1
+    assert "'__consumer_offsets' is internal" in result.err and "without --group" in result.err
+    assert len(cli.records("__consumer_offsets")) == len(before)
+
+
 def test_unknown_topic_is_an_error_naming_it(cli) -> None:
     cli.ok("topics", "create", "other")
     result = cli("consume", "nope", "--timeout-ms", "100")

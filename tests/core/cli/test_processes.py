@@ -93,6 +93,18 @@ def test_a_full_stdout_is_a_clear_error(store: str) -> None:
         ), args
 
 
+def test_produce_to_an_internal_topic_fails_before_reading_stdin(store: str) -> None:
+    producer = start("produce", "__consumer_offsets", "--data-dir", store, stdin=subprocess.PIPE)
+    try:
+        assert producer.wait(timeout=30) == 1  # stdin is still open: it did not wait for it
+        err = producer.stderr.read()
+    finally:
+        producer.kill()
+        producer.stdin.close()
+    assert err.startswith(b"millstream: error: topic '__consumer_offsets' is internal")
+    assert err.count(b"\n") == 1 and b"line 1" not in err
+
+
 def test_exit_statuses(store: str) -> None:
     assert run("topics", "describe", "missing", "--data-dir", store).returncode == 1
     assert run("topics", "create", "--data-dir", store).returncode == 2
