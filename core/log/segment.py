@@ -348,7 +348,10 @@ class Segment:
         if self.max_timestamp < timestamp:
             return None
         start = self.time_index.start_offset_for(timestamp)
-        for pos, header in self.iter_headers(self.find_position(start, end), end):
+        expected, first = self.index.lookup(start)
+        for pos, header in self.iter_headers(first, end, expected):
+            if header.next_offset <= start:
+                continue
             if header.max_timestamp < timestamp:
                 continue
             for record in decode_records(self.read_batch(pos, header)):

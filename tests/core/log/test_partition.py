@@ -288,3 +288,12 @@ async def test_every_acknowledged_write_was_synced_first(store: LogStore, monkey
         if i % 7 == 0:
             await asyncio.sleep(0)
     await asyncio.gather(*waits)
+
+
+async def test_offset_for_timestamp_in_the_middle_of_a_large_segment(store, records) -> None:
+    p = store.create_topic("t", config={"index.interval.bytes": "100"}).partitions[0]
+    await append_all(p, [records(10, start=i * 10, size=40) for i in range(30)])
+    assert p.segment_count == 1
+    base = 1_700_000_000_000
+    for wanted in (0, 1, 57, 150, 299):
+        assert p.offset_for_timestamp(base + wanted) == wanted
