@@ -13,6 +13,7 @@ __all__ = [
     "UsageError",
     "as_bytes",
     "boolean_property",
+    "format_option",
     "group_name",
     "header",
     "iso_datetime_ms",
@@ -46,6 +47,16 @@ class HelpFormatter(argparse.HelpFormatter):
                     textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
                 )
         return "\n".join(lines)
+
+
+def format_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--format table|json`` (tables for people, JSON for scripts) to ``parser``."""
+    parser.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="table for people (default), json for scripts",
+    )
 
 
 def store_options() -> argparse.ArgumentParser:

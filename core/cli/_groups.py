@@ -8,7 +8,14 @@ import sys
 from ..client import Admin, GroupDescription
 from ..errors import InvalidOffsetError, StoreError, UnknownGroupError
 from ..record import TopicPartition
-from ._args import HelpFormatter, group_name, iso_datetime_ms, non_negative_int, open_store
+from ._args import (
+    HelpFormatter,
+    format_option,
+    group_name,
+    iso_datetime_ms,
+    non_negative_int,
+    open_store,
+)
 from ._output import print_json, print_text, render_table
 
 __all__ = ["register"]
@@ -32,7 +39,7 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         epilog="examples:\n  millstream groups list\n  millstream groups list --format json",
         formatter_class=HelpFormatter,
     )
-    _format_option(listing)
+    format_option(listing)
     listing.set_defaults(run=_list)
 
     describe = actions.add_parser(
@@ -47,7 +54,7 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         formatter_class=HelpFormatter,
     )
     describe.add_argument("group", type=group_name, metavar="GROUP", help="the consumer group")
-    _format_option(describe)
+    format_option(describe)
     describe.set_defaults(run=_describe)
 
     reset = actions.add_parser(
@@ -89,17 +96,8 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         action="store_true",
         help="show the new offsets and change nothing (the default without --execute)",
     )
-    _format_option(reset)
+    format_option(reset)
     reset.set_defaults(run=_reset)
-
-
-def _format_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--format",
-        choices=("table", "json"),
-        default="table",
-        help="table for people (default), json for scripts",
-    )
 
 
 async def _list(args: argparse.Namespace) -> int:

@@ -8,7 +8,15 @@ from typing import Any
 from ..client import TopicDescription
 from ..errors import InvalidPartitionsError, TopicExistsError, UnknownTopicError
 from ..log.config import CONFIG_KEYS
-from ._args import HelpFormatter, UsageError, key_value, open_store, positive_int, shown
+from ._args import (
+    HelpFormatter,
+    UsageError,
+    format_option,
+    key_value,
+    open_store,
+    positive_int,
+    shown,
+)
 from ._output import human_bytes, print_json, print_text, render_table
 
 __all__ = ["register"]
@@ -67,7 +75,7 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         epilog="examples:\n  millstream topics list\n  millstream topics list --format json",
         formatter_class=HelpFormatter,
     )
-    _format_option(listing)
+    format_option(listing)
     listing.set_defaults(run=_list)
 
     describe = actions.add_parser(
@@ -81,7 +89,7 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         formatter_class=HelpFormatter,
     )
     describe.add_argument("name", metavar="NAME", help="the topic")
-    _format_option(describe)
+    format_option(describe)
     describe.set_defaults(run=_describe)
 
     alter = actions.add_parser(
@@ -128,15 +136,6 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
     delete.add_argument("name", metavar="NAME", help="the topic")
     delete.add_argument("--if-exists", action="store_true", help="succeed quietly if it is absent")
     delete.set_defaults(run=_delete)
-
-
-def _format_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--format",
-        choices=("table", "json"),
-        default="table",
-        help="table for people (default), json for scripts",
-    )
 
 
 async def _create(args: argparse.Namespace) -> int:
