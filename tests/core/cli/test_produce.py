@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
 
 import pytest
 
@@ -126,24 +124,6 @@ def test_keys_land_where_the_client_producer_puts_them(cli, topic: str) -> None:
     assert len(set(placed.values())) == 3
     for key in keys:
         assert placed[key, "cli"] == placed[key, "client"], key
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 1 MiB tmpfs, mounted for the test (needs root; skipped otherwise)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.mark.parametrize("flush_bytes", [_produce.FLUSH_BYTES, 32 * 1024])

@@ -9,7 +9,6 @@ loss; that acknowledgements wait for fsync is checked in test_partition.py
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
@@ -108,24 +107,6 @@ def test_kill_9_never_loses_an_acknowledged_record(tmp_path: Path) -> None:
         total = asyncio.run(_verify(data, acked))
         assert total >= sum(v + 1 for v in acked.values())
     assert kills == 20
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    """A 1 MiB tmpfs, mounted for the test (needs root; skipped otherwise)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 async def test_a_full_disk_refuses_the_write_and_keeps_the_log_whole(small_disk: Path) -> None:
