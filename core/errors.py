@@ -138,6 +138,16 @@ class StoreLockedError(StoreError):
 class ReadOnlyStoreError(StoreError):
     """A write attempted through a store opened read-only."""
 
+    @classmethod
+    def during(cls, path: object, action: str) -> ReadOnlyStoreError:
+        """The one message for every such write, ``action`` saying what was tried
+        (``"commit offsets for group 'g'"``)."""
+        return cls(
+            f"cannot {action}: data directory {str(path)!r} is in use by another process "
+            "(another process owns it for writing), so this store is open read-only; stop that "
+            "process, or run `millstream broker` to share a store between processes"
+        )
+
 
 class ForeignFileError(StoreError):
     """A file or folder in the data directory that the store did not write."""

@@ -14,7 +14,6 @@ from .offsets import (
     OFFSETS_TOPIC_CONFIG,
     OffsetStore,
     offsets_partition,
-    read_only_error,
 )
 
 __all__ = [
@@ -30,6 +29,5 @@ __all__ = [
     "encode_key",
     "encode_value",
     "offsets_partition",
-    "read_only_error",
     "round_robin",
 ]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -42,7 +41,6 @@ __all__ = [
     "OFFSETS_TOPIC_CONFIG",
     "OffsetStore",
     "offsets_partition",
-    "read_only_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,16 +64,6 @@ def _java_hash(text: str) -> int:
     for i in range(0, len(raw), 2):
         h = (31 * h + ((raw[i] << 8) | raw[i + 1])) & 0xFFFFFFFF
     return h - (1 << 32) if h >= 1 << 31 else h
-
-
-def read_only_error(path: Path, action: str) -> ReadOnlyStoreError:
-    """The one error for a write through a store opened read-only, ``action`` saying what was
-    tried (``"commit offsets for group 'g'"``)."""
-    return ReadOnlyStoreError(
-        f"cannot {action}: data directory {str(path)!r} is in use by another process, so this "
-        "store is open read-only; stop that process, or run `millstream broker` to share a "
-        "store between processes"
-    )
 
 
 def offsets_partition(group: str, partitions: int) -> int:
@@ -224,7 +212,7 @@ class OffsetStore:
         self, group: str, entries: Mapping[TopicPartition, OffsetAndMetadata | None], action: str
     ) -> None:
         if self._store.read_only:
-            raise read_only_error(self._store.path, action)
+            raise ReadOnlyStoreError.during(self._store.path, action)
         if not entries:
             return
         partitions = self._partitions()

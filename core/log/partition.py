@@ -288,10 +288,7 @@ class Partition:
         if self._closed:
             raise StoreClosedError(f"partition {self.name} is closed")
         if not self.writable:
-            raise ReadOnlyStoreError(
-                f"cannot write to {self.name}: the store is open read-only because another "
-                "process owns its directory; run `millstream broker` to share a store"
-            )
+            raise ReadOnlyStoreError.during(self.directory.parent, f"write to {self.name}")
 
     # --- durability -----------------------------------------------------------------------
 

@@ -424,10 +424,7 @@ class LogStore:
         if self._closed:
             raise StoreClosedError(f"the store at {str(self.path)!r} is closed")
         if self.read_only:
-            raise ReadOnlyStoreError(
-                f"the store at {str(self.path)!r} is open read-only because another process owns "
-                "its directory; stop that process, or run `millstream broker` to share the store"
-            )
+            raise ReadOnlyStoreError.during(self.path, "change topics")
 
     async def close(self) -> None:
         """Sync everything, mark a clean shutdown, release the lock. Idempotent."""

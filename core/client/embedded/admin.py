@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 from ...errors import (
     ConfigError,
     InvalidOffsetError,
+    ReadOnlyStoreError,
     StoreClosedError,
     StoreError,
     UnknownGroupError,
 )
-from ...groups import read_only_error
 from ...log import LogStore, Topic, is_internal
 from ...record import TopicPartition
 from ..interface import (
@@ -50,7 +50,7 @@ class EmbeddedAdmin(Admin):
     def _writable(self, action: str) -> None:
         store = self._store
         if store.read_only:
-            raise read_only_error(store.path, action)
+            raise ReadOnlyStoreError.during(store.path, action)
 
     def _fresh(self) -> None:
         """In a read-only store, catch up with what the owning process wrote."""

@@ -20,8 +20,8 @@ import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
-from ...errors import InvalidTopicError, StoreClosedError
-from ...groups import OFFSETS_TOPIC, GroupCoordinator, OffsetStore, read_only_error
+from ...errors import InvalidTopicError, ReadOnlyStoreError, StoreClosedError
+from ...groups import OFFSETS_TOPIC, GroupCoordinator, OffsetStore
 from ...log import LogStore, is_internal
 from ..interface import Admin, Connection, Consumer, OffsetReset, Producer
 from .admin import EmbeddedAdmin
@@ -102,7 +102,7 @@ class EmbeddedConnection(Connection):
     ) -> Producer:
         self.check_open()
         if self.read_only:
-            raise read_only_error(self.store.path, "produce")
+            raise ReadOnlyStoreError.during(self.store.path, "produce")
         producer = EmbeddedProducer(
             self,
             linger_ms=linger_ms,

@@ -17,8 +17,13 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from ...errors import CommitFailedError, InvalidOffsetError, StoreClosedError, StoreError
-from ...groups import read_only_error
+from ...errors import (
+    CommitFailedError,
+    InvalidOffsetError,
+    ReadOnlyStoreError,
+    StoreClosedError,
+    StoreError,
+)
 from ...log.batch import decode_records, read_header
 from ...record import StoredRecord, TopicPartition
 from ..interface import Consumer, OffsetReset
@@ -412,7 +417,7 @@ class EmbeddedConsumer(Consumer):
         group = self._require_group("commit offsets")
         store = self._connection.store
         if store.read_only:
-            raise read_only_error(store.path, f"commit offsets for group {group!r}")
+            raise ReadOnlyStoreError.during(store.path, f"commit offsets for group {group!r}")
         if offsets is None:
             chosen = {
                 tp: f.position

@@ -21,8 +21,12 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...errors import InvalidPartitionsError, RecordTooLargeError, StoreClosedError
-from ...groups import read_only_error
+from ...errors import (
+    InvalidPartitionsError,
+    ReadOnlyStoreError,
+    RecordTooLargeError,
+    StoreClosedError,
+)
 from ...log.batch import HEADER_SIZE
 from ...log.compression import Compression
 from ...log.encoder import RecordColumns, as_bytes, check_headers, encode_batch
@@ -362,7 +366,7 @@ class EmbeddedProducer(Producer):
         found = store.topic(topic)  # UnknownTopicError names how to create it
         self._connection.refuse_internal(topic, "write to")
         if store.read_only:
-            raise read_only_error(store.path, f"write to {topic!r}")
+            raise ReadOnlyStoreError.during(store.path, f"write to {topic!r}")
         config = found.config
         codec = config.compression_type
         compression = self._compression if codec == "producer" else Compression.from_name(codec)
