@@ -127,14 +127,6 @@ class OffsetIndex(_SparseIndex):
     def _unpack(self, a: int, b: int) -> tuple[int, int]:
         return self.base_offset + a, b
 
-    @property
-    def offsets(self) -> array[int]:
-        return self.keys
-
-    @property
-    def positions(self) -> array[int]:
-        return self.values
-
     def append(self, offset: int, position: int) -> None:
         self.add(offset, position)
 

@@ -562,9 +562,8 @@ class Partition:
         if not self.writable or not self.segments:
             return
         for segment in self.segments:
-            if segment.size > segment.synced_size:
-                os.fsync(segment.fd)
-                segment.synced_size = segment.size
+            if segment.dirty_bytes:
+                segment.sync()
         active = self.segments[-1]
         self._set_hw(self._log_end, active, active.size)
 
