@@ -29,29 +29,47 @@ __all__ = ["compact_partition"]
 
 
 def compact_partition(partition: Partition, now_ms: int) -> int:
-    """Compact ``partition``'s inactive segments; return how many records were removed."""
+    """Compact ``partition``'s inactive segments; return how many records were removed.
+
+    A pass reads the whole log, so it is skipped when it cannot change anything: no segment
+    was rolled since the last pass and that pass left no tombstone waiting to expire.
+    """
     inactive = [s for s in partition.segments[:-1] if s.dirty_bytes == 0]
     if not inactive:
         return 0
-    newest = _newest_offsets(partition)
+    active_base = partition.segments[-1].base_offset
+    if partition.compacted_through == active_base:
+        return 0
+    newest, tombstones = _newest_offsets(partition)
     tombstone_horizon = now_ms - partition.config.delete_retention_ms
     removed = 0
     for segment in inactive:
         removed += _rewrite(partition, segment, newest, tombstone_horizon)
+    # Tombstones below the active segment expire with time alone: pass again until they have.
+    waiting = any(offset < active_base for offset in tombstones.values())
+    partition.compacted_through = -1 if waiting else active_base
     return removed
 
 
-def _newest_offsets(partition: Partition) -> dict[bytes, int]:
+def _newest_offsets(partition: Partition) -> tuple[dict[bytes, int], dict[bytes, int]]:
+    """Each key's newest acknowledged offset, and those of the keys whose newest record is a
+    tombstone."""
     newest: dict[bytes, int] = {}
+    tombstones: dict[bytes, int] = {}
     hw = partition.high_watermark
     for segment in partition.segments:
         for pos, header in segment.iter_headers():
             if header.base_offset >= hw:
                 break
             for record in decode_records(segment.read_batch(pos, header)):
-                if record.key is not None and record.offset < hw:
-                    newest[record.key] = record.offset
-    return newest
+                key = record.key
+                if key is not None and record.offset < hw:
+                    newest[key] = record.offset
+                    if record.value is None:
+                        tombstones[key] = record.offset
+                    else:
+                        tombstones.pop(key, None)
+    return newest, tombstones
 
 
 def _rewrite(

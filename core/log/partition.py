@@ -97,6 +97,9 @@ class Partition:
         self._gaps = gaps  # offsets may have gaps (the topic is or was compacted)
         self._committer = committer
         self._failure: StoreWriteError | None = None
+        # the active segment's base offset at the last compaction pass that needs no follow-up
+        # (-1: none yet); see compaction.compact_partition
+        self.compacted_through = -1
         self.segments: list[Segment] = []
         self._bases: list[int] = []
         self._log_end = 0
