@@ -134,8 +134,12 @@ class Segment:
                 self.index.clear()
                 self.time_index.clear()
                 self.recover(0, self.base_offset, rebuild=True)
-            else:
-                self.recover(position, offset, rebuild=False)
+            elif self.recover(position, offset, rebuild=False):
+                # A torn tail behind a clean shutdown means the file was damaged after it was
+                # closed: trust none of it and walk it all.
+                self.index.clear()
+                self.time_index.clear()
+                self.recover(0, self.base_offset, rebuild=True)
 
     def recover(self, position: int, offset: int, *, rebuild: bool) -> int:
         """Walk batches from ``position``; cut (when writable) at the first invalid one.
