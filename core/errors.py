@@ -25,12 +25,16 @@ it is, without a traceback.
     │   ├── UnknownGroupError        no such consumer group
     │   └── CommitFailedError        an offset commit for partitions the consumer no longer owns
     ├── ConnectorError               a source or sink failed
+    ├── CodecError                   a value its topic's codec cannot decode or encode
+    ├── PluginError                  a plugin that cannot be loaded or registers something broken
+    ├── PipelineError                a running pipeline stopped (``on_error: stop``, a failed part)
     └── ProtocolError                bytes on the wire that do not follow the Kafka protocol
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CodecError",
     "CommitFailedError",
     "ConfigError",
     "ConnectorError",
@@ -41,6 +45,8 @@ __all__ = [
     "InvalidStoreURLError",
     "InvalidTopicError",
     "MillstreamError",
+    "PipelineError",
+    "PluginError",
     "ProtocolError",
     "ReadOnlyStoreError",
     "RecordTooLargeError",
@@ -171,6 +177,18 @@ class CommitFailedError(StoreError):
 
 class ConnectorError(MillstreamError):
     """A source or sink failed."""
+
+
+class CodecError(MillstreamError, ValueError):
+    """A value that its topic's codec cannot decode (bad bytes) or encode (a bad value)."""
+
+
+class PluginError(MillstreamError):
+    """A plugin that cannot be loaded, or that registers something broken; names the plugin."""
+
+
+class PipelineError(MillstreamError):
+    """A running pipeline stopped: a part with ``on_error: stop`` failed, or a part crashed."""
 
 
 class ProtocolError(MillstreamError):

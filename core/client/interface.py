@@ -435,7 +435,7 @@ class Admin(abc.ABC):
     async def delete_group(self, group: str) -> None:
         """Forget a group's committed offsets. The group must have no live members."""
 
-    async def close(self) -> None:  # noqa: B027 - admins hold nothing by default
+    async def close(self) -> None:
         """Release the admin client. Idempotent."""
 
     async def __aenter__(self) -> Self:

@@ -20,13 +20,15 @@ flush.policy               commit          commit | interval | never (see docs/l
 flush.ms                   1000            the interval of ``flush.policy=interval``
 delete.retention.ms        86400000        how long a compacted topic keeps tombstones
 message.timestamp.type     CreateTime      CreateTime | LogAppendTime
-codec                      json            json | text | bytes: how pipelines decode values
+codec                      json            how pipelines decode values: json | text | bytes, or
+                                           a codec a plugin adds (a lowercase name)
 =========================  ==============  ====================================================
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -68,6 +70,16 @@ def _cleanup_policy(text: str) -> str:
     return ",".join(parts)
 
 
+_CODEC_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
+
+def _codec_name(text: str) -> str:
+    """A codec's name; which codecs exist is the plugins' business, not the log's."""
+    if not _CODEC_NAME.fullmatch(text):
+        raise ValueError("valid: json, text, bytes, or a plugin codec's lowercase name")
+    return text
+
+
 @dataclass(frozen=True)
 class _Key:
     default: str
@@ -100,7 +112,7 @@ CONFIG_KEYS: dict[str, _Key] = {
     "message.timestamp.type": _Key(
         "CreateTime", _choice("CreateTime", "LogAppendTime"), "CreateTime | LogAppendTime"
     ),
-    "codec": _Key("json", _choice("json", "text", "bytes"), "json | text | bytes"),
+    "codec": _Key("json", _codec_name, "json | text | bytes | a plugin codec's name"),
 }
 """Every topic config millstream knows, with its default and what is valid."""
 

@@ -1,0 +1,180 @@
+"""The connector contract: :class:`Source` and :class:`Sink`.
+
+A connector is a class registered by a plugin (``register_connectors``) under a ``name`` that
+pipeline files use (``connector: file``). One name may have a source and a sink. Each has a
+pydantic ``Config`` model (unknown keys refused) that pipeline files fill in and that
+``millstream connectors describe NAME`` prints.
+
+What the runtime promises, and what it asks in return, is written on each class below. In
+short: a source hands out batches of events with a *position*; the runtime writes them to the
+log and calls :meth:`Source.ack` with that position only once the log has acknowledged every
+event of the batch and of the batches before it, and keeps the acknowledged position in the
+log so a restarted source resumes from it. A sink gets batches through :meth:`Sink.write`; the
+runtime commits the consumer offsets that cover them only after :meth:`Sink.flush` returned.
+Together that is at-least-once, end to end.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from .codecs import Codec, JsonCodec
+from .event import Event
+
+__all__ = ["ConnectorConfig", "ConnectorContext", "Sink", "Source", "SourceBatch"]
+
+
+class ConnectorConfig(BaseModel):
+    """The base of every connector's ``Config`` model.
+
+    - Unknown keys are errors (a typo is reported with its file:line:column).
+    - A field typed :class:`pathlib.Path` holding a relative path is resolved against the
+      folder of the pipeline file that set it, as docker-compose does.
+    - A field typed :class:`pydantic.SecretStr` is never printed (not by ``validate``, not in
+      errors, not in logs); call ``.get_secret_value()`` where it is used.
+    - Each field's ``description`` is the text of its row in ``connectors describe``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What a connector instance knows about where it runs.
+
+    ``pipeline`` and ``name`` name it (``sources.NAME`` / ``sinks.NAME``); ``base_dir`` is the
+    pipeline file's folder; ``codecs`` maps each topic the connector touches to its codec (a
+    sink that writes values as they were stored, like ``stdout``, encodes with it).
+    """
+
+    pipeline: str
+    name: str
+    base_dir: Path = field(default_factory=Path.cwd)
+    codecs: Mapping[str, Codec] = field(default_factory=dict)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("millstream.connector"))
+
+    def resolve(self, path: str | Path) -> Path:
+        """``path`` made absolute against the pipeline file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def codec(self, topic: str | None) -> Codec:
+        """The codec of ``topic`` (JSON when the topic is not known)."""
+        codec = self.codecs.get(topic or "")
+        return codec if codec is not None else _JSON
+
+
+_JSON = JsonCodec()
+
+
+@dataclass(slots=True)
+class SourceBatch:
+    """Events read by a source, and the source's ``position`` just after the last of them.
+
+    A position is any JSON value (a file offset, a cursor, a dict of them); the runtime keeps
+    the last acknowledged one in the log (topic ``__source_positions``) and gives it back to
+    :meth:`Source.open` after a restart. ``None`` means the source has no positions.
+    """
+
+    events: list[Event]
+    position: Any = None
+
+
+class Source(abc.ABC):
+    """Reads events from the outside world.
+
+    Life cycle, all on the runtime's event loop: ``__init__(config, context)`` (no I/O);
+    ``await open(position)``; then ``await read()`` over and over, interleaved with
+    ``await ack(position)``; ``await close()`` exactly once at the end, also after a failure.
+
+    - :meth:`read` returns the next batch, waiting for data as long as it must; it returns
+      ``None`` only when a finite source has nothing more, ever (end of a file read once, end
+      of stdin, a generator's ``count``). It may be cancelled while it waits (at shutdown);
+      a cancelled read must lose nothing that a later restart would not read again.
+    - :meth:`ack` is called with the position of a batch once the log has acknowledged its
+      events and those of every batch before it, in order. Only then may the source let the
+      outside world forget them (commit a cursor, ack an MQTT message, delete a file).
+    - A *resumable* source (``resumable = True``) continues, after ``open(position)``, just
+      after ``position``: a restart neither skips events nor repeats acknowledged ones.
+      Others start wherever they start; ``validate`` reports that guarantee as best-effort.
+    - Backpressure: the runtime calls ``read`` only when it has room; a source must not buffer
+      without bound between calls.
+    """
+
+    name: ClassVar[str]
+    """The connector name pipeline files use."""
+    Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    resumable: ClassVar[bool] = False
+    """True when a restart resumes just after the acknowledged position."""
+
+    def __init__(self, config: Any, context: ConnectorContext) -> None:
+        self.config = config
+        self.context = context
+
+    @property
+    def bounded(self) -> bool:
+        """True when this source, as configured, ends (``read`` returns None) by itself."""
+        return False
+
+    async def open(self, position: Any) -> None:
+        """Get ready; ``position`` is the last acknowledged one, or None on a first start."""
+
+    @abc.abstractmethod
+    async def read(self) -> SourceBatch | None:
+        """The next batch of events, or None once a finite source is exhausted."""
+
+    async def ack(self, position: Any) -> None:
+        """Everything up to ``position`` is durable in the log."""
+
+    async def close(self) -> None:
+        """Release what ``open`` took. Called once, also after a failure."""
+
+
+class Sink(abc.ABC):
+    """Writes events to the outside world.
+
+    Life cycle: ``__init__(config, context)`` (no I/O); ``await open()``; ``await write(events)``
+    any number of times, each followed sooner or later by ``await flush()``; ``await close()``
+    exactly once at the end, also after a failure (without a flush: what was written but not
+    flushed may be lost and will be written again).
+
+    - :meth:`write` receives events in the order of each input partition. It may buffer.
+    - :meth:`flush` returns once everything written so far is durable where the sink puts it.
+      Only then does the runtime commit the offsets that cover those events; if the process
+      dies before, they are written again after the restart (at-least-once).
+    - An *idempotent* sink (``idempotent = True``) keeps one copy when an event is written
+      twice (an upsert by key, a file named by offset): at-least-once delivery then yields
+      exactly-once results, and ``validate`` reports it so.
+    - A failed ``write`` or ``flush`` raises; the runtime retries the batch with backoff as the
+      sink's ``retry`` setting says, then sends it to the dead-letter topic or stops.
+    """
+
+    name: ClassVar[str]
+    """The connector name pipeline files use."""
+    Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    idempotent: ClassVar[bool] = False
+    """True when writing an event twice leaves one copy."""
+
+    def __init__(self, config: Any, context: ConnectorContext) -> None:
+        self.config = config
+        self.context = context
+
+    async def open(self) -> None:
+        """Get ready to write."""
+
+    @abc.abstractmethod
+    async def write(self, events: Sequence[Event]) -> None:
+        """Take these events (may buffer)."""
+
+    async def flush(self) -> None:
+        """Make everything written so far durable."""
+
+    async def close(self) -> None:
+        """Release what ``open`` took. Called once, also after a failure."""

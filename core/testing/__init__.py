@@ -1,0 +1,1 @@
+"""The conformance kit for connector authors (a pytest plugin)."""
