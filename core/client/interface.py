@@ -44,6 +44,7 @@ __all__ = [
     "OffsetReset",
     "PartitionDescription",
     "PartitionLag",
+    "PositionStore",
     "Producer",
     "RecordMetadata",
     "TopicDescription",
@@ -445,6 +446,27 @@ class Admin(abc.ABC):
         await self.close()
 
 
+class PositionStore(abc.ABC):
+    """Where sources' acknowledged positions are kept, so a restarted source resumes.
+
+    Keys are ``<pipeline>/<source>``; values are bytes the runtime encodes. On the embedded
+    store and a millstream broker they live in the internal compacted topic
+    ``__source_positions``; only this class writes it.
+    """
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The last position stored under ``key``, or None."""
+
+    @abc.abstractmethod
+    async def put(self, key: str, value: bytes | None) -> None:
+        """Store ``value`` under ``key`` (None forgets it); durable when this returns."""
+
+    @abc.abstractmethod
+    async def keys(self) -> list[str]:
+        """Every key that has a position, sorted."""
+
+
 class Connection(abc.ABC):
     """An open store: makes producers, consumers and admins that share it."""
 
@@ -482,6 +504,10 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     def admin(self) -> Admin:
         """An admin client."""
+
+    @abc.abstractmethod
+    def positions(self) -> PositionStore:
+        """The store of sources' acknowledged positions."""
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -26,6 +26,7 @@ from ...log import LogStore, is_internal
 from ..interface import Admin, Connection, Consumer, OffsetReset, Producer
 from .admin import EmbeddedAdmin
 from .consumer import EmbeddedConsumer
+from .positions import EmbeddedPositionStore
 from .producer import EmbeddedProducer
 
 __all__ = ["EmbeddedConnection"]
@@ -48,6 +49,7 @@ class EmbeddedConnection(Connection):
         self._consumers: weakref.WeakSet[EmbeddedConsumer] = weakref.WeakSet()
         self._maintenance: asyncio.Task[None] | None = None
         self._closed = False
+        self._positions: EmbeddedPositionStore | None = None
 
     @classmethod
     async def open(
@@ -135,6 +137,12 @@ class EmbeddedConnection(Connection):
         if topics:
             consumer.subscribe(topics)
         return consumer
+
+    def positions(self) -> EmbeddedPositionStore:
+        self.check_open()
+        if self._positions is None:
+            self._positions = EmbeddedPositionStore(self.store)
+        return self._positions
 
     def admin(self) -> Admin:
         self.check_open()
