@@ -1,0 +1,71 @@
+"""What the pipeline commands share: loading pipeline files and choosing their store."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from millstream.core.cli._args import UsageError, store_url
+from millstream.core.client import DEFAULT_STORE
+from millstream.core.errors import ConfigError
+from millstream.core.plugins import Registry, get_registry
+
+from ..plan import Pipeline
+
+__all__ = ["add_plugins_option", "load_files", "pipeline_store", "registry_of"]
+
+
+def add_plugins_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugins",
+        metavar="FILE",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="the plugins file to read (default: ./plugins.toml when it exists)",
+    )
+
+
+def registry_of(args: argparse.Namespace) -> Registry:
+    return get_registry(getattr(args, "plugins", None))
+
+
+def load_files(args: argparse.Namespace, files: list[Path]) -> list[Pipeline]:
+    """The pipelines of ``files``, validated; an invalid one is a usage error (exit 2)."""
+    from ..spec import load_pipeline
+
+    registry = registry_of(args)
+    pipelines = []
+    for file in files:
+        try:
+            pipelines.append(load_pipeline(file, registry=registry))
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"cannot read pipeline file {str(file)!r}: {exc.strerror}") from None
+    names = [p.name for p in pipelines]
+    for name in names:
+        if names.count(name) > 1:
+            raise UsageError(f"two pipeline files are both named {name!r}; names must differ")
+    return pipelines
+
+
+def pipeline_store(
+    args: argparse.Namespace, pipelines: list[Pipeline], env: Mapping[str, str] | None = None
+) -> str:
+    """The store to run ``pipelines`` on: ``--store`` (or ``--data-dir``,
+    ``--bootstrap-server``), then MILLSTREAM_STORE / MILLSTREAM_DATA_DIR, then the files'
+    ``store:`` (which must agree), then the default."""
+    environ = os.environ if env is None else env
+    flagged = any(getattr(args, k, None) for k in ("store", "data_dir", "bootstrap_server"))
+    if flagged or environ.get("MILLSTREAM_STORE") or environ.get("MILLSTREAM_DATA_DIR"):
+        return store_url(args)
+    stores = {p.store for p in pipelines if p.store}
+    if len(stores) > 1:
+        listed = ", ".join(f"{p.file}: {p.store}" for p in pipelines if p.store)
+        raise UsageError(
+            f"the pipeline files name different stores ({listed}); one run uses one store: "
+            "give --store, or make them agree"
+        )
+    return stores.pop() if stores else DEFAULT_STORE

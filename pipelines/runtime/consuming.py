@@ -1,0 +1,172 @@
+"""What route and sink workers share: a consumer in the part's group, decoding, committing.
+
+A worker's loop is: take the records available (up to ``max_records``), decode them with their
+topics' codecs (undecodable ones become failures), hand the events on (:meth:`handle`, which
+returns once everything it produced is acknowledged), then commit the offsets after them. A
+stop ends the loop between two batches, so what was taken is finished and committed first.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+
+from millstream.core.client import Consumer
+from millstream.core.errors import CodecError, CommitFailedError, PipelineError
+from millstream.core.event import Event
+from millstream.core.record import StoredRecord, TopicPartition
+
+from .context import RunContext
+from .deadletter import DeadLetterWriter, Failure
+from .stats import PartStats
+
+__all__ = ["ConsumingWorker", "failure_of"]
+
+
+def failure_of(record: StoredRecord, step: str, reason: str, attempts: int = 1) -> Failure:
+    """A failure that keeps ``record`` as it was read."""
+    return Failure(
+        record.key,
+        record.value,
+        tuple(record.headers),
+        record.timestamp,
+        step,
+        reason,
+        record.topic,
+        record.partition,
+        record.offset,
+        attempts,
+    )
+
+
+class ConsumingWorker(abc.ABC):
+    """One worker of a route or sink: a member of the part's consumer group."""
+
+    max_records = 5000
+    poll_ms = 100
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        *,
+        part: str,
+        group: str,
+        inputs: tuple[str, ...],
+        start: str,
+        dead_letter: str | None,
+        stats: PartStats,
+        worker: int,
+    ) -> None:
+        self.ctx = ctx
+        self.part = part
+        self.group = group
+        self.inputs = inputs
+        self.start_at = start
+        self.stats = stats
+        self.dead_letters = DeadLetterWriter(
+            ctx.producer, ctx.name, part, ctx.dead_letter_topic(dead_letter)
+        )
+        self.consumer: Consumer = ctx.connection.consumer(
+            group=group,
+            auto_offset_reset=start,
+            max_poll_records=self.max_records,
+            client_id=f"{group}-{worker}",
+        )
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Join the group and fix where each partition starts.
+
+        A group new to a partition starts where ``start`` says; with ``latest`` that end is
+        committed at once, so events written after the pipeline started are never skipped,
+        whenever the first fetch happens.
+        """
+        self.consumer.subscribe(self.inputs)
+        fresh = {}
+        for tp in sorted(self.consumer.assignment()):
+            position = self.consumer.position(tp)
+            if await self.consumer.committed(tp) is None and self.start_at == "latest":
+                fresh[tp] = position
+        if fresh:
+            await self.consumer.commit(fresh)
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit it, and end :meth:`run`."""
+        self._stopping = True
+
+    async def run(self) -> None:
+        try:
+            await self.open()
+            while not self._stopping:
+                got = await self.consumer.getmany(timeout_ms=self.poll_ms)
+                if not got:
+                    continue
+                records = [r for batch in got.values() for r in batch]
+                self.stats.events_in += len(records)
+                await self.handle(records)
+                await self._commit({tp: batch[-1].offset + 1 for tp, batch in got.items()})
+        finally:
+            try:
+                await self.close()
+            finally:
+                await self.consumer.close()
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError as exc:  # a rebalance moved partitions: their new owner reads
+            self.ctx.log.info("%s: %s", self.part, exc)
+
+    def decode(self, records: Iterable[StoredRecord], failures: list[Failure]) -> list[Event]:
+        """Events of ``records``, decoded with their topics' codecs; bad ones to ``failures``."""
+        events: list[Event] = []
+        append = events.append
+        codecs = self.ctx.codecs
+        codec = None
+        codec_topic = None
+        for r in records:
+            if r.topic != codec_topic:
+                codec_topic = r.topic
+                codec = codecs[r.topic]
+            assert codec is not None
+            try:
+                value = None if r.value is None else codec.decode(r.value)
+            except CodecError as exc:
+                failures.append(failure_of(r, "decode", f"{r.topic}: {exc}"))
+                continue
+            append(Event(value, r.key, r.headers, r.timestamp, r.topic, r.partition, r.offset))
+        return events
+
+    async def send_failures(self, failures: list[Failure], on_error: str) -> None:
+        """Dead-letter ``failures`` (and wait for the acks), or stop when ``on_error`` says."""
+        if not failures:
+            return
+        if on_error == "stop":
+            first = failures[0]
+            raise PipelineError(
+                f"{self.part}: an event failed in {first.step}{first.place}: {first.reason}; "
+                "stopping, as on_error: stop says"
+            )
+        delivery = self.dead_letters.write(failures)
+        if delivery is not None:
+            await delivery
+        self.stats.dead += len(failures)
+
+    async def lag(self) -> int:
+        """Records in this worker's partitions not yet consumed."""
+        total = 0
+        admin = self.ctx.connection.admin()
+        for tp in self.consumer.assignment():
+            latest = await admin.list_offsets(tp, "latest")
+            total += max(0, latest - self.consumer.position(tp))
+        return total
+
+    async def open(self) -> None:
+        """Ready what the worker needs before its first batch."""
+
+    @abc.abstractmethod
+    async def handle(self, records: list[StoredRecord]) -> None:
+        """Process ``records``; return once all that they caused is acknowledged."""
+
+    async def close(self) -> None:
+        """Release what :meth:`open` took (also after a failure)."""

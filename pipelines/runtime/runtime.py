@@ -1,0 +1,228 @@
+"""Running pipelines: topics made, every part started, drained or stopped, all closed.
+
+:class:`Runtime` runs one or many validated pipelines on one store connection. Each route and
+sink is its own consumer group (``<pipeline>.<part>``), with ``workers`` consumers, so a slow
+or failing sink never holds back its siblings; each source has its own runner. All share one
+producer, so their writes share batches and disk syncs.
+
+How a run ends:
+
+- *Drained* (bounded pipelines: every source ends by itself): once every source has ended and
+  been acknowledged, the run waits until every route and sink group has committed up to the
+  end of each of its input partitions, and the ends have stopped moving; then it stops.
+- *Stopped*: :meth:`Runtime.run`'s ``stop`` event is set (SIGINT/SIGTERM): sources stop
+  reading, what they read is written and acknowledged, routes and sinks finish and commit the
+  batch in hand, everything is closed.
+- *Failed*: a part raised (``on_error: stop``, a source that keeps failing, a store error):
+  the others are stopped as above and :class:`PipelineError` is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from millstream.core.client import Connection
+from millstream.core.errors import MillstreamError, PipelineError
+from millstream.core.plugins import Registry
+from millstream.core.record import TopicPartition
+
+from ..plan import Pipeline
+from .consuming import ConsumingWorker
+from .context import RunContext
+from .route import RouteWorker
+from .sink import SinkWorker
+from .source import SourceRunner
+from .stats import Stats
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger("millstream.pipelines")
+
+
+class Runtime:
+    """Runs ``pipelines`` on ``connection``; see the module docstring for how runs end."""
+
+    drain_poll_s = 0.05
+
+    def __init__(
+        self,
+        pipelines: Sequence[Pipeline],
+        connection: Connection,
+        registry: Registry,
+        stats: Stats | None = None,
+    ) -> None:
+        self.pipelines = list(pipelines)
+        self.connection = connection
+        self.registry = registry
+        self.stats = stats or Stats()
+        self.sources: list[SourceRunner] = []
+        self.workers: list[ConsumingWorker] = []
+        self._lag_parts: dict[int, list[ConsumingWorker]] = {}
+
+    @property
+    def bounded(self) -> bool:
+        """True when every source ends by itself (and there is at least one)."""
+        return bool(self.sources) and all(s.bounded for s in self.sources)
+
+    async def prepare(self) -> None:
+        """Create the declared topics that do not exist yet, and build every part."""
+        admin = self.connection.admin()
+        existing = set(await admin.list_topics())
+        for pipeline in self.pipelines:
+            for topic in pipeline.topics.values():
+                if topic.name in existing:
+                    described = await admin.describe_topic(topic.name)
+                    if len(described.partitions) < topic.partitions:
+                        log.warning(
+                            "topic %r has %d partitions, the pipeline declares %d; grow it with "
+                            "`millstream topics alter %s --partitions %d`",
+                            topic.name,
+                            len(described.partitions),
+                            topic.partitions,
+                            topic.name,
+                            topic.partitions,
+                        )
+                    continue
+                config = dict(topic.config)
+                config.setdefault("codec", topic.codec)
+                await admin.create_topic(topic.name, topic.partitions, topic.replication, config)
+                existing.add(topic.name)
+        self.producer = self.connection.producer()
+        for pipeline in self.pipelines:
+            codecs = {t.name: self.registry.codec(t.codec) for t in pipeline.topics.values()}
+            ctx = RunContext(pipeline, self.connection, self.producer, codecs, self.stats)
+            for source in pipeline.sources.values():
+                self.sources.append(SourceRunner(ctx, source))
+            for route in pipeline.routes.values():
+                stats = self.stats.add(pipeline.name, "route", route.name)
+                workers = [RouteWorker(ctx, route, stats, i) for i in range(route.workers)]
+                self._lag_parts[id(stats)] = list(workers)
+                self.workers += workers
+            for sink in pipeline.sinks.values():
+                stats = self.stats.add(pipeline.name, "sink", sink.name)
+                workers = [SinkWorker(ctx, sink, stats, i) for i in range(sink.workers)]
+                self._lag_parts[id(stats)] = list(workers)
+                self.workers += workers
+
+    async def refresh_lag(self) -> None:
+        """Update every route's and sink's lag counter."""
+        for part in self.stats.parts:
+            workers = self._lag_parts.get(id(part))
+            if workers:
+                with contextlib.suppress(MillstreamError):
+                    part.lag = sum([await w.lag() for w in workers])
+
+    async def run(self, stop: asyncio.Event) -> str:
+        """Run until drained (bounded pipelines) or ``stop`` is set; returns ``"drained"`` or
+        ``"stopped"``. Raises PipelineError when a part fails."""
+        for worker in self.workers:
+            await worker.start()
+        for part in self.stats.parts:
+            part.state = "running"
+        worker_tasks = [asyncio.create_task(w.run(), name=f"{w.part} worker") for w in self.workers]
+        source_tasks = [asyncio.create_task(s.run(), name=s.part) for s in self.sources]
+        stopper = asyncio.create_task(stop.wait(), name="stop signal")
+        ending = "stopped"
+        try:
+            watched = {stopper, *worker_tasks, *source_tasks}
+            sources_left = set(source_tasks)
+            drainer: asyncio.Task[None] | None = None
+            if self.bounded and not sources_left:
+                drainer = asyncio.create_task(self._drain(), name="drain")
+                watched.add(drainer)
+            while True:
+                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    watched.discard(task)
+                    if task is stopper:
+                        return "stopped"
+                    if task is drainer:
+                        ending = "drained"
+                        return ending
+                    task.result()  # a part that failed raises here
+                    if task in sources_left:
+                        sources_left.discard(task)
+                        if self.bounded and not sources_left:
+                            drainer = asyncio.create_task(self._drain(), name="drain")
+                            watched.add(drainer)
+                    elif task in worker_tasks:
+                        raise PipelineError(f"{task.get_name()} ended by itself")
+        finally:
+            stopper.cancel()
+            await self._shutdown(source_tasks, worker_tasks)
+            for part in self.stats.parts:
+                if part.state == "running":
+                    part.state = "done" if ending == "drained" else "stopped"
+
+    async def _shutdown(
+        self, sources: list[asyncio.Task[None]], workers: list[asyncio.Task[None]]
+    ) -> None:
+        """Stop sources, let them acknowledge; then stop routes and sinks after their batch."""
+        for runner in self.sources:
+            runner.stop()
+        errors = await _settle(sources)
+        for worker in self.workers:
+            worker.stop()
+        errors += await _settle(workers)
+        try:
+            await self.producer.close()
+        except MillstreamError as exc:
+            errors.append(exc)
+        for error in errors:
+            log.error("while stopping: %s", error)
+
+    async def _drain(self) -> None:
+        """Return once every group has consumed its inputs to their ends, and the ends held."""
+        groups = [(w.group, w.inputs) for w in self.workers]
+        unique = list(dict.fromkeys((g, tuple(i)) for g, i in groups))
+        while True:
+            before = await self._ends(unique)
+            if await self._caught_up(unique, before) and before == await self._ends(unique):
+                return
+            await asyncio.sleep(self.drain_poll_s)
+
+    async def _ends(
+        self, groups: list[tuple[str, tuple[str, ...]]]
+    ) -> dict[TopicPartition, tuple[int, int]]:
+        """(earliest, latest) offsets of every input partition."""
+        admin = self.connection.admin()
+        ends: dict[TopicPartition, tuple[int, int]] = {}
+        for _, inputs in groups:
+            for topic in inputs:
+                described = await admin.describe_topic(topic)
+                for p in described.partitions:
+                    ends[TopicPartition(topic, p.partition)] = (p.earliest_offset, p.latest_offset)
+        return ends
+
+    async def _caught_up(
+        self,
+        groups: list[tuple[str, tuple[str, ...]]],
+        ends: dict[TopicPartition, tuple[int, int]],
+    ) -> bool:
+        admin = self.connection.admin()
+        for group, inputs in groups:
+            described = await admin.describe_group(group)
+            committed = {(o.topic, o.partition): o.committed for o in described.offsets}
+            for tp, (earliest, latest) in ends.items():
+                if tp.topic not in inputs:
+                    continue
+                done = committed.get((tp.topic, tp.partition))
+                if latest > earliest and (done is None or done < latest):
+                    return False
+        return True
+
+
+async def _settle(tasks: list[asyncio.Task[None]]) -> list[BaseException]:
+    """Wait for ``tasks``; their failures (not cancellations)."""
+    errors: list[BaseException] = []
+    for task in tasks:
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:
+            errors.append(exc)
+    return errors

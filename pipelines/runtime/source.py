@@ -1,0 +1,230 @@
+"""Running one source: read batches, write them to the log, acknowledge in order.
+
+The delivery contract (DESIGN.md §7): a batch's position is stored (in the store's
+``__source_positions``) and handed to :meth:`Source.ack` only once the log has acknowledged every
+event of the batch — dead letters included — and of every batch before it. A restart opens the
+source at the last stored position, so nothing acknowledged is lost and nothing unacknowledged
+is skipped.
+
+At most ``max_in_flight`` batches are written but not yet acknowledged; ``read`` waits for room,
+so a source never outruns the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Any
+
+import orjson
+
+from millstream.core.client import BatchDelivery
+from millstream.core.connector import Source, SourceBatch
+from millstream.core.errors import CodecError, PipelineError
+from millstream.core.event import Event, key_bytes
+from millstream.core.record import Record
+
+from ..plan import Retry, SourcePlan
+from .backoff import Exhausted, retrying
+from .context import RunContext
+from .deadletter import DeadLetterWriter, Failure
+
+__all__ = ["SourceRunner", "position_key"]
+
+READ_RETRY = Retry(max_attempts=5, initial_s=0.2, max_s=5.0)
+
+
+def position_key(pipeline: str, source: str) -> str:
+    """The key of a source's position in the store's position store."""
+    return f"{pipeline}/{source}"
+
+
+class SourceRunner:
+    """Runs one :class:`Source` of a pipeline until it ends or :meth:`stop` is called."""
+
+    max_in_flight = 8
+
+    def __init__(self, ctx: RunContext, plan: SourcePlan) -> None:
+        self.ctx = ctx
+        self.plan = plan
+        self.part = f"sources.{plan.name}"
+        self.stats = ctx.stats.add(ctx.name, "source", plan.name)
+        self.source: Source = plan.connector(plan.config, ctx.connector_context(plan.name, plan.to))
+        self.dead_letters = DeadLetterWriter(
+            ctx.producer, ctx.name, self.part, ctx.dead_letter_topic(None)
+        )
+        self._pending: deque[tuple[list[BatchDelivery], Any, int]] = deque()
+        self._room = asyncio.Semaphore(self.max_in_flight)
+        self._more = asyncio.Event()
+        self._stopping = False
+        self._read: asyncio.Task[SourceBatch | None] | None = None
+        self._positions = ctx.connection.positions()
+        self._key = position_key(ctx.name, plan.name)
+
+    @property
+    def bounded(self) -> bool:
+        return self.source.bounded
+
+    def stop(self) -> None:
+        """Stop reading; what was read is still written and acknowledged."""
+        self._stopping = True
+        if self._read is not None:
+            self._read.cancel()
+
+    async def run(self) -> None:
+        """Open, read until the end or :meth:`stop`, acknowledge everything, close."""
+        stored = await self._positions.get(self._key)
+        position = orjson.loads(stored) if stored is not None else None
+        self.stats.state = "opening"
+        try:
+            await self.source.open(position)
+            self.stats.state = "running"
+            reader = asyncio.create_task(self._read_all(), name=f"read {self.part}")
+            acker = asyncio.create_task(self._acknowledge(), name=f"ack {self.part}")
+            try:
+                await asyncio.wait({reader, acker}, return_when=asyncio.FIRST_COMPLETED)
+                if acker.done():  # it only ends early when an acknowledgement failed
+                    reader.cancel()
+                    await acker
+                await reader
+                self._pending.append(([], _END, 0))
+                self._more.set()
+                await acker
+            finally:
+                for task in (reader, acker):
+                    task.cancel()
+            self.stats.state = "done" if not self._stopping else "stopped"
+        except BaseException:
+            self.stats.state = "failed"
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await self.source.close()
+
+    async def _read_all(self) -> None:
+        while not self._stopping:
+            await self._room.acquire()
+            batch = await self._next_batch()
+            if batch is None:
+                self._room.release()
+                return
+            self._write(batch)
+
+    async def _next_batch(self) -> SourceBatch | None:
+        def failed(error: BaseException, attempt: int) -> None:
+            self.stats.errors += 1
+            self.ctx.log.warning("%s: read failed (attempt %d): %s", self.part, attempt, error)
+
+        async def read() -> SourceBatch | None:
+            self._read = asyncio.ensure_future(self.source.read())
+            try:
+                return await self._read
+            finally:
+                self._read = None
+
+        try:
+            return await retrying(read, READ_RETRY, failed)
+        except asyncio.CancelledError:
+            if self._stopping:
+                return None
+            raise
+        except Exhausted as exc:
+            raise PipelineError(f"{self.part}: {exc}") from exc.error
+
+    def _write(self, batch: SourceBatch) -> None:
+        events = batch.events
+        self.stats.events_in += len(events)
+        deliveries: list[BatchDelivery] = []
+        failures: list[Failure] = []
+        for topic in self.plan.to:
+            records = self._records(events, topic, failures if topic == self.plan.to[0] else None)
+            if records:
+                deliveries.append(self.ctx.producer.send_batch(topic, records))
+        dead = self.dead_letters.write(failures)
+        if dead is not None:
+            deliveries.append(dead)
+            self.stats.dead += len(failures)
+        self._pending.append((deliveries, batch.position, len(events) - len(failures)))
+        self._more.set()
+
+    def _records(
+        self, events: list[Event], topic: str, failures: list[Failure] | None
+    ) -> list[Record]:
+        """The records of ``events`` for ``topic``: values encoded (bytes checked) with its
+        codec, keys from the source's ``key`` expression. Failures (reported once, for the
+        first topic) become dead letters."""
+        codec = self.ctx.codecs[topic]
+        check_bytes = codec.name != "bytes"
+        key_of = self.plan.key
+        out: list[Record] = []
+        for event in events:
+            value = event.value
+            try:
+                if type(value) is bytes:
+                    if check_bytes:
+                        event.value = codec.decode(value)
+                    raw = value
+                else:
+                    raw = codec.encode(value)
+            except CodecError as exc:
+                if failures is not None:
+                    failures.append(self._failure(event, "decode", f"{topic}: {exc}"))
+                continue
+            key = event.key
+            if key_of is not None:
+                try:
+                    key = key_bytes(key_of(event))
+                except Exception as exc:
+                    if failures is not None:
+                        failures.append(self._failure(event, "key", _error(exc)))
+                    continue
+            out.append(Record(key, raw, event.headers, event.timestamp))
+        return out
+
+    def _failure(self, event: Event, step: str, reason: str) -> Failure:
+        value = event.value
+        if type(value) is not bytes:
+            try:
+                value = orjson.dumps(value, default=str)
+            except TypeError:
+                value = repr(value).encode()
+        key = event.key if type(event.key) is bytes or event.key is None else None
+        return Failure(key, value, tuple(event.headers), event.timestamp, step, reason)
+
+    async def _acknowledge(self) -> None:
+        """Await each batch's deliveries in order; then store its position and ack it."""
+        while True:
+            while not self._pending:
+                self._more.clear()
+                await self._more.wait()
+            deliveries, position, written = self._pending.popleft()
+            if position is _END:
+                return
+            for delivery in deliveries:
+                await delivery
+            self.stats.events_out += written
+            released = 1
+            # acknowledge the newest of the batches already done, in one position write
+            while self._pending and self._pending[0][1] is not _END:
+                nxt = self._pending[0]
+                if not all(d.done() for d in nxt[0]):
+                    break
+                self._pending.popleft()
+                for delivery in nxt[0]:
+                    await delivery
+                self.stats.events_out += nxt[2]
+                position = nxt[1] if nxt[1] is not None else position
+                released += 1
+            if position is not None:
+                await self._positions.put(self._key, orjson.dumps(position))
+                await self.source.ack(position)
+            for _ in range(released):
+                self._room.release()
+
+
+_END: Any = object()
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
