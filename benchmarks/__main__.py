@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import embedded
+from . import embedded, pipelines
 from ._harness import render, write_section
 
 SUITES = {
     "embedded": (
         "Embedded store (append, read, CLI produce, latency)",
         embedded.run,
+    ),
+    "pipelines": (
+        "Pipelines (route throughput, source-to-sink latency, memory with a blocked sink)",
+        pipelines.run,
     ),
 }
 
