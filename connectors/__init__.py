@@ -1,12 +1,32 @@
-"""millstream.connectors: the built-in connectors, registered as a plugin like any other."""
+"""millstream.connectors: the built-in connectors, registered as a plugin like any other.
+
+- ``generator`` (source): simulated sensor readings, deterministic from a seed; resumable.
+- ``stdin`` (source): one event per line of standard input; ends with the input.
+- ``stdout`` (sink): one line per event, the value in its topic's codec or a JSON envelope.
+- ``memory`` (source and sink): named in-process channels, for tests.
+- ``null`` (sink): discards everything.
+"""
 
 from __future__ import annotations
 
 from millstream.core import Sink, Source, hookimpl
 
+from .generator import GeneratorSource
+from .memory import MemorySink, MemorySource
+from .null import NullSink
+from .stdin import StdinSource
+from .stdout import StdoutSink
+
 __all__ = ["BUILTIN_CONNECTORS"]
 
-BUILTIN_CONNECTORS: tuple[type[Source] | type[Sink], ...] = ()
+BUILTIN_CONNECTORS: tuple[type[Source] | type[Sink], ...] = (
+    GeneratorSource,
+    StdinSource,
+    StdoutSink,
+    MemorySource,
+    MemorySink,
+    NullSink,
+)
 """Every built-in Source and Sink class."""
 
 
