@@ -24,7 +24,7 @@ endif
 .PHONY: help test demo bench lint fmt clean distclean venv system-deps FORCE
 
 help:
-	@echo "make demo    run the demo on the embedded store"
+	@echo "make demo    run the quickstart pipeline on the embedded store"
 	@echo "make test    run the whole test suite (sets up .venv and, as root, system packages)"
 	@echo "make bench   run the benchmarks"
 	@echo "make lint    ruff check, ruff format --check, mypy core"
@@ -58,8 +58,10 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest -n auto --dist loadgroup -q $(PYTEST_ARGS)
 
+# The quickstart pipeline, on a fresh embedded store in examples/.millstream each time.
 demo: $(STAMP)
-	$(PY) examples/demo.py
+	rm -rf examples/.millstream
+	$(VENV)/bin/millstream run examples/quickstart.yaml --stats-interval 1
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
