@@ -126,6 +126,10 @@ class Pipeline:
     routes: dict[str, RoutePlan]
     sinks: dict[str, SinkPlan]
     tests: tuple[Any, ...] = ()  # the file's ``tests:`` entries, for ``millstream test``
+    positions: Any = field(default=None, repr=False, compare=False)
+    """Where each key and value of the file is (``millstream.pipelines.spec.Positions``), so
+    that ``tests:`` entries can be validated with file:line:column; None for a plan not read
+    from a file."""
 
     @property
     def base_dir(self) -> Path:
