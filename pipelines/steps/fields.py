@@ -1,0 +1,194 @@
+"""Steps that reshape an event's value (a JSON object): ``set``, ``drop``, ``keep``, ``rename``.
+
+::
+
+    - set: {temp_f: "value.temp * 9 / 5 + 32", site.checked: "True", version: 2}
+    - drop: [debug, raw.payload]
+    - keep: [device, temp_f, site.name]
+    - rename: {temp: celsius, loc: site.location}
+
+Field paths are relative to the value: ``site.name`` is ``value["site"]["name"]``; a name with a
+dot in it is written in brackets, ``tags["a.b"]``. Values are changed in place.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field
+
+from millstream.core.event import Event
+from millstream.core.step import Rejection, Step, StepContext
+
+from ..expr import ExpressionText, compile_expressions
+from ._fields import (
+    MISSING,
+    FieldPathText,
+    check_path,
+    failure,
+    parse_path,
+    pop_path,
+    read_path,
+    set_path,
+)
+
+__all__ = ["DropStep", "KeepStep", "RenameStep", "SetStep"]
+
+
+def _not_an_object(step: str, value: Any) -> str:
+    kind = "nothing (null)" if value is None else type(value).__name__
+    return f"{step} needs a JSON object value, got {kind}"
+
+
+def _constant_text(value: Any) -> str:
+    """A YAML scalar given to ``set`` as an expression giving it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"
+    return repr(value)
+
+
+class SetStep(Step):
+    """Sets fields to the values of expressions; nested paths make the dicts they need.
+
+    Every expression sees the value as it was before the step (``set: {a: "1", b: "value.a"}``
+    sets b to the old a); a YAML number, true/false or null is set as it is. An event whose
+    value is not a JSON object, or whose expression raises, is rejected and left unchanged.
+    """
+
+    name = "set"
+    Args: ClassVar = Annotated[
+        dict[FieldPathText, ExpressionText | bool | int | float | None], Field(min_length=1)
+    ]
+
+    def __init__(self, args: dict[str, Any], context: StepContext) -> None:
+        super().__init__(args, context)
+        texts = []
+        for path, text in args.items():
+            if isinstance(text, str):
+                simple = path if path.replace("_", "").isalnum() else ""
+                context.expression(text, simple)  # located errors, should it be invalid
+                texts.append(text)
+            else:
+                texts.append(_constant_text(text))
+        self.compute = compile_expressions(texts)
+        self.paths = [parse_path(path) for path in args]
+        self.top = (
+            tuple(path[0] for path in self.paths)
+            if all(len(path) == 1 for path in self.paths)
+            else None
+        )
+
+    def process(self, events: list[Event], rejected: list[Rejection]) -> list[Event]:
+        compute, top, paths = self.compute, self.top, self.paths
+        kept = []
+        append = kept.append
+        for event in events:
+            value = event.value
+            if value.__class__ is not dict and not isinstance(value, dict):
+                rejected.append(Rejection(event, _not_an_object("set", value)))
+                continue
+            try:
+                results = compute(event)
+                if top is not None:
+                    value.update(zip(top, results, strict=True))
+                else:
+                    for path in paths:  # check first, so that a failure changes nothing
+                        check_path(value, path)
+                    for path, result in zip(paths, results, strict=True):
+                        set_path(value, path, result)
+            except Exception as exc:
+                rejected.append(Rejection(event, failure(exc)))
+                continue
+            append(event)
+        return kept
+
+
+class DropStep(Step):
+    """Removes fields; a field that is not there, or a value that is no object, is left alone."""
+
+    name = "drop"
+    Args: ClassVar = Annotated[list[FieldPathText], Field(min_length=1)]
+
+    def __init__(self, args: list[str], context: StepContext) -> None:
+        super().__init__(args, context)
+        self.paths = [parse_path(path) for path in args]
+        self.top = (
+            tuple(path[0] for path in self.paths)
+            if all(len(path) == 1 for path in self.paths)
+            else None
+        )
+
+    def process(self, events: list[Event], rejected: list[Rejection]) -> list[Event]:
+        top, paths = self.top, self.paths
+        for event in events:
+            value = event.value
+            if not isinstance(value, dict):
+                continue
+            if top is not None:
+                pop = value.pop
+                for name in top:
+                    pop(name, None)
+            else:
+                for path in paths:
+                    pop_path(value, path)
+        return events
+
+
+class KeepStep(Step):
+    """Keeps only the listed fields (nested paths keep their place); the rest is removed.
+    A listed field that is not there is not made; a value that is no object is rejected."""
+
+    name = "keep"
+    Args: ClassVar = Annotated[list[FieldPathText], Field(min_length=1)]
+
+    def __init__(self, args: list[str], context: StepContext) -> None:
+        super().__init__(args, context)
+        self.paths = [parse_path(path) for path in args]
+
+    def process(self, events: list[Event], rejected: list[Rejection]) -> list[Event]:
+        paths = self.paths
+        kept = []
+        for event in events:
+            value = event.value
+            if not isinstance(value, dict):
+                rejected.append(Rejection(event, _not_an_object("keep", value)))
+                continue
+            new: dict[str, Any] = {}
+            for path in paths:
+                found = read_path(value, path)
+                if found is not MISSING:
+                    set_path(new, path, found)
+            event.value = new
+            kept.append(event)
+        return kept
+
+
+class RenameStep(Step):
+    """Moves fields to new paths (``old: new``), making the dicts the new path needs. A field
+    that is not there is skipped; a value that is no object is left alone. An event whose new
+    path runs through something that is not an object is rejected."""
+
+    name = "rename"
+    Args: ClassVar = Annotated[dict[FieldPathText, FieldPathText], Field(min_length=1)]
+
+    def __init__(self, args: dict[str, str], context: StepContext) -> None:
+        super().__init__(args, context)
+        self.moves = [(parse_path(old), parse_path(new)) for old, new in args.items()]
+
+    def process(self, events: list[Event], rejected: list[Rejection]) -> list[Event]:
+        moves = self.moves
+        kept = []
+        for event in events:
+            value = event.value
+            if isinstance(value, dict):
+                try:
+                    for old, new in moves:
+                        found = pop_path(value, old)
+                        if found is not MISSING:
+                            set_path(value, new, found)
+                except TypeError as exc:
+                    rejected.append(Rejection(event, failure(exc)))
+                    continue
+            kept.append(event)
+        return kept
