@@ -25,6 +25,7 @@ from ._compile import load_pipeline, load_pipelines
 from ._document import Document, Position, Positions, YamlPath, format_path, read_yaml
 from ._duration import Duration, parse_duration
 from ._guarantees import Guarantee, guarantees
+from ._schema import pipeline_json_schema
 from ._validation import validate_node
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "load_pipeline",
     "load_pipelines",
     "parse_duration",
+    "pipeline_json_schema",
     "read_yaml",
     "validate_node",
 ]

@@ -36,7 +36,7 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE = "tag:yaml.org,2002:merge"
 _STR = "tag:yaml.org,2002:str"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
-_MAX_NODES = 1_000_000
+_MAX_NODES = 100_000
 """More values than this (aliases expand) is an alias bomb, not a pipeline file."""
 
 

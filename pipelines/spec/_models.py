@@ -62,7 +62,11 @@ def _none_is_empty(value: Any) -> Any:
 
 
 def _one_or_many(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list | tuple):
+        raise ValueError("expected a topic or a list of topics")
+    return value
 
 
 Name = Annotated[
@@ -164,12 +168,15 @@ class OutputSpec(_Spec):
     )
 
 
+_OUTPUT_SCHEMA = OutputSpec.model_json_schema()
+
+
 def _outputs(value: Any) -> Any:
     if isinstance(value, str):
         return [{"topic": value}]
     if isinstance(value, list):
         return [{"topic": item} if isinstance(item, str) else item for item in value]
-    return value
+    raise ValueError("expected a topic, a list of topics or a list of {topic, when}")
 
 
 Outputs = Annotated[
@@ -186,7 +193,7 @@ Outputs = Annotated[
                     "items": {
                         "anyOf": [
                             {"type": "string", "pattern": TOPIC_PATTERN},
-                            {"$ref": "#/$defs/OutputSpec"},
+                            _OUTPUT_SCHEMA,
                         ]
                     },
                 },
@@ -196,8 +203,14 @@ Outputs = Annotated[
 ]
 
 
+def _step_entry(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError("expected a step, `- NAME: ARGUMENT` (such as `- filter: value.x > 1`)")
+    return value
+
+
 def _one_key_mapping(value: Any) -> Any:
-    if isinstance(value, dict) and len(value) != 1:
+    if len(value) != 1:
         keys = ", ".join(map(str, value)) or "none"
         raise ValueError(
             f"a step is a mapping with one key, its name (`- filter: value.temp > 20`); "
@@ -208,6 +221,7 @@ def _one_key_mapping(value: Any) -> Any:
 
 StepEntry = Annotated[
     dict[str, Any],
+    BeforeValidator(_step_entry),
     AfterValidator(_one_key_mapping),
     WithJsonSchema({"type": "object", "minProperties": 1, "maxProperties": 1}),
 ]

@@ -93,7 +93,7 @@ def _located(
 ) -> ConfigError:
     secrets = list(_secret_values(type_, value, ()))
     secret_paths = [p for p, _ in secrets]
-    problems: dict[YamlPath, list[tuple[str, bool, str, Any, bool]]] = {}
+    problems: dict[tuple[YamlPath, bool], list[tuple[str, bool, str, Any, bool]]] = {}
     for error in exc.errors(include_url=False):
         raw_path, at_key, missing = _raw_path(
             value, tuple(error["loc"]), error["type"] == "missing"
@@ -101,20 +101,20 @@ def _located(
         at_key = at_key or error["type"] == "extra_forbidden"
         show_input = not any(raw_path[: len(p)] == p for p in secret_paths)
         message = _message(error, type_, missing)
-        problems.setdefault(raw_path + ((missing,) if missing else ()), []).append(
+        problems.setdefault((raw_path + ((missing,) if missing else ()), at_key), []).append(
             (message, at_key, missing or "", error.get("input"), show_input)
         )
 
-    def order(item: tuple[YamlPath, list[Any]]) -> tuple[bool, int, int]:
+    def order(item: tuple[tuple[YamlPath, bool], list[Any]]) -> tuple[bool, int, int]:
         """Unknown keys first (a misspelt key also makes a required one missing), then file
         order."""
-        path, entries = item
+        (path, _), entries = item
         full = base + (path[:-1] if entries[0][2] else path)
         where = positions.key(full) if entries[0][1] else positions.value(full)
         unknown = entries[0][0].startswith("unknown key")
         return not unknown, where.line, where.column
 
-    path, entries = min(problems.items(), key=order)
+    (path, _), entries = min(problems.items(), key=order)
     message, at_key, missing, given, show_input = entries[0]
     expected = [m for m, *_ in entries]
     if len(entries) > 1 and all(m.startswith("expected ") for m in expected):

@@ -11,9 +11,8 @@ import pytest
 from pydantic import SecretStr
 
 from millstream.core import ConnectorConfig, Event, Sink, Source
-from millstream.core.codecs import BUILTIN_CODECS
 from millstream.core.errors import ConfigError
-from millstream.core.plugins import Registry
+from millstream.core.plugins import Registry, get_registry
 from millstream.pipelines.plan import Pipeline
 from millstream.pipelines.spec import load_pipeline
 
@@ -68,12 +67,40 @@ class Archive(Sink):
         pass
 
 
+class FileSink(Sink):
+    """Stands in for the file connector in the quickstart example."""
+
+    name = "file"
+
+    class Config(ConnectorConfig):
+        path: Path
+
+    async def write(self, events: Sequence[Event]) -> None:
+        pass
+
+
 @pytest.fixture
 def registry() -> Registry:
+    """The real steps and codecs, and the small connectors above (so that messages listing
+    the known connectors stay the same whatever connectors are installed)."""
+    real = get_registry()
     return Registry(
         sources={"ticker": Ticker, "tail": Tail},
         sinks={"print": Print, "archive": Archive},
-        codecs={codec.name: codec() for codec in BUILTIN_CODECS},
+        steps=dict(real.steps),
+        codecs=dict(real.codecs),
+    )
+
+
+@pytest.fixture
+def full_registry() -> Registry:
+    """The real registry, with a file sink where none is installed."""
+    real = get_registry()
+    return Registry(
+        sources=dict(real.sources),
+        sinks={"file": FileSink, **real.sinks},
+        steps=dict(real.steps),
+        codecs=dict(real.codecs),
     )
 
 
