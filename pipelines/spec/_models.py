@@ -61,6 +61,10 @@ def _none_is_empty(value: Any) -> Any:
     return {} if value is None else value
 
 
+def _none_is_list(value: Any) -> Any:
+    return [] if value is None else value
+
+
 def _one_or_many(value: Any) -> Any:
     if isinstance(value, str):
         return [value]
@@ -253,7 +257,7 @@ class RouteSpec(_Consumer):
     """A route under ``routes:``: reads topics, runs steps, writes topics."""
 
     from_: TopicNames = Field(alias="from", description="the topic, or list of topics, it reads")
-    steps: list[StepEntry] = Field(
+    steps: Annotated[list[StepEntry], BeforeValidator(_none_is_list)] = Field(
         default_factory=list,
         description="the steps, in order, each `- NAME: ARGUMENT` (see docs/steps.md)",
     )
