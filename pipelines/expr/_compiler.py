@@ -192,7 +192,7 @@ class _Compiler:
     def error(self, node: ast.AST | None, message: str) -> ConfigError:
         shown = self.text if len(self.text) <= 80 else self.text[:77] + "..."
         where = ""
-        if node is not None and hasattr(node, "col_offset"):
+        if node is not None and getattr(node, "col_offset", 0) > 0:
             where = f" (at column {node.col_offset + 1})"
         return ConfigError(f"invalid expression {shown!r}: {message}{where}")
 

@@ -18,10 +18,17 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from millstream.core.event import Event
 from millstream.core.step import Rejection, Step, StepContext
@@ -86,11 +93,17 @@ class ParseStep(Step):
     """Parses text held by the value or one of its fields."""
 
     name = "parse"
-    Args: ClassVar = Literal["json", "csv", "kv"] | ParseArgs
+    Args: ClassVar = Annotated[
+        ParseArgs,
+        BeforeValidator(
+            lambda v: {"format": v} if isinstance(v, str) else v,
+            json_schema_input_type=Literal["json", "csv", "kv"] | ParseArgs,
+        ),
+    ]
 
-    def __init__(self, args: str | ParseArgs, context: StepContext) -> None:
+    def __init__(self, args: ParseArgs, context: StepContext) -> None:
         super().__init__(args, context)
-        spec = ParseArgs(format=args) if isinstance(args, str) else args  # type: ignore[arg-type]
+        spec = args
         self.source = parse_path(spec.field) if spec.field is not None else None
         if spec.into == WHOLE_VALUE:
             self.target: tuple[str, ...] | None = None

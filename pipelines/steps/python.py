@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from millstream.core.errors import ConfigError
 from millstream.core.event import Event
@@ -93,11 +93,17 @@ class PythonStep(Step):
     """Runs a Python function on each event or on each batch."""
 
     name = "python"
-    Args: ClassVar = FunctionReference | PythonArgs
+    Args: ClassVar = Annotated[
+        PythonArgs,
+        BeforeValidator(
+            lambda v: {"function": v} if isinstance(v, str) else v,
+            json_schema_input_type=FunctionReference | PythonArgs,
+        ),
+    ]
 
-    def __init__(self, args: str | PythonArgs, context: StepContext) -> None:
+    def __init__(self, args: PythonArgs, context: StepContext) -> None:
         super().__init__(args, context)
-        spec = PythonArgs(function=args) if isinstance(args, str) else args
+        spec = args
         self.function = load_function(spec.function, context.base_dir)
         self.batch = spec.batch
         self.is_async = inspect.iscoroutinefunction(self.function) or (

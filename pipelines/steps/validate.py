@@ -13,9 +13,9 @@ place in the value and what was wrong: ``$.temp: 'hot' is not of type 'number'``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from millstream.core.errors import ConfigError
 from millstream.core.event import Event
@@ -61,13 +61,19 @@ class ValidateStep(Step):
     """Rejects every event whose value the schema does not accept."""
 
     name = "validate"
-    Args: ClassVar = str | ValidateArgs
+    Args: ClassVar = Annotated[
+        ValidateArgs,
+        BeforeValidator(
+            lambda v: {"schema": v} if isinstance(v, str) else v,
+            json_schema_input_type=str | ValidateArgs,
+        ),
+    ]
 
-    def __init__(self, args: str | ValidateArgs, context: StepContext) -> None:
+    def __init__(self, args: ValidateArgs, context: StepContext) -> None:
         super().__init__(args, context)
         import jsonschema
 
-        name = args if isinstance(args, str) else args.schema_file
+        name = args.schema_file
         path = Path(name).expanduser()
         if not path.is_absolute():
             path = Path(context.base_dir) / path
