@@ -47,7 +47,7 @@ class GeneratorConfig(ConnectorConfig):
         100.0, ge=0, description="events per second, all devices together; 0: as fast as possible"
     )
     count: int | None = Field(
-        None, ge=0, description="how many events to make in all, then end; none: never end"
+        None, ge=0, description="how many events to make in all, then end; null: never end"
     )
     seed: int = Field(0, description="the seed of the readings: the same seed, the same events")
     drift: float = Field(

@@ -57,6 +57,9 @@ def test_the_commands_are_the_ones_expected() -> None:
         "groups list",
         "groups describe",
         "groups reset-offsets",
+        "plugins list",
+        "connectors list",
+        "connectors describe",
     }
 
 

@@ -14,18 +14,43 @@ import os
 import sys
 import traceback
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from ..errors import MillstreamError
-from . import _consume, _groups, _produce, _topics
+from ..plugins import get_registry, use_plugins_file
+from . import _consume, _groups, _plugins, _produce, _topics
 from ._args import HelpFormatter, UsageError, store_options
 
 __all__ = ["build_parser", "main"]
 
-_AREAS = (_topics, _produce, _consume, _groups)
+_AREAS = (_topics, _produce, _consume, _groups, _plugins)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full command-line parser, every command with its help and examples."""
+def build_parser(plugins_file: Path | None = None) -> argparse.ArgumentParser:
+    """The full command-line parser, every command with its help and examples: the core's
+    commands, then those the loaded plugins add through the ``register_commands`` hook (the
+    pipeline commands among them). ``plugins_file`` is the plugins file to load them from
+    (``--plugins``; default ``./plugins.toml``). A plugin whose hook raises is left out (with
+    a warning), and the others' commands are still there."""
+    registry = get_registry(plugins_file)
+    while True:
+        parser, commands, parents = _core_parser()
+        if registry.manager is None:
+            return parser
+        try:
+            registry.manager.hook.register_commands(commands=commands, parents=parents)
+        except Exception as exc:
+            if registry.drop_failed_plugin(exc, "register_commands") is None:
+                raise
+            continue  # again without it, on a new parser: it may have added half its commands
+        return parser
+
+
+def _core_parser() -> tuple[
+    argparse.ArgumentParser,
+    argparse._SubParsersAction[argparse.ArgumentParser],
+    list[argparse.ArgumentParser],
+]:
     parents = [store_options()]
     parser = argparse.ArgumentParser(
         prog="millstream",
@@ -40,15 +65,45 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"millstream {_version()}")
+    parser.add_argument(
+        "--plugins",
+        metavar="FILE",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="the plugins file to read (default: ./plugins.toml when it exists)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for area in _AREAS:
         area.register(commands, parents)
-    return parser
+    return parser, commands, parents
+
+
+def _plugins_option(argv: list[str]) -> Path | None:
+    """The ``--plugins FILE`` of a command line, found before parsing it: the parser itself
+    depends on the plugins that file loads."""
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--plugins" and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith("--plugins="):
+            found = arg.removeprefix("--plugins=")
+    return None if found is None else Path(found)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``millstream`` command line; returns the exit status."""
-    parser = build_parser()
+    plugins_file = _plugins_option(sys.argv[1:] if argv is None else argv)
+    if plugins_file is not None and not plugins_file.is_file():
+        print(f"millstream: error: --plugins: no such file: {str(plugins_file)!r}", file=sys.stderr)
+        return 2
+    use_plugins_file(plugins_file)
+    try:
+        parser = build_parser(plugins_file)
+    except MillstreamError as exc:  # a plugins file that says something invalid
+        print(f"millstream: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (status 2)
