@@ -25,7 +25,7 @@ allowed, their variables stay inside them and may not shadow a name. All of this
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
@@ -44,6 +44,7 @@ __all__ = [
     "ExpressionText",
     "compile_expression",
     "compile_expressions",
+    "compile_update",
 ]
 
 FUNCTIONS: tuple[str, ...] = tuple(_FUNCTION_TABLE)
@@ -73,6 +74,15 @@ def compile_expressions(texts: Sequence[str]) -> Callable[[Event], tuple[Any, ..
         single = compile_expression(texts[0])
         return lambda event: (single(event),)
     return compile_function(texts)
+
+
+def compile_update(fields: Mapping[str, str]) -> Callable[[Event], None]:
+    """One function that computes every expression of ``fields`` (field name → expression)
+    for an event and then sets each field of the event's value, which must be a dict; the
+    expressions all see the value as it was. ConfigError names the first invalid expression."""
+    if not fields:
+        return lambda event: None
+    return compile_function(list(fields.values()), list(fields))
 
 
 def _check(text: str) -> str:

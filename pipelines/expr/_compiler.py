@@ -153,15 +153,39 @@ class _Compiler:
 
     # -- entry ----------------------------------------------------------------------------
 
-    def function(self, trees: Sequence[ast.Expression]) -> Callable[[Any], Any]:
+    def function(
+        self, trees: Sequence[ast.Expression], fields: Sequence[str] | None = None
+    ) -> Callable[[Any], Any]:
+        """The function computing ``trees``: their value (a tuple of them, for several); or,
+        with ``fields``, storing each into that field of the value, after computing them all.
+        """
         for tree in trees:
             for node in ast.walk(tree):
                 path = _constant_path(node)
                 if path is not None:
                     self.path_uses[path] += 1
         results = [self.visit(tree.body) for tree in trees]
-        result = results[0] if len(results) == 1 else ast.Tuple(elts=results, ctx=ast.Load())
-        body = [*self.prelude, ast.Return(value=result)]
+        body: list[ast.stmt]
+        if fields is None:
+            result = results[0] if len(results) == 1 else ast.Tuple(elts=results, ctx=ast.Load())
+            body = [*self.prelude, ast.Return(value=result)]
+        else:
+            computed = [
+                ast.Assign(targets=[ast.Name(id=f"_r{i}", ctx=ast.Store())], value=r, lineno=0)
+                for i, r in enumerate(results)
+            ]
+            value = self.read_path(("value",))
+            stores = [
+                ast.Assign(
+                    targets=[
+                        ast.Subscript(value=value, slice=ast.Constant(value=name), ctx=ast.Store())
+                    ],
+                    value=_name(f"_r{i}"),
+                    lineno=0,
+                )
+                for i, name in enumerate(fields)
+            ]
+            body = [*self.prelude, *computed, *stores, ast.Return(value=ast.Constant(value=None))]
         definition = ast.FunctionDef(
             name="expression",
             args=ast.arguments(
@@ -551,13 +575,17 @@ def _bad_call(func: ast.expr) -> str:
     return f"only the listed functions can be called: {known}"
 
 
-def compile_function(texts: Sequence[str]) -> Callable[[Any], Any]:
+def compile_function(
+    texts: Sequence[str], fields: Sequence[str] | None = None
+) -> Callable[[Any], Any]:
     """One function of an event computing ``texts[0]`` (or, for several, the tuple of all of
-    them, sharing their field reads); ConfigError naming the first invalid one."""
-    if len(texts) == 1:
+    them, sharing their field reads); with ``fields``, one that computes them all and then
+    stores each into that field of the event's value (a dict). ConfigError naming the first
+    invalid text."""
+    if len(texts) == 1 and fields is None:
         return _checked(texts[0])[1]
     trees = [_checked(text)[0] for text in texts]
-    return _Compiler(" | ".join(texts)).function(trees)
+    return _Compiler(" | ".join(texts)).function(trees, fields)
 
 
 def _checked(text: str) -> tuple[ast.Expression, Callable[[Any], Any]]:

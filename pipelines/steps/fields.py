@@ -14,6 +14,7 @@ dot in it is written in brackets, ``tags["a.b"]``. Values are changed in place.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
@@ -21,7 +22,7 @@ from pydantic import Field
 from millstream.core.event import Event
 from millstream.core.step import Rejection, Step, StepContext
 
-from ..expr import ExpressionText, compile_expressions
+from ..expr import ExpressionText, compile_expressions, compile_update
 from ._fields import (
     MISSING,
     FieldPathText,
@@ -71,16 +72,17 @@ class SetStep(Step):
                 texts.append(text)
             else:
                 texts.append(_constant_text(text))
-        self.compute = compile_expressions(texts)
         self.paths = [parse_path(path) for path in args]
-        self.top = (
-            tuple(path[0] for path in self.paths)
-            if all(len(path) == 1 for path in self.paths)
-            else None
-        )
+        if all(len(path) == 1 for path in self.paths):  # one generated function does it all
+            self.update: Callable[[Event], None] | None = compile_update(
+                {path[0]: text for path, text in zip(self.paths, texts, strict=True)}
+            )
+        else:
+            self.update = None
+            self.compute = compile_expressions(texts)
 
     def process(self, events: list[Event], rejected: list[Rejection]) -> list[Event]:
-        compute, top, paths = self.compute, self.top, self.paths
+        update = self.update
         kept = []
         append = kept.append
         for event in events:
@@ -89,19 +91,22 @@ class SetStep(Step):
                 rejected.append(Rejection(event, _not_an_object("set", value)))
                 continue
             try:
-                results = compute(event)
-                if top is not None:
-                    value.update(zip(top, results, strict=True))
+                if update is not None:
+                    update(event)
                 else:
-                    for path in paths:  # check first, so that a failure changes nothing
-                        check_path(value, path)
-                    for path, result in zip(paths, results, strict=True):
-                        set_path(value, path, result)
+                    self._set_paths(event, value)
             except Exception as exc:
                 rejected.append(Rejection(event, failure(exc)))
                 continue
             append(event)
         return kept
+
+    def _set_paths(self, event: Event, value: dict[str, Any]) -> None:
+        results = self.compute(event)
+        for path in self.paths:  # check first, so that a failure changes nothing
+            check_path(value, path)
+        for path, result in zip(self.paths, results, strict=True):
+            set_path(value, path, result)
 
 
 class DropStep(Step):

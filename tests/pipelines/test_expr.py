@@ -15,6 +15,7 @@ from millstream.pipelines.expr import (
     ExpressionText,
     compile_expression,
     compile_expressions,
+    compile_update,
 )
 
 READING = {
@@ -230,6 +231,19 @@ def test_compile_expressions_gives_a_tuple() -> None:
     assert compile_expressions([])(ev()) == ()
     with pytest.raises(ConfigError, match="'nope'"):
         compile_expressions(["value.x", "nope"])
+
+
+def test_compile_update_sets_fields_after_computing_them_all() -> None:
+    update = compile_update({"n": "value.n + 1", "old": "value.n", "f": "value.temp * 2"})
+    event = ev({"n": 1, "temp": 2})
+    assert update(event) is None
+    assert event.value == {"n": 2, "temp": 2, "old": 1, "f": 4}
+    failing = ev({"n": 1})
+    with pytest.raises(TypeError):
+        update(failing)
+    assert failing.value == {"n": 1}  # nothing set when one expression raised
+    with pytest.raises(ConfigError, match="'nope'"):
+        compile_update({"a": "nope"})
 
 
 def test_expression_text_validates_in_pydantic() -> None:
