@@ -18,11 +18,13 @@ wrong and what would be valid. docs/pipelines.md is the reference of the file fo
   errors located (``millstream test`` validates its ``tests:`` entries with it).
 - :func:`guarantees`: each part's delivery guarantee and why.
 - :func:`pipeline_json_schema`: the JSON Schema of pipeline files, for editors.
+- :func:`pipeline_mermaid`, :func:`pipeline_dot`: a pipeline drawn as a graph.
 - :func:`parse_duration`, :data:`Duration`: durations as files write them (``200ms``, ``7d``).
 """
 
 from ._compile import load_pipeline, load_pipelines
 from ._document import Document, Position, Positions, YamlPath, format_path, read_yaml
+from ._drawing import pipeline_dot, pipeline_mermaid
 from ._duration import Duration, parse_duration
 from ._guarantees import Guarantee, guarantees
 from ._schema import pipeline_json_schema
@@ -40,7 +42,9 @@ __all__ = [
     "load_pipeline",
     "load_pipelines",
     "parse_duration",
+    "pipeline_dot",
     "pipeline_json_schema",
+    "pipeline_mermaid",
     "read_yaml",
     "validate_node",
 ]

@@ -68,19 +68,18 @@ def load_pipelines(
     """The pipelines of several files, to run together: each valid on its own, no two with the
     same name, and a topic declared in more than one file declared alike in each."""
     registry = registry or get_registry()
-    loaded: list[tuple[Pipeline, Positions]] = []
-    for path in paths:
-        compiler = _Compiler(read_yaml(path, env=env), registry)
-        loaded.append((compiler.compile(), compiler.positions))
-    check_together(loaded)
-    return [pipeline for pipeline, _ in loaded]
+    pipelines = [load_pipeline(path, registry=registry, env=env) for path in paths]
+    check_together(pipelines)
+    return pipelines
 
 
-def check_together(loaded: list[tuple[Pipeline, Positions]]) -> None:
-    """Pipelines that run together: distinct names, and shared topics declared alike."""
+def check_together(pipelines: Iterable[Pipeline]) -> None:
+    """Pipelines that run together (each loaded from a file): distinct names, and shared
+    topics declared alike."""
     names: dict[str, str] = {}
     topics: dict[str, tuple[TopicPlan, str]] = {}
-    for pipeline, positions in loaded:
+    for pipeline in pipelines:
+        positions: Positions = pipeline.positions
         first = names.get(pipeline.name)
         if first is not None:
             raise positions.error(

@@ -98,6 +98,8 @@ TopicNames = Annotated[
 ]
 """One topic name or a list of them, as a tuple."""
 
+ExpressionText = Annotated[str, Field(min_length=1)]
+"""A pipeline expression (``value.temp > 20``), compiled by the compiler."""
 OnErrorWord = Literal["dead_letter", "dead", "stop"]
 Start = Literal["earliest", "latest"]
 
@@ -158,7 +160,7 @@ class SourceSpec(_Spec):
         None, description="the connector's settings (see `millstream connectors describe NAME`)"
     )
     to: TopicNames = Field(description="the topic, or list of topics, it writes every event to")
-    key: str | None = Field(
+    key: ExpressionText | None = Field(
         None, description="an expression for each event's record key (value.device_id)"
     )
 
@@ -167,7 +169,7 @@ class OutputSpec(_Spec):
     """One entry of a route's ``to`` list: a topic and, when given, the condition for it."""
 
     topic: TopicName = Field(description="the topic the event goes to")
-    when: str | None = Field(
+    when: ExpressionText | None = Field(
         None, description="an expression: the event goes to `topic` only when it is true"
     )
 
@@ -247,9 +249,9 @@ class _Consumer(_Spec):
     )
     on_error: OnErrorWord | None = Field(
         None,
-        description="after the last retry: dead (also dead_letter) sends the event to the "
-        "dead-letter topic, stop stops the pipeline (default: dead when there is a dead-letter "
-        "topic, else stop)",
+        description="what a failure does after the last retry: dead (or dead_letter) sends "
+        "the event to the dead-letter topic, stop stops the pipeline (default: dead; with no "
+        "dead-letter topic set, the pipeline stops rather than lose the event)",
     )
 
 
@@ -259,7 +261,7 @@ class RouteSpec(_Consumer):
     from_: TopicNames = Field(alias="from", description="the topic, or list of topics, it reads")
     steps: Annotated[list[StepEntry], BeforeValidator(_none_is_list)] = Field(
         default_factory=list,
-        description="the steps, in order, each `- NAME: ARGUMENT` (see docs/steps.md)",
+        description="the steps, in order, each `- NAME: ARGUMENT` (see steps.md)",
     )
     to: Outputs = Field(
         description="where events go: a topic, a list of topics, or a list of "
@@ -287,7 +289,8 @@ class FileSpec(_Spec):
     """A whole pipeline file."""
 
     pipeline: Name = Field(
-        description="the pipeline's name; consumer groups are named <pipeline>.<route or sink>"
+        description="the pipeline's name; its consumer groups are named PIPELINE.NAME after "
+        "it and each route or sink"
     )
     store: str | None = Field(
         None,

@@ -49,7 +49,6 @@ def pipeline_json_schema(registry: Registry | None = None) -> dict[str, Any]:
 
     schema: dict[str, Any] = {
         "$schema": _DIALECT,
-        "$id": "https://millstream.dev/schemas/pipeline.json",
         "title": "millstream pipeline file",
         "description": "A millstream pipeline: topics, sources, routes and sinks "
         "(see docs/pipelines.md).",
