@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import embedded, pipelines
+from . import embedded, expressions, pipelines
 from ._harness import render, write_section
 
 SUITES = {
@@ -17,6 +17,7 @@ SUITES = {
         "Pipelines (route throughput, source-to-sink latency, memory with a blocked sink)",
         pipelines.run,
     ),
+    "expressions": ("Pipeline expressions and steps (filter, set)", expressions.run),
 }
 
 
