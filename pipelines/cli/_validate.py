@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from millstream.core.errors import ConfigError
 from ..plan import Pipeline
 from ..spec import Guarantee, guarantees, load_pipeline
 from ..spec._compile import check_together
+from ..spec._duration import format_duration
 from ._common import add_plugins_option, registry_of
 
 __all__ = ["register"]
@@ -120,7 +122,7 @@ def _summary(pipeline: Pipeline, levels: list[Guarantee]) -> str:
     ]
     lines.append(render_table(("TOPIC", "PARTITIONS", "REPLICATION", "CODEC", "SETTINGS"), topics))
     lines.append("")
-    by_part = {(g.kind, g.name): g for g in levels}
+    by_part: dict[tuple[str, str], Guarantee] = {(g.kind, g.name): g for g in levels}
     rows = []
     for name, source in pipeline.sources.items():
         rows.append(("source", name, source.connector.name, "-", ", ".join(source.to)))
@@ -151,14 +153,7 @@ def _topic_settings(config: dict[str, str]) -> str:
 
 def _duration(ms: int) -> str:
     """Milliseconds as the file writes them: 604800000 → 7d; -1 → forever."""
-    if ms < 0:
-        return "forever"
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
-        if ms and ms % size == 0:
-            return f"{ms // size}{unit}"
-    if ms % 1000 == 0:
-        return f"{ms // 1000}s"
-    return f"{ms}ms"
+    return "forever" if ms < 0 else format_duration(timedelta(milliseconds=ms))
 
 
 def _as_json(pipeline: Pipeline, levels: list[Guarantee]) -> dict[str, Any]:

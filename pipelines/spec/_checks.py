@@ -64,7 +64,8 @@ def check_self_input(
     for i, output in enumerate(route.to):
         if output.topic in inputs:
             entry = item_path(positions, (*base, "to"), i)
-            if isinstance(raw.get("to"), list) and isinstance(raw["to"][i], dict):
+            written = raw.get("to")
+            if isinstance(written, list) and isinstance(written[i], dict):
                 entry = (*entry, "topic")
             raise positions.error(_loop(name, output.topic, "writes to"), entry)
     for key in ("unmatched", "dead_letter"):

@@ -73,9 +73,9 @@ def pipeline_mermaid(pipeline: Pipeline) -> str:
     """The pipeline as a Mermaid flowchart (``flowchart LR``), ending with a newline."""
     ids = _Ids()
     lines = ["flowchart LR", f"  %% pipeline {_mermaid_text(pipeline.name)}"]
-    for node, label in _labels(pipeline):
+    for node, parts in _labels(pipeline):
         opening, closing = _MERMAID_SHAPES[node[0]]
-        text = "<br/>".join(_mermaid_text(line) for line in label)
+        text = "<br/>".join(_mermaid_text(line) for line in parts)
         lines.append(f'  {ids(*node)}{opening}"{text}"{closing}')
     for start, end, label, dashed in _edges(pipeline):
         arrow = "-.->" if dashed else "-->"
@@ -109,9 +109,9 @@ def pipeline_dot(pipeline: Pipeline) -> str:
         '  node [fontname="Helvetica", fontsize=11];',
         '  edge [fontname="Helvetica", fontsize=9];',
     ]
-    for node, label in _labels(pipeline):
+    for node, text in _labels(pipeline):
         lines.append(
-            f"  {ids(*node)} [label={_dot_string(chr(10).join(label))}, {_DOT_SHAPES[node[0]]}];"
+            f"  {ids(*node)} [label={_dot_string(chr(10).join(text))}, {_DOT_SHAPES[node[0]]}];"
         )
     for start, end, label, dashed in _edges(pipeline):
         attributes = []

@@ -10,9 +10,9 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
-__all__ = ["DURATION_PATTERN", "Duration", "RetentionMs", "parse_duration"]
+__all__ = ["DURATION_PATTERN", "Duration", "RetentionMs", "format_duration", "parse_duration"]
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -73,9 +73,21 @@ def _retention_ms(value: Any) -> int:
         raise ValueError(f"{exc}, or forever (also -1)") from None
 
 
+def format_duration(value: timedelta) -> str:
+    """A duration in this notation, the largest unit that divides it: ``timedelta(hours=2)``
+    → ``2h``, 1.5 s → ``1500ms``."""
+    ms = round(value / timedelta(milliseconds=1))
+    for unit in ("d", "h", "m", "s"):
+        size = _UNITS_MS[unit]
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["10s", "200ms"]}),
 ]
 """A pydantic field type for durations in this notation (steps use it for windows)."""

@@ -111,26 +111,27 @@ class _Spec(BaseModel):
 class TopicSpec(_Spec):
     """A topic under ``topics:``; a topic given no settings (``dead: {}``) takes the defaults."""
 
-    partitions: int = Field(1, ge=1, description="how many partitions the topic has")
+    partitions: int = Field(default=1, ge=1, description="how many partitions the topic has")
     replication: int = Field(
-        1,
+        default=1,
         ge=1,
         description="copies of each partition (1 on the embedded store; more on a cluster)",
     )
     codec: str = Field(
-        "json",
+        default="json",
         description="how values are decoded and encoded: json, text, bytes or a plugin's codec",
     )
     retention: RetentionMs | None = Field(
-        None,
+        default=None,
         description="how long records are kept: a duration (7d, 12h, 30m) or forever "
         "(default: the store's, 7d)",
     )
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] | None = Field(
-        None, description="how batches are compressed on disk (default: as the producer sends)"
+        default=None,
+        description="how batches are compressed on disk (default: as the producer sends)",
     )
     cleanup: Literal["delete", "compact"] | None = Field(
-        None,
+        default=None,
         description="delete: drop old segments; compact: keep the newest record per key "
         "(default: delete)",
     )
@@ -139,11 +140,19 @@ class TopicSpec(_Spec):
 class RetrySpec(_Spec):
     """Retries of a failed step or sink write, with exponential backoff and jitter."""
 
-    max_attempts: int = Field(3, ge=1, description="attempts in all, the first one included")
-    initial: Duration = Field(
-        timedelta(milliseconds=200), description="the longest wait before the second attempt"
+    max_attempts: int = Field(
+        default=3, ge=1, description="attempts in all, the first one included"
     )
-    max: Duration = Field(timedelta(seconds=10), description="the longest wait between attempts")
+    initial: Duration = Field(
+        default=timedelta(milliseconds=200),
+        description="the longest wait before the second attempt",
+        json_schema_extra={"default": "200ms"},
+    )
+    max: Duration = Field(
+        default=timedelta(seconds=10),
+        description="the longest wait between attempts",
+        json_schema_extra={"default": "10s"},
+    )
 
     @model_validator(mode="after")
     def _initial_within_max(self) -> RetrySpec:
@@ -157,11 +166,12 @@ class SourceSpec(_Spec):
 
     connector: str = Field(description="the source connector, by name (file, generator, …)")
     config: dict[str, Any] | None = Field(
-        None, description="the connector's settings (see `millstream connectors describe NAME`)"
+        default=None,
+        description="the connector's settings (see `millstream connectors describe NAME`)",
     )
     to: TopicNames = Field(description="the topic, or list of topics, it writes every event to")
     key: ExpressionText | None = Field(
-        None, description="an expression for each event's record key (value.device_id)"
+        default=None, description="an expression for each event's record key (value.device_id)"
     )
 
 
@@ -170,7 +180,7 @@ class OutputSpec(_Spec):
 
     topic: TopicName = Field(description="the topic the event goes to")
     when: ExpressionText | None = Field(
-        None, description="an expression: the event goes to `topic` only when it is true"
+        default=None, description="an expression: the event goes to `topic` only when it is true"
     )
 
 
@@ -237,18 +247,16 @@ class _Consumer(_Spec):
     """What routes and sinks share: they read topics in a consumer group."""
 
     dead_letter: TopicName | None = Field(
-        None, description="where failed events go (default: the file's `dead_letter`)"
+        default=None, description="where failed events go (default: the file's `dead_letter`)"
     )
     start: Start = Field(
-        "earliest",
+        default="earliest",
         description="where a new consumer group starts reading: earliest or latest",
     )
-    workers: int = Field(1, ge=1, description="how many copies run, sharing the partitions")
-    retry: RetrySpec = Field(
-        default_factory=RetrySpec, description="retries of a failed step or write"
-    )
+    workers: int = Field(default=1, ge=1, description="how many copies run, sharing the partitions")
+    retry: RetrySpec = Field(default=RetrySpec(), description="retries of a failed step or write")
     on_error: OnErrorWord | None = Field(
-        None,
+        default=None,
         description="what a failure does after the last retry: dead (or dead_letter) sends "
         "the event to the dead-letter topic, stop stops the pipeline (default: dead; with no "
         "dead-letter topic set, the pipeline stops rather than lose the event)",
@@ -268,10 +276,11 @@ class RouteSpec(_Consumer):
         "{topic, when} entries (content-based routing)"
     )
     switch: Literal["all", "first"] = Field(
-        "all", description="all: every matching `to` entry gets the event; first: the first only"
+        default="all",
+        description="all: every matching `to` entry gets the event; first: the first only",
     )
     unmatched: TopicName | None = Field(
-        None, description="where events that match no `to` entry go (default: nowhere)"
+        default=None, description="where events that match no `to` entry go (default: nowhere)"
     )
 
 
@@ -281,7 +290,8 @@ class SinkSpec(_Consumer):
     connector: str = Field(description="the sink connector, by name (file, stdout, …)")
     from_: TopicNames = Field(alias="from", description="the topic, or list of topics, it reads")
     config: dict[str, Any] | None = Field(
-        None, description="the connector's settings (see `millstream connectors describe NAME`)"
+        default=None,
+        description="the connector's settings (see `millstream connectors describe NAME`)",
     )
 
 
@@ -293,12 +303,12 @@ class FileSpec(_Spec):
         "it and each route or sink"
     )
     store: str | None = Field(
-        None,
+        default=None,
         description="the store URL (file:DIR, millstream://HOST:PORT, kafka://HOST:PORT); "
         "--store and MILLSTREAM_STORE override it; default file:./.millstream",
     )
     dead_letter: TopicName | None = Field(
-        None, description="the dead-letter topic of every route and sink that names none"
+        default=None, description="the dead-letter topic of every route and sink that names none"
     )
     topics: Annotated[dict[TopicName, TopicSpec | None], BeforeValidator(_none_is_empty)] = Field(
         default_factory=dict, description="the topics, by name; created when missing"

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from ._duration import Duration, RetentionMs
+from ._duration import Duration, RetentionMs, format_duration
 from ._models import (
     ExpressionText,
     FileSpec,
@@ -126,9 +126,10 @@ def _default_text(field: FieldInfo) -> str:
     value = field.default
     if value is None:
         return "—"
+    if isinstance(value, BaseModel):
+        return "see below"
     if isinstance(value, timedelta):
-        ms = int(value / timedelta(milliseconds=1))
-        return f"`{ms // 1000}s`" if ms % 1000 == 0 else f"`{ms}ms`"
+        return f"`{format_duration(value)}`"
     return f"`{value}`"
 
 

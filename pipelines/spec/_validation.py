@@ -147,7 +147,7 @@ def _raw_path(value: Any, loc: tuple[Any, ...], missing: bool) -> tuple[YamlPath
             and 0 <= part < len(current)
         ):
             path.append(part)
-            current = current[part]
+            current = current[part]  # type: ignore[index]
         elif missing and i == len(loc) - 1 and isinstance(part, str):
             return tuple(path), False, part
     return tuple(path), False, None
