@@ -150,3 +150,22 @@ def test_a_pipeline_runs_with_it(installed: tuple[Path, dict[str, str]], tmp_pat
     assert done.returncode == 0, done.stderr
     written = (tmp_path / "out" / "lines.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in written] == [{"n": 1}, {"n": 2}, {"n": 3}]
+
+
+def test_the_connector_guide_shows_the_example_as_it_is() -> None:
+    """docs/connectors.md quotes the example's files whole; a block starting with a file's path
+    must be that file."""
+    guide = (EXAMPLE.parents[1] / "docs" / "connectors.md").read_text()
+    quoted = {}
+    for block in guide.split("```python\n")[1:]:
+        code = block.split("\n```", 1)[0] + "\n"
+        first, _, rest = code.partition("\n")
+        if first.startswith("# ") and (EXAMPLE / first[2:]).is_file():
+            quoted[first[2:]] = rest
+    assert set(quoted) == {
+        "src/millstream_dirfiles/source.py",
+        "src/millstream_dirfiles/sink.py",
+        "tests/test_dirfiles.py",
+    }
+    for path, code in quoted.items():
+        assert code == (EXAMPLE / path).read_text(), f"docs/connectors.md: {path} is out of date"
