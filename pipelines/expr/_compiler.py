@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -203,7 +204,9 @@ class _Compiler:
         for helper, value in _HELPERS.items():
             self.globals.setdefault(helper, value)
         try:
-            code = compile(module, "<expression>", "exec")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                code = compile(module, "<expression>", "exec")
         except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             raise self.error(None, f"cannot be compiled: {exc}") from None
         namespace = dict(self.globals)
@@ -597,7 +600,9 @@ def _checked(text: str) -> tuple[ast.Expression, Callable[[Any], Any]]:
     if len(text) > MAX_LENGTH:
         raise _Compiler(text).error(None, f"longer than {MAX_LENGTH} characters")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # '\d' in a pattern is kept as it is, quietly
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         where = f" (at column {exc.offset})" if exc.offset else ""
         raise _Compiler(text).error(None, f"{exc.msg}{where}") from None

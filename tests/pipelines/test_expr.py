@@ -194,6 +194,16 @@ def test_functions(text: str, expected: object) -> None:
     assert run(text) == expected
 
 
+def test_backslashes_in_patterns_are_kept_without_warnings() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = compile_expression(r"match(value.code, '^\d+-\w$')")
+    assert f(ev({"code": "42-a"})) is True
+    assert f(ev({"code": "x-a"})) is False
+
+
 def test_now_is_the_current_time_in_milliseconds() -> None:
     before = time.time() * 1000
     got = run("now()")
