@@ -18,6 +18,7 @@ import asyncio
 import math
 import random
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -131,38 +132,54 @@ class GeneratorSource(Source):
         else:
             await asyncio.sleep(0)  # as fast as possible, but never starving the loop
         now = int(time.time() * 1000)
-        events = [self._reading(n, now) for n in range(self._position, self._position + size)]
+        events = self._readings(self._position, size, now)
         self._position += size
         self._made += size
         return SourceBatch(events, self._position)
 
-    def _reading(self, n: int, now: int) -> Event:
-        u_temp, u_humidity, u_fault, u_kind = self._draws(n)
-        device = self._devices[n % len(self._devices)]
-        turn = n // len(self._devices)  # the how-manieth reading of this device
-        wave = math.sin(2 * math.pi * turn / device.period)
-        temp: float | None = device.base_temp + self.config.drift * wave + (u_temp - 0.5)
-        if u_fault < self.config.faulty:
-            temp = None if u_kind < 0.5 else (999.9 if u_kind < 0.75 else -300.0)
-        value = {
-            "device_id": device.id,
-            "temp": None if temp is None else round(temp, 2),
-            "humidity": round(device.base_humidity + 10 * wave + 4 * (u_humidity - 0.5), 1),
-            "battery": round(max(0.0, device.battery - device.drain * turn), 1),
-            "location": {"lat": device.lat, "lon": device.lon},
-            "ts": now,
-        }
-        return Event(value, timestamp=now)
+    def _readings(self, first: int, size: int, now: int) -> list[Event]:
+        """Events ``first`` .. ``first + size - 1`` (one loop, locals only: this is the hot
+        path of a load test)."""
+        devices, count = self._devices, len(self._devices)
+        drift, faulty = self.config.drift, self.config.faulty
+        sin, tau = math.sin, 2 * math.pi
+        events = []
+        append = events.append
+        n = first
+        end = first + size
+        while n < end:
+            chunk, place = divmod(n, _CHUNK)
+            random = self._stream(chunk, place)
+            stop = min(end, (chunk + 1) * _CHUNK)
+            while n < stop:
+                u_temp, u_humidity, u_fault, u_kind = random(), random(), random(), random()
+                device = devices[n % count]
+                turn = n // count  # the how-manieth reading of this device
+                wave = sin(tau * turn / device.period)
+                temp: float | None = round(device.base_temp + drift * wave + u_temp - 0.5, 2)
+                if u_fault < faulty:
+                    temp = None if u_kind < 0.5 else (999.9 if u_kind < 0.75 else -300.0)
+                battery = device.battery - device.drain * turn
+                value = {
+                    "device_id": device.id,
+                    "temp": temp,
+                    "humidity": round(device.base_humidity + 10 * wave + 4 * u_humidity - 2, 1),
+                    "battery": round(battery, 1) if battery > 0 else 0.0,
+                    "location": {"lat": device.lat, "lon": device.lon},
+                    "ts": now,
+                }
+                append(Event(value, timestamp=now))
+                n += 1
+            self._drawn = (n - chunk * _CHUNK) * _DRAWS
+        return events
 
-    def _draws(self, n: int) -> tuple[float, float, float, float]:
-        """Event ``n``'s random numbers: from its chunk's stream, at the event's place in it."""
-        chunk, place = divmod(n, _CHUNK)
+    def _stream(self, chunk: int, place: int) -> Callable[[], float]:
+        """The random numbers of ``chunk``, positioned at event ``place`` of it."""
         rng = self._rng
         if chunk != self._chunk or self._drawn > place * _DRAWS:
             rng.seed(f"{self.config.seed}/{chunk}")
             self._chunk, self._drawn = chunk, 0
-        while self._drawn < place * _DRAWS:
+        for _ in range(place * _DRAWS - self._drawn):
             rng.random()
-            self._drawn += 1
-        self._drawn += _DRAWS
-        return rng.random(), rng.random(), rng.random(), rng.random()
+        self._drawn = place * _DRAWS
+        return rng.random
