@@ -143,7 +143,7 @@ class GeneratorSource(Source):
         devices, count = self._devices, len(self._devices)
         drift, faulty = self.config.drift, self.config.faulty
         sin, tau = math.sin, 2 * math.pi
-        events = []
+        events: list[Event] = []
         append = events.append
         n = first
         end = first + size
