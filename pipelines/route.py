@@ -80,7 +80,7 @@ class RouteProcessor:
                 break
             rejected: list[Rejection] = []
             result = step.process(events, rejected)
-            events = result if result.__class__ is list else await result  # type: ignore[misc]
+            events = result if result.__class__ is list else await result
             if rejected:
                 dead.extend(DeadLetter(r.event, label, r.reason) for r in rejected)
         if self.single is not None:

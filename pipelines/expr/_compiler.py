@@ -131,7 +131,7 @@ def _constant_path(node: ast.AST) -> Path | None:
             and isinstance(node.slice, ast.Constant)
             and type(node.slice.value) in (str, int)
         ):
-            keys.append(node.slice.value)
+            keys.append(node.slice.value)  # type: ignore[arg-type]
             node = node.value
         elif isinstance(node, ast.Name) and node.id in NAMES:
             return (node.id, *reversed(keys))
@@ -219,8 +219,9 @@ class _Compiler:
     def error(self, node: ast.AST | None, message: str) -> ConfigError:
         shown = self.text if len(self.text) <= 80 else self.text[:77] + "..."
         where = ""
-        if node is not None and getattr(node, "col_offset", 0) > 0:
-            where = f" (at column {node.col_offset + 1})"
+        column = getattr(node, "col_offset", 0)
+        if column > 0:
+            where = f" (at column {column + 1})"
         return ConfigError(f"invalid expression {shown!r}: {message}{where}")
 
     # -- dispatch -------------------------------------------------------------------------

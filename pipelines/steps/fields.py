@@ -83,7 +83,7 @@ class SetStep(Step):
 
     def process(self, events: list[Event], rejected: list[Rejection]) -> list[Event]:
         update = self.update
-        kept = []
+        kept: list[Event] = []
         append = kept.append
         for event in events:
             value = event.value
@@ -153,7 +153,7 @@ class KeepStep(Step):
 
     def process(self, events: list[Event], rejected: list[Rejection]) -> list[Event]:
         paths = self.paths
-        kept = []
+        kept: list[Event] = []
         for event in events:
             value = event.value
             if not isinstance(value, dict):

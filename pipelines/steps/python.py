@@ -86,7 +86,8 @@ def load_function(reference: str, base_dir: Path) -> Callable[..., Any]:
             raise ConfigError(f"module {module_name!r} has no {attribute!r}") from None
     if not callable(target):
         raise ConfigError(f"{reference!r} is {type(target).__name__}, not a function")
-    return target  # type: ignore[no-any-return]
+    function: Callable[..., Any] = target
+    return function
 
 
 class PythonStep(Step):
