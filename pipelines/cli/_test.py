@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from millstream.core.cli._args import HelpFormatter, UsageError
 from millstream.core.cli._output import print_json, print_text
 from millstream.core.errors import ConfigError
 
-from ..testcases import Outcome, Suite, load_suite, run_suite
 from ._common import add_plugins_option, registry_of
+
+if TYPE_CHECKING:
+    from ..testcases import Outcome, Suite
 
 __all__ = ["register"]
 
@@ -50,6 +52,8 @@ def register(
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from ..testcases import load_suite, run_suite
+
     registry = registry_of(args)
     suites: list[Suite] = []
     for file in args.files:
