@@ -60,6 +60,13 @@ def test_the_commands_are_the_ones_expected() -> None:
         "plugins list",
         "connectors list",
         "connectors describe",
+        "run",
+        "validate",
+        "schema",
+        "graph",
+        "test",
+        "offsets",
+        "replay",
     }
 
 
