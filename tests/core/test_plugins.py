@@ -310,3 +310,12 @@ def test_entry_points_can_be_turned_off_or_blocked_by_distribution(
     blocked = tmp_path / "blocked.toml"
     blocked.write_text('block = ["fake-dist"]\n')
     assert status(load_registry(blocked), "fake") == ("blocked", None)
+
+
+def test_a_plugin_name_given_twice_is_loaded_once(tmp_path: Path) -> None:
+    settings = project(tmp_path, 'modules = ["good.py", "good.py"]\n', **{"good.py": GOOD})
+    registry = load_registry(settings)
+    first, second = [p for p in registry.plugins if p.name == "good.py"]
+    assert first.status == "ok"
+    assert second.error == "a plugin called 'good.py' is already loaded (local)"
+    assert "ticks" in registry.sources
