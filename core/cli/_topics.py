@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 from ..client import TopicDescription
-from ..errors import InvalidPartitionsError, TopicExistsError, UnknownTopicError
+from ..errors import ConfigError, InvalidPartitionsError, TopicExistsError, UnknownTopicError
 from ..log.config import CONFIG_KEYS
+from ..plugins import get_registry
 from ._args import (
     HelpFormatter,
     UsageError,
@@ -138,7 +139,18 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
     delete.set_defaults(run=_delete)
 
 
+def _check_codec(config: dict[str, str | None]) -> None:
+    """A ``codec`` must be one the loaded plugins provide (the log itself takes any name)."""
+    codec = config.get("codec")
+    if codec is not None:
+        try:
+            get_registry().codec(codec)
+        except ConfigError as exc:
+            raise ConfigError(f"--config codec={codec}: {exc.message}") from None
+
+
 async def _create(args: argparse.Namespace) -> int:
+    _check_codec(dict(args.config))
     async with await open_store(args, read_only=False, create=True) as conn, conn.admin() as admin:
         try:
             topic = await admin.create_topic(
@@ -227,6 +239,7 @@ async def _alter(args: argparse.Namespace) -> int:
             "(--delete-config); give one of them"
         )
     config.update(dict.fromkeys(args.delete_config))
+    _check_codec(config)
     if args.partitions is None and not config:
         raise UsageError(
             "topics alter: nothing to change; give --partitions, --config or --delete-config"

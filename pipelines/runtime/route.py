@@ -8,6 +8,8 @@ letters, or the pipeline stops (``on_error: stop``).
 
 from __future__ import annotations
 
+import orjson
+
 from millstream.core.client import BatchDelivery
 from millstream.core.errors import CodecError, PipelineError
 from millstream.core.record import Record, StoredRecord
@@ -116,10 +118,8 @@ class RouteWorker(ConsumingWorker):
 
 
 def _raw(value: object) -> bytes | None:
-    if value is None or type(value) is bytes:
-        return value  # type: ignore[return-value]
-    import orjson
-
+    if value is None or isinstance(value, bytes):
+        return value
     try:
         return orjson.dumps(value, default=str)
     except TypeError:

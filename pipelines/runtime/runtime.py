@@ -98,14 +98,14 @@ class Runtime:
                 self.sources.append(SourceRunner(ctx, source))
             for route in pipeline.routes.values():
                 stats = self.stats.add(pipeline.name, "route", route.name)
-                workers = [RouteWorker(ctx, route, stats, i) for i in range(route.workers)]
-                self._lag_parts[id(stats)] = list(workers)
-                self.workers += workers
+                routes = [RouteWorker(ctx, route, stats, i) for i in range(route.workers)]
+                self._lag_parts[id(stats)] = list(routes)
+                self.workers += routes
             for sink in pipeline.sinks.values():
                 stats = self.stats.add(pipeline.name, "sink", sink.name)
-                workers = [SinkWorker(ctx, sink, stats, i) for i in range(sink.workers)]
-                self._lag_parts[id(stats)] = list(workers)
-                self.workers += workers
+                sinks = [SinkWorker(ctx, sink, stats, i) for i in range(sink.workers)]
+                self._lag_parts[id(stats)] = list(sinks)
+                self.workers += sinks
 
     async def refresh_lag(self) -> None:
         """Update every route's and sink's lag counter."""
