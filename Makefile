@@ -27,7 +27,7 @@ help:
 	@echo "make demo    run the quickstart pipeline on the embedded store"
 	@echo "make test    run the whole test suite (sets up .venv and, as root, system packages)"
 	@echo "make bench   run the benchmarks"
-	@echo "make lint    ruff check, ruff format --check, mypy core"
+	@echo "make lint    ruff check, ruff format --check, mypy"
 	@echo "make fmt     sort imports and format with ruff"
 	@echo "make clean   remove caches and build output (distclean: also .venv and .cache)"
 
@@ -70,7 +70,7 @@ lint: $(STAMP)
 	@status=0; \
 	$(VENV)/bin/ruff check . || status=1; \
 	$(VENV)/bin/ruff format --check . || status=1; \
-	$(VENV)/bin/mypy core || status=1; \
+	$(VENV)/bin/mypy core connectors pipelines || status=1; \
 	exit $$status
 
 fmt: $(STAMP)
