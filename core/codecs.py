@@ -39,9 +39,11 @@ class Codec(abc.ABC):
         ``bytes`` are taken to be encoded already and are returned as they are."""
 
     def decode_many(self, items: Sequence[bytes]) -> list[Any]:
+        """``decode`` of each item; raises CodecError for the first that fails."""
         return [self.decode(data) for data in items]
 
     def encode_many(self, values: Sequence[Any]) -> list[bytes]:
+        """``encode`` of each value; raises CodecError for the first that fails."""
         return [self.encode(value) for value in values]
 
 
@@ -63,6 +65,20 @@ class JsonCodec(Codec):
             return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
         except TypeError as exc:
             raise CodecError(f"cannot be written as JSON: {exc}") from None
+
+    def decode_many(self, items: Sequence[bytes]) -> list[Any]:
+        loads = orjson.loads
+        try:
+            return [loads(data) for data in items]
+        except (orjson.JSONDecodeError, TypeError):
+            return [self.decode(data) for data in items]  # raises for the first bad one
+
+    def encode_many(self, values: Sequence[Any]) -> list[bytes]:
+        dumps, option = orjson.dumps, orjson.OPT_NON_STR_KEYS
+        try:
+            return [dumps(value, option=option) for value in values]
+        except TypeError:
+            return [self.encode(value) for value in values]  # bytes pass; raises for bad ones
 
 
 class TextCodec(Codec):

@@ -94,6 +94,11 @@ class BatchDelivery(abc.ABC):
     @abc.abstractmethod
     def __await__(self) -> Generator[Any, None, list[RecordMetadata]]: ...
 
+    async def confirmed(self) -> None:
+        """Wait until every record is acknowledged, raising as awaiting does, without making
+        the per-record RecordMetadata (for callers that only need to know it is durable)."""
+        await self
+
 
 class _SentRecords(BatchDelivery):
     """The records of a :meth:`Producer.send_batch` made of one ``send`` per record."""

@@ -127,7 +127,8 @@ async def _replay(args: argparse.Namespace) -> int:
                         if reader.position(tp) >= ends[tp]:
                             left.discard(tp)
                     if batch:
-                        await worker.handle(batch)
+                        for delivery in await worker.handle(batch):
+                            await delivery.confirmed()
                         replayed += len(batch)
                     await reader.commit({tp: min(reader.position(tp), ends[tp]) for tp in ends})
             finally:

@@ -9,9 +9,9 @@ stop ends the loop between two batches, so what was taken is finished and commit
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+import asyncio
 
-from millstream.core.client import Consumer
+from millstream.core.client import BatchDelivery, Consumer
 from millstream.core.errors import CodecError, CommitFailedError, PipelineError
 from millstream.core.event import Event
 from millstream.core.record import StoredRecord, TopicPartition
@@ -95,6 +95,14 @@ class ConsumingWorker(abc.ABC):
         self._stopping = True
 
     async def run(self) -> None:
+        """Take, handle and commit batches until :meth:`stop`.
+
+        While batch N's outputs are being made durable and its offsets committed, batch N+1 is
+        already taken and handled: the commit of N waits for N's acknowledgements, and the
+        commit of N+1 for that of N, so offsets are committed in order and only after what they
+        cover is durable. At most one batch is settling at a time.
+        """
+        settling: asyncio.Task[None] | None = None
         try:
             await self.open()
             while not self._stopping:
@@ -103,13 +111,27 @@ class ConsumingWorker(abc.ABC):
                     continue
                 records = [r for batch in got.values() for r in batch]
                 self.stats.events_in += len(records)
-                await self.handle(records)
-                await self._commit({tp: batch[-1].offset + 1 for tp, batch in got.items()})
+                pending = await self.handle(records)
+                offsets = {tp: batch[-1].offset + 1 for tp, batch in got.items()}
+                if settling is not None:
+                    await settling
+                settling = asyncio.create_task(self._settle(pending, offsets))
+            if settling is not None:
+                await settling
         finally:
             try:
+                if settling is not None and not settling.done():
+                    settling.cancel()
                 await self.close()
             finally:
                 await self.consumer.close()
+
+    async def _settle(
+        self, pending: list[BatchDelivery], offsets: dict[TopicPartition, int]
+    ) -> None:
+        for delivery in pending:
+            await delivery.confirmed()
+        await self._commit(offsets)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:
@@ -117,30 +139,49 @@ class ConsumingWorker(abc.ABC):
         except CommitFailedError as exc:  # a rebalance moved partitions: their new owner reads
             self.ctx.log.info("%s: %s", self.part, exc)
 
-    def decode(self, records: Iterable[StoredRecord], failures: list[Failure]) -> list[Event]:
-        """Events of ``records``, decoded with their topics' codecs; bad ones to ``failures``."""
+    def decode(self, records: list[StoredRecord], failures: list[Failure]) -> list[Event]:
+        """Events of ``records``, decoded with their topics' codecs; bad ones to ``failures``.
+
+        A run of records of one topic is decoded in one call (the codec's ``decode_many``);
+        only when that fails is each record of the run decoded alone, to find the bad ones.
+        """
         events: list[Event] = []
-        append = events.append
-        codecs = self.ctx.codecs
-        codec = None
-        codec_topic = None
-        for r in records:
-            if r.topic != codec_topic:
-                codec_topic = r.topic
-                codec = codecs[r.topic]
-            assert codec is not None
+        start = 0
+        count = len(records)
+        while start < count:
+            topic = records[start].topic
+            end = start + 1
+            while end < count and records[end].topic == topic:
+                end += 1
+            run = records[start:end] if start or end < count else records
+            codec = self.ctx.codecs[topic]
             try:
-                value = None if r.value is None else codec.decode(r.value)
-            except CodecError as exc:
-                failures.append(failure_of(r, "decode", f"{r.topic}: {exc}"))
-                continue
-            append(Event(value, r.key, r.headers, r.timestamp, r.topic, r.partition, r.offset))
+                values = codec.decode_many([r.value for r in run])
+            except (CodecError, TypeError):
+                values = None
+            if values is not None:
+                events += [
+                    Event(v, r.key, r.headers, r.timestamp, r.topic, r.partition, r.offset)
+                    for v, r in zip(values, run, strict=True)
+                ]
+            else:
+                for r in run:
+                    try:
+                        value = None if r.value is None else codec.decode(r.value)
+                    except CodecError as exc:
+                        failures.append(failure_of(r, "decode", f"{topic}: {exc}"))
+                        continue
+                    events.append(
+                        Event(value, r.key, r.headers, r.timestamp, r.topic, r.partition, r.offset)
+                    )
+            start = end
         return events
 
-    async def send_failures(self, failures: list[Failure], on_error: str) -> None:
-        """Dead-letter ``failures`` (and wait for the acks), or stop when ``on_error`` says."""
+    def send_failures(self, failures: list[Failure], on_error: str) -> list[BatchDelivery]:
+        """Queue ``failures`` for the dead-letter topic (the deliveries to wait for before
+        committing), or stop when ``on_error`` says so."""
         if not failures:
-            return
+            return []
         if on_error == "stop":
             first = failures[0]
             raise PipelineError(
@@ -148,9 +189,8 @@ class ConsumingWorker(abc.ABC):
                 "stopping, as on_error: stop says"
             )
         delivery = self.dead_letters.write(failures)
-        if delivery is not None:
-            await delivery
         self.stats.dead += len(failures)
+        return [] if delivery is None else [delivery]
 
     async def lag(self) -> int:
         """Records in this worker's partitions not yet consumed."""
@@ -165,8 +205,9 @@ class ConsumingWorker(abc.ABC):
         """Ready what the worker needs before its first batch."""
 
     @abc.abstractmethod
-    async def handle(self, records: list[StoredRecord]) -> None:
-        """Process ``records``; return once all that they caused is acknowledged."""
+    async def handle(self, records: list[StoredRecord]) -> list[BatchDelivery]:
+        """Process ``records``; return the deliveries of what they caused (outputs, dead
+        letters) that must be acknowledged before their offsets are committed."""
 
     async def close(self) -> None:
         """Release what :meth:`open` took (also after a failure)."""

@@ -48,7 +48,7 @@ class RouteWorker(ConsumingWorker):
     async def close(self) -> None:
         await self.processor.close()
 
-    async def handle(self, records: list[StoredRecord]) -> None:
+    async def handle(self, records: list[StoredRecord]) -> list[BatchDelivery]:
         plan = self.plan
         failures: list[Failure] = []
         events = self.decode(records, failures)
@@ -66,8 +66,7 @@ class RouteWorker(ConsumingWorker):
                 failure_of(r, "steps", f"{type(exc.error).__name__}: {exc}", exc.attempts)
                 for r in records
             ]
-            await self.send_failures(failures, plan.on_error)
-            return
+            return self.send_failures(failures, plan.on_error)
         if result.dead:
             originals = {(r.topic, r.partition, r.offset): r for r in records}
             for dead in result.dead:
@@ -86,14 +85,17 @@ class RouteWorker(ConsumingWorker):
             if not out:
                 continue
             codec = self.ctx.codecs[topic]
-            encode = codec.encode
             try:
-                batch = [Record(e.key, encode(e.value), e.headers, e.timestamp) for e in out]
+                raws = codec.encode_many([e.value for e in out])
+                batch = [
+                    Record(e.key, raw, e.headers, e.timestamp)
+                    for e, raw in zip(out, raws, strict=True)
+                ]
             except CodecError:
                 batch = []
                 for e in out:
                     try:
-                        batch.append(Record(e.key, encode(e.value), e.headers, e.timestamp))
+                        raw = codec.encode(e.value)
                     except CodecError as err:
                         failures.append(
                             Failure(
@@ -108,13 +110,14 @@ class RouteWorker(ConsumingWorker):
                                 e.offset,
                             )
                         )
+                        continue
+                    batch.append(Record(e.key, raw, e.headers, e.timestamp))
             if batch:
                 deliveries.append(self.ctx.producer.send_batch(topic, batch))
                 written += len(batch)
-        await self.send_failures(failures, plan.on_error)
-        for delivery in deliveries:
-            await delivery
+        deliveries += self.send_failures(failures, plan.on_error)
         self.stats.events_out += written
+        return deliveries
 
 
 def _raw(value: object) -> bytes | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from millstream.core.client import BatchDelivery
 from millstream.core.connector import Sink
 from millstream.core.errors import PipelineError
 from millstream.core.event import Event
@@ -55,7 +56,7 @@ class SinkWorker(ConsumingWorker):
         await self.sink.write(events)
         await self.sink.flush()
 
-    async def handle(self, records: list[StoredRecord]) -> None:
+    async def handle(self, records: list[StoredRecord]) -> list[BatchDelivery]:
         plan = self.plan
         failures: list[Failure] = []
         events = self.decode(records, failures)
@@ -72,7 +73,7 @@ class SinkWorker(ConsumingWorker):
                 if plan.on_error == "stop":
                     raise PipelineError(f"{self.part}: {exc}") from exc.error
                 await self._one_by_one(events, records, failures, exc.attempts)
-        await self.send_failures(failures, plan.on_error)
+        return self.send_failures(failures, plan.on_error)
 
     async def _one_by_one(
         self,

@@ -202,7 +202,7 @@ class SourceRunner:
             if position is _END:
                 return
             for delivery in deliveries:
-                await delivery
+                await delivery.confirmed()
             self.stats.events_out += written
             released = 1
             # acknowledge the newest of the batches already done, in one position write
@@ -212,7 +212,7 @@ class SourceRunner:
                     break
                 self._pending.popleft()
                 for delivery in nxt[0]:
-                    await delivery
+                    await delivery.confirmed()
                 self.stats.events_out += nxt[2]
                 position = nxt[1] if nxt[1] is not None else position
                 released += 1

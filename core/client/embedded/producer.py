@@ -134,6 +134,13 @@ class _SentBatch(BatchDelivery):
     def done(self) -> bool:
         return all(batch.future.done() for batch in self._batches)
 
+    async def confirmed(self) -> None:
+        batches = self._batches
+        for batch in batches:
+            batch.awaited = True
+        for batch in batches:
+            await batch.future
+
     def __await__(self) -> Generator[Any, None, list[RecordMetadata]]:
         batches = self._batches
         for batch in batches:
