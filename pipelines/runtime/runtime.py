@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from millstream.core.client import Connection
 from millstream.core.errors import MillstreamError, PipelineError
@@ -125,11 +126,12 @@ class Runtime:
         worker_tasks = [asyncio.create_task(w.run(), name=f"{w.part} worker") for w in self.workers]
         source_tasks = [asyncio.create_task(s.run(), name=s.part) for s in self.sources]
         stopper = asyncio.create_task(stop.wait(), name="stop signal")
+        drainer: asyncio.Task[None] | None = None
+        seen: set[asyncio.Task[Any]] = set()  # finished tasks whose outcome was taken
         ending = "stopped"
         try:
             watched = {stopper, *worker_tasks, *source_tasks}
             sources_left = set(source_tasks)
-            drainer: asyncio.Task[None] | None = None
             if self.bounded and not sources_left:
                 drainer = asyncio.create_task(self._drain(), name="drain")
                 watched.add(drainer)
@@ -137,12 +139,13 @@ class Runtime:
                 done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     watched.discard(task)
+                    seen.add(task)
                     if task is stopper:
                         return "stopped"
+                    task.result()  # a part (or the drain) that failed raises here
                     if task is drainer:
                         ending = "drained"
                         return ending
-                    task.result()  # a part that failed raises here
                     if task in sources_left:
                         sources_left.discard(task)
                         if self.bounded and not sources_left:
@@ -152,21 +155,27 @@ class Runtime:
                         raise PipelineError(f"{task.get_name()} ended by itself")
         finally:
             stopper.cancel()
-            await self._shutdown(source_tasks, worker_tasks)
+            if drainer is not None:
+                drainer.cancel()
+            await self._shutdown(source_tasks, worker_tasks, seen)
             for part in self.stats.parts:
                 if part.state == "running":
                     part.state = "done" if ending == "drained" else "stopped"
 
     async def _shutdown(
-        self, sources: list[asyncio.Task[None]], workers: list[asyncio.Task[None]]
+        self,
+        sources: list[asyncio.Task[None]],
+        workers: list[asyncio.Task[None]],
+        seen: set[asyncio.Task[Any]],
     ) -> None:
-        """Stop sources, let them acknowledge; then stop routes and sinks after their batch."""
+        """Stop sources, let them acknowledge; then stop routes and sinks after their batch.
+        Failures met on the way are logged (those in ``seen`` were raised already)."""
         for runner in self.sources:
             runner.stop()
-        errors = await _settle(sources)
+        errors = await _settle([t for t in sources if t not in seen])
         for worker in self.workers:
             worker.stop()
-        errors += await _settle(workers)
+        errors += await _settle([t for t in workers if t not in seen])
         try:
             await self.producer.close()
         except MillstreamError as exc:
