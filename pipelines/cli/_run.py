@@ -13,7 +13,7 @@ from pathlib import Path
 from millstream.core.cli._args import HelpFormatter
 from millstream.core.client import connect
 
-from ..runtime import Runtime, Stats, StatsReporter
+from ..runtime import Runtime, Stats, StatsReporter, tune_gc
 from ._common import add_plugins_option, load_files, pipeline_store, registry_of
 
 __all__ = ["register"]
@@ -81,6 +81,7 @@ async def _run(args: argparse.Namespace) -> int:
     async with await connect(url) as connection:
         runtime = Runtime(pipelines, connection, registry, Stats())
         await runtime.prepare()
+        tune_gc()
         mode = "quiet" if args.quiet else args.stats
         reporter = StatsReporter(
             runtime.stats, mode=mode, interval=args.stats_interval, refresh=runtime.refresh_lag

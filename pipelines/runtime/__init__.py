@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .backoff import Exhausted, delay, retrying
 from .deadletter import DeadLetterWriter, Failure, strip_dead_letter_headers
-from .runtime import Runtime
+from .runtime import Runtime, tune_gc
 from .source import position_key
 from .stats import PartStats, Stats, StatsReporter
 
@@ -24,4 +24,5 @@ __all__ = [
     "position_key",
     "retrying",
     "strip_dead_letter_headers",
+    "tune_gc",
 ]

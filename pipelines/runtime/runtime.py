@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -38,9 +39,23 @@ from .sink import SinkWorker
 from .source import SourceRunner
 from .stats import Stats
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "tune_gc"]
 
 log = logging.getLogger("millstream.pipelines")
+
+
+def tune_gc() -> None:
+    """Fit Python's cyclic garbage collector to a process that streams events.
+
+    Everything made while starting up (modules, plans, connectors) is moved out of the
+    collector's sight (:func:`gc.freeze`), and many more objects may be made between two young
+    collections. Events are short-lived and seldom cyclic, so the default thresholds make the
+    collector walk the young objects every few hundred events for nothing: about a tenth of a
+    route's time. ``millstream run`` calls this once everything has started.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 class Runtime:
