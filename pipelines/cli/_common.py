@@ -33,22 +33,15 @@ def registry_of(args: argparse.Namespace) -> Registry:
 
 def load_files(args: argparse.Namespace, files: list[Path]) -> list[Pipeline]:
     """The pipelines of ``files``, validated; an invalid one is a usage error (exit 2)."""
-    from ..spec import load_pipeline
+    from ..spec import load_pipelines
 
-    registry = registry_of(args)
-    pipelines = []
-    for file in files:
-        try:
-            pipelines.append(load_pipeline(file, registry=registry))
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
-        except OSError as exc:
-            raise UsageError(f"cannot read pipeline file {str(file)!r}: {exc.strerror}") from None
-    names = [p.name for p in pipelines]
-    for name in names:
-        if names.count(name) > 1:
-            raise UsageError(f"two pipeline files are both named {name!r}; names must differ")
-    return pipelines
+    try:
+        return load_pipelines(files, registry=registry_of(args))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        name = exc.filename or (files[0] if files else "")
+        raise UsageError(f"cannot read pipeline file {str(name)!r}: {exc.strerror}") from None
 
 
 def pipeline_store(

@@ -107,6 +107,9 @@ class ConsumingWorker(abc.ABC):
             await self.open()
             while not self._stopping:
                 got = await self.consumer.getmany(timeout_ms=self.poll_ms)
+                if settling is not None and settling.done():
+                    finished, settling = settling, None
+                    finished.result()  # a failed delivery or commit raises here, not later
                 if not got:
                     continue
                 records = [r for batch in got.values() for r in batch]

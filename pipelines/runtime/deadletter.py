@@ -12,6 +12,8 @@ gave them) with the original headers, plus these headers, all UTF-8 text:
 ``millstream.partition``     its partition
 ``millstream.offset``        its offset
 ``millstream.attempts``      how many times it was tried
+``millstream.truncated``     present when the value was cut to fit the topic: the
+                             original length in bytes
 ===========================  =====================================================
 
 ``millstream replay`` reads these headers to send dead letters back through a route.
@@ -19,14 +21,51 @@ gave them) with the original headers, plus these headers, all UTF-8 text:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from millstream.core.client import BatchDelivery, Producer
-from millstream.core.errors import PipelineError
+from millstream.core.client import BatchDelivery, Producer, RecordMetadata
+from millstream.core.errors import PipelineError, RecordTooLargeError
 from millstream.core.record import Header, Record
 
-__all__ = ["HEADER_PREFIX", "DeadLetterWriter", "Failure", "strip_dead_letter_headers"]
+__all__ = [
+    "HEADER_PREFIX",
+    "TRUNCATED_BYTES",
+    "DeadLetterWriter",
+    "Failure",
+    "send_each",
+    "strip_dead_letter_headers",
+]
+
+TRUNCATED_BYTES = 65_536
+"""A dead letter too large for its topic keeps this many bytes of its value (and says so in a
+``millstream.truncated`` header holding the original length)."""
+
+
+def send_each(
+    producer: Producer,
+    topic: str,
+    records: list[Record],
+    refused: Callable[[int, Exception], None],
+) -> list[BatchDelivery]:
+    """Send ``records`` to ``topic`` in one batch; if the producer refuses the batch because a
+    record is too large, send them one by one and report each refused record's index to
+    ``refused`` instead of failing the rest."""
+    if not records:
+        return []
+    try:
+        return [producer.send_batch(topic, records)]
+    except RecordTooLargeError:
+        pass
+    deliveries = []
+    for index, record in enumerate(records):
+        try:
+            deliveries.append(producer.send_batch(topic, [record]))
+        except RecordTooLargeError as exc:
+            refused(index, exc)
+    return deliveries
+
 
 HEADER_PREFIX = "millstream."
 
@@ -81,7 +120,21 @@ class DeadLetterWriter:
         records = [
             Record(f.key, f.value, f.headers + self._headers(f), f.timestamp) for f in failures
         ]
-        return self.producer.send_batch(self.topic, records)
+        try:
+            return self.producer.send_batch(self.topic, records)
+        except RecordTooLargeError:
+            return _SentOneByOne([self._send_cut(record) for record in records])
+
+    def _send_cut(self, record: Record) -> BatchDelivery:
+        """Send one dead letter, its value cut to TRUNCATED_BYTES if the topic refuses it."""
+        assert self.topic is not None
+        try:
+            return self.producer.send_batch(self.topic, [record])
+        except RecordTooLargeError:
+            value = record.value or b""
+            headers = (*record.headers, ("millstream.truncated", str(len(value)).encode()))
+            cut = Record(record.key, value[:TRUNCATED_BYTES], headers, record.timestamp)
+            return self.producer.send_batch(self.topic, [cut])
 
     def _headers(self, f: Failure) -> tuple[Header, ...]:
         headers: list[Header] = [
@@ -98,6 +151,22 @@ class DeadLetterWriter:
             ]
         headers.append(("millstream.attempts", str(f.attempts).encode()))
         return tuple(headers)
+
+
+class _SentOneByOne(BatchDelivery):
+    """Dead letters that had to be sent one by one, as one delivery."""
+
+    def __init__(self, deliveries: list[BatchDelivery]) -> None:
+        self._deliveries = deliveries
+
+    def done(self) -> bool:
+        return all(d.done() for d in self._deliveries)
+
+    def __await__(self) -> Generator[Any, None, list[RecordMetadata]]:
+        out: list[RecordMetadata] = []
+        for delivery in self._deliveries:
+            out += yield from delivery.__await__()
+        return out
 
 
 def _one_line(text: str, limit: int = 1000) -> str:

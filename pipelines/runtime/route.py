@@ -8,18 +8,25 @@ letters, or the pipeline stops (``on_error: stop``).
 
 from __future__ import annotations
 
+import contextlib
+from typing import TYPE_CHECKING
+
 import orjson
 
 from millstream.core.client import BatchDelivery
 from millstream.core.errors import CodecError, PipelineError
+from millstream.core.event import Event
 from millstream.core.record import Record, StoredRecord
 
 from ..plan import RoutePlan
 from .backoff import Exhausted, retrying
 from .consuming import ConsumingWorker, failure_of
 from .context import RunContext, RuntimeStepContext
-from .deadletter import Failure
+from .deadletter import Failure, send_each
 from .stats import PartStats
+
+if TYPE_CHECKING:
+    from ..route import RouteProcessor, RouteResult
 
 __all__ = ["RouteWorker"]
 
@@ -38,12 +45,14 @@ class RouteWorker(ConsumingWorker):
             stats=stats,
             worker=worker,
         )
+        self.plan = plan
+        self.processor = self._processor()
+
+    def _processor(self) -> RouteProcessor:
         from ..route import RouteProcessor
 
-        self.plan = plan
-        self.processor = RouteProcessor(
-            plan, RuntimeStepContext(ctx.name, plan.name, ctx.pipeline.base_dir)
-        )
+        context = RuntimeStepContext(self.ctx.name, self.plan.name, self.ctx.pipeline.base_dir)
+        return RouteProcessor(self.plan, context)
 
     async def close(self) -> None:
         await self.processor.close()
@@ -51,20 +60,34 @@ class RouteWorker(ConsumingWorker):
     async def handle(self, records: list[StoredRecord]) -> list[BatchDelivery]:
         plan = self.plan
         failures: list[Failure] = []
-        events = self.decode(records, failures)
+        attempts = 0
+
+        async def run_steps() -> RouteResult:
+            # Steps change events in place and keep state (dedupe, throttle): a retry starts
+            # from the records as read, with steps built anew, never from half-done work.
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                with contextlib.suppress(Exception):
+                    await self.processor.close()
+                self.processor = self._processor()
+            failures.clear()
+            return await self.processor.process(self.decode(records, failures))
 
         def failed(error: BaseException, attempt: int) -> None:
             self.stats.errors += 1
             self.ctx.log.warning("%s: steps failed (attempt %d): %s", self.part, attempt, error)
 
         try:
-            result = await retrying(lambda: self.processor.process(events), plan.retry, failed)
+            result = await retrying(run_steps, plan.retry, failed)
         except Exhausted as exc:
             if plan.on_error == "stop":
                 raise PipelineError(f"{self.part}: {exc}") from exc.error
+            decoded = {(f.topic, f.partition, f.offset) for f in failures}
             failures += [
                 failure_of(r, "steps", f"{type(exc.error).__name__}: {exc}", exc.attempts)
                 for r in records
+                if (r.topic, r.partition, r.offset) not in decoded
             ]
             return self.send_failures(failures, plan.on_error)
         if result.dead:
@@ -75,10 +98,7 @@ class RouteWorker(ConsumingWorker):
                 if original is not None:
                     failures.append(failure_of(original, dead.step, dead.reason))
                 else:
-                    raw = _raw(e.value)
-                    failures.append(
-                        Failure(e.key, raw, e.headers, e.timestamp, dead.step, dead.reason)
-                    )
+                    failures.append(_failure_of_event(e, dead.step, dead.reason))
         deliveries: list[BatchDelivery] = []
         written = 0
         for topic, out in result.outputs.items():
@@ -87,37 +107,38 @@ class RouteWorker(ConsumingWorker):
             codec = self.ctx.codecs[topic]
             try:
                 raws = codec.encode_many([e.value for e in out])
-                batch = [
-                    Record(e.key, raw, e.headers, e.timestamp)
-                    for e, raw in zip(out, raws, strict=True)
-                ]
             except CodecError:
-                batch = []
+                raws = []
                 for e in out:
                     try:
-                        raw = codec.encode(e.value)
+                        raws.append(codec.encode(e.value))
                     except CodecError as err:
-                        failures.append(
-                            Failure(
-                                e.key,
-                                _raw(e.value),
-                                e.headers,
-                                e.timestamp,
-                                "encode",
-                                f"{topic}: {err}",
-                                e.topic,
-                                e.partition,
-                                e.offset,
-                            )
-                        )
-                        continue
-                    batch.append(Record(e.key, raw, e.headers, e.timestamp))
-            if batch:
-                deliveries.append(self.ctx.producer.send_batch(topic, batch))
-                written += len(batch)
+                        raws.append(None)
+                        failures.append(_failure_of_event(e, "encode", f"{topic}: {err}"))
+            batch = [
+                Record(e.key, raw, e.headers, e.timestamp)
+                for e, raw in zip(out, raws, strict=True)
+                if raw is not None
+            ]
+            sent = [e for e, raw in zip(out, raws, strict=True) if raw is not None]
+
+            def refused(
+                index: int, error: Exception, topic: str = topic, sent: list[Event] = sent
+            ) -> None:
+                failures.append(_failure_of_event(sent[index], "write", f"{topic}: {error}"))
+
+            before = len(failures)
+            deliveries += send_each(self.ctx.producer, topic, batch, refused)
+            written += len(batch) - (len(failures) - before)
         deliveries += self.send_failures(failures, plan.on_error)
         self.stats.events_out += written
         return deliveries
+
+
+def _failure_of_event(e: Event, step: str, reason: str) -> Failure:
+    return Failure(
+        e.key, _raw(e.value), e.headers, e.timestamp, step, reason, e.topic, e.partition, e.offset
+    )
 
 
 def _raw(value: object) -> bytes | None:

@@ -62,6 +62,8 @@ class Runtime:
     """Runs ``pipelines`` on ``connection``; see the module docstring for how runs end."""
 
     drain_poll_s = 0.05
+    stop_grace_s = 5.0
+    """How long each side (sources, then routes and sinks) may take to stop cleanly."""
 
     def __init__(
         self,
@@ -133,23 +135,47 @@ class Runtime:
 
     async def run(self, stop: asyncio.Event) -> str:
         """Run until drained (bounded pipelines) or ``stop`` is set; returns ``"drained"`` or
-        ``"stopped"``. Raises PipelineError when a part fails."""
+        ``"stopped"``. Raises PipelineError when a part fails, also while stopping."""
         for worker in self.workers:
             await worker.start()
         for part in self.stats.parts:
             part.state = "running"
         worker_tasks = [asyncio.create_task(w.run(), name=f"{w.part} worker") for w in self.workers]
         source_tasks = [asyncio.create_task(s.run(), name=s.part) for s in self.sources]
+        seen: set[asyncio.Task[Any]] = set()  # finished tasks whose outcome was taken
+        try:
+            ending = await self._watch(stop, source_tasks, worker_tasks, seen)
+        except BaseException:
+            await self._shutdown(source_tasks, worker_tasks, seen)
+            self._settle_states("failed")
+            raise
+        errors = await self._shutdown(source_tasks, worker_tasks, seen)
+        self._settle_states("done" if ending == "drained" else "stopped")
+        if errors:
+            raise PipelineError(f"while stopping: {errors[0]}") from errors[0]
+        return ending
+
+    def _settle_states(self, state: str) -> None:
+        for part in self.stats.parts:
+            if part.state == "running":
+                part.state = state
+
+    async def _watch(
+        self,
+        stop: asyncio.Event,
+        source_tasks: list[asyncio.Task[None]],
+        worker_tasks: list[asyncio.Task[None]],
+        seen: set[asyncio.Task[Any]],
+    ) -> str:
+        """Wait for the stop signal, the drain, or a part that fails (which raises)."""
         stopper = asyncio.create_task(stop.wait(), name="stop signal")
         drainer: asyncio.Task[None] | None = None
-        seen: set[asyncio.Task[Any]] = set()  # finished tasks whose outcome was taken
-        ending = "stopped"
+        watched: set[asyncio.Task[Any]] = {stopper, *worker_tasks, *source_tasks}
+        sources_left = set(source_tasks)
+        if self.bounded and not sources_left:
+            drainer = asyncio.create_task(self._drain(), name="drain")
+            watched.add(drainer)
         try:
-            watched = {stopper, *worker_tasks, *source_tasks}
-            sources_left = set(source_tasks)
-            if self.bounded and not sources_left:
-                drainer = asyncio.create_task(self._drain(), name="drain")
-                watched.add(drainer)
             while True:
                 done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -159,8 +185,7 @@ class Runtime:
                         return "stopped"
                     task.result()  # a part (or the drain) that failed raises here
                     if task is drainer:
-                        ending = "drained"
-                        return ending
+                        return "drained"
                     if task in sources_left:
                         sources_left.discard(task)
                         if self.bounded and not sources_left:
@@ -172,31 +197,30 @@ class Runtime:
             stopper.cancel()
             if drainer is not None:
                 drainer.cancel()
-            await self._shutdown(source_tasks, worker_tasks, seen)
-            for part in self.stats.parts:
-                if part.state == "running":
-                    part.state = "done" if ending == "drained" else "stopped"
 
     async def _shutdown(
         self,
         sources: list[asyncio.Task[None]],
         workers: list[asyncio.Task[None]],
         seen: set[asyncio.Task[Any]],
-    ) -> None:
-        """Stop sources, let them acknowledge; then stop routes and sinks after their batch.
-        Failures met on the way are logged (those in ``seen`` were raised already)."""
+    ) -> list[BaseException]:
+        """Stop sources and let them acknowledge; then stop routes and sinks after the batch
+        in hand. Each side gets ``stop_grace_s``; a part still busy then (a sink that hangs, a
+        throttle asleep) is cancelled without committing, and its events are read again next
+        time. Returns the failures met (not those in ``seen``, raised already)."""
         for runner in self.sources:
             runner.stop()
-        errors = await _settle([t for t in sources if t not in seen])
+        errors = await _settle([t for t in sources if t not in seen], self.stop_grace_s)
         for worker in self.workers:
             worker.stop()
-        errors += await _settle([t for t in workers if t not in seen])
+        errors += await _settle([t for t in workers if t not in seen], self.stop_grace_s)
         try:
             await self.producer.close()
         except MillstreamError as exc:
             errors.append(exc)
         for error in errors:
             log.error("while stopping: %s", error)
+        return errors
 
     async def _drain(self) -> None:
         """Return once every group has consumed its inputs to their ends, and the ends held."""
@@ -239,14 +263,19 @@ class Runtime:
         return True
 
 
-async def _settle(tasks: list[asyncio.Task[None]]) -> list[BaseException]:
-    """Wait for ``tasks``; their failures (not cancellations)."""
+async def _settle(tasks: list[asyncio.Task[None]], grace_s: float) -> list[BaseException]:
+    """Wait up to ``grace_s`` for ``tasks``, then cancel those still running; their failures
+    (not cancellations). A cancellation of the caller itself is not swallowed."""
+    if not tasks:
+        return []
+    _, late = await asyncio.wait(tasks, timeout=grace_s)
+    for task in late:
+        log.warning("%s did not stop within %.0f s; cancelled", task.get_name(), grace_s)
+        task.cancel()
+    if late:
+        await asyncio.wait(late)
     errors: list[BaseException] = []
     for task in tasks:
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        except Exception as exc:
-            errors.append(exc)
+        if not task.cancelled() and task.exception() is not None:
+            errors.append(task.exception())  # type: ignore[arg-type]
     return errors

@@ -28,7 +28,7 @@ from millstream.core.record import Record
 from ..plan import Retry, SourcePlan
 from .backoff import Exhausted, retrying
 from .context import RunContext
-from .deadletter import DeadLetterWriter, Failure
+from .deadletter import DeadLetterWriter, Failure, send_each
 
 __all__ = ["SourceRunner", "position_key"]
 
@@ -105,6 +105,9 @@ class SourceRunner:
     async def _read_all(self) -> None:
         while not self._stopping:
             await self._room.acquire()
+            if self._stopping:
+                self._room.release()
+                return
             batch = await self._next_batch()
             if batch is None:
                 self._room.release()
@@ -117,6 +120,8 @@ class SourceRunner:
             self.ctx.log.warning("%s: read failed (attempt %d): %s", self.part, attempt, error)
 
         async def read() -> SourceBatch | None:
+            if self._stopping:  # stopped while waiting to retry
+                return None
             self._read = asyncio.ensure_future(self.source.read())
             try:
                 return await self._read
@@ -137,50 +142,61 @@ class SourceRunner:
         self.stats.events_in += len(events)
         deliveries: list[BatchDelivery] = []
         failures: list[Failure] = []
+        failed: set[int] = set()  # indexes of events that failed for some topic
         for topic in self.plan.to:
-            records = self._records(events, topic, failures if topic == self.plan.to[0] else None)
-            if records:
-                deliveries.append(self.ctx.producer.send_batch(topic, records))
+            records, origins = self._records(events, topic, failures, failed)
+
+            def refused(index: int, error: Exception, topic: str = topic, origins=origins) -> None:
+                failed.add(origins[index])
+                failures.append(self._failure(events[origins[index]], "write", f"{topic}: {error}"))
+
+            deliveries += send_each(self.ctx.producer, topic, records, refused)
         dead = self.dead_letters.write(failures)
         if dead is not None:
             deliveries.append(dead)
             self.stats.dead += len(failures)
-        self._pending.append((deliveries, batch.position, len(events) - len(failures)))
+        self._pending.append((deliveries, batch.position, len(events) - len(failed)))
         self._more.set()
 
     def _records(
-        self, events: list[Event], topic: str, failures: list[Failure] | None
-    ) -> list[Record]:
-        """The records of ``events`` for ``topic``: values encoded (bytes checked) with its
-        codec, keys from the source's ``key`` expression. Failures (reported once, for the
-        first topic) become dead letters."""
+        self, events: list[Event], topic: str, failures: list[Failure], failed: set[int]
+    ) -> tuple[list[Record], list[int]]:
+        """The records of ``events`` for ``topic`` (and the index of each one's event): values
+        encoded with the topic's codec, or, when a source gave bytes, checked by decoding them;
+        keys from the source's ``key`` expression, which sees the decoded value. The events are
+        left as they are, for the next topic. Failures become dead letters."""
         codec = self.ctx.codecs[topic]
         check_bytes = codec.name != "bytes"
         key_of = self.plan.key
         out: list[Record] = []
-        for event in events:
+        origins: list[int] = []
+        for index, event in enumerate(events):
             value = event.value
+            seen = event
             try:
                 if type(value) is bytes:
-                    if check_bytes:
-                        event.value = codec.decode(value)
                     raw = value
+                    if check_bytes:
+                        decoded = codec.decode(value)
+                        if key_of is not None:
+                            seen = Event(decoded, event.key, event.headers, event.timestamp)
                 else:
                     raw = codec.encode(value)
             except CodecError as exc:
-                if failures is not None:
-                    failures.append(self._failure(event, "decode", f"{topic}: {exc}"))
+                failed.add(index)
+                failures.append(self._failure(event, "decode", f"{topic}: {exc}"))
                 continue
             key = event.key
             if key_of is not None:
                 try:
-                    key = key_bytes(key_of(event))
+                    key = key_bytes(key_of(seen))
                 except Exception as exc:
-                    if failures is not None:
-                        failures.append(self._failure(event, "key", _error(exc)))
+                    failed.add(index)
+                    failures.append(self._failure(event, "key", _error(exc)))
                     continue
             out.append(Record(key, raw, event.headers, event.timestamp))
-        return out
+            origins.append(index)
+        return out, origins
 
     def _failure(self, event: Event, step: str, reason: str) -> Failure:
         value = event.value

@@ -93,5 +93,5 @@ def test_kill_9_at_random_moments_loses_no_event(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "out.db") as db:
         rows = db.execute("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM events")
         assert rows.fetchone() == (COUNT, COUNT, 0, COUNT - 1)
-    # duplicates only from replays after a kill: at most what was in flight at each kill
-    assert len(ids) - COUNT <= KILLS * 5000
+    # the plain sink may hold copies (at-least-once), but never a copy of everything
+    assert len(ids) < 2 * COUNT, f"{len(ids) - COUNT} duplicates"

@@ -9,10 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
-from millstream.core import ConnectorConfig, Event, Sink, Source, SourceBatch
+from millstream.core import ConnectorConfig, Event, Rejection, Sink, Source, SourceBatch, Step
 from millstream.core.plugins import get_registry
-from millstream.pipelines.plan import Pipeline, Retry, SinkPlan, SourcePlan, TopicPlan
+from millstream.pipelines.plan import (
+    Output,
+    Pipeline,
+    Retry,
+    RoutePlan,
+    SinkPlan,
+    SourcePlan,
+    StepPlan,
+    TopicPlan,
+)
 
 SINKS: dict[str, list[Event]] = defaultdict(list)
 """What each CollectSink (by its ``name`` setting) has flushed."""
@@ -29,6 +39,7 @@ class ListSource(Source):
         items: list[Any] = []
         batch: int = 10
         forever: bool = False
+        pause: float = 0.0  # seconds before each batch
 
     async def open(self, position: Any) -> None:
         self.next = position or 0
@@ -43,6 +54,8 @@ class ListSource(Source):
             if self.config.forever:
                 await asyncio.Event().wait()
             return None
+        if self.config.pause:
+            await asyncio.sleep(self.config.pause)
         chunk = items[self.next : self.next + self.config.batch]
         self.next += len(chunk)
         return SourceBatch([Event(item) for item in chunk], self.next)
@@ -145,3 +158,94 @@ def make_plan():
 @pytest.fixture
 def registry():
     return get_registry()
+
+
+class FlakyStep(Step):
+    """Fails its first ``args`` calls, counted across instances in FLAKY (a retry builds the
+    steps anew)."""
+
+    name = "flaky"
+    Args = int
+
+    def process(self, events: list[Event], rejected: list[Rejection]) -> list[Event]:
+        FLAKY["calls"] += 1
+        if FLAKY["calls"] <= self.args:
+            raise ConnectionError(f"lookup service down (call {FLAKY['calls']})")
+        return events
+
+
+FLAKY: dict[str, int] = {"calls": 0}
+
+
+class SlowSink(CollectSink):
+    """A collect sink whose writes take ``delay`` seconds (``hang``: forever)."""
+
+    name = "slow"
+
+    class Config(CollectSink.Config):
+        delay: float = 0.05
+        hang: bool = False
+
+    async def write(self, events: Sequence[Event]) -> None:
+        await asyncio.sleep(3600 if self.config.hang else self.config.delay)
+        await super().write(events)
+
+
+def route_plan(
+    tmp_path: Path,
+    *,
+    items: list[Any],
+    steps: list[tuple[str | type[Step], Any]],
+    out_config: dict[str, str] | None = None,
+    sink: type[Sink] = CollectSink,
+    sink_config: dict[str, Any] | None = None,
+    to: tuple[str, ...] = ("events",),
+    codecs: dict[str, str] | None = None,
+    pause: float = 0.0,
+) -> Pipeline:
+    """list source → ``to`` topics → route ``r`` (``steps``) → topic ``out`` → a sink."""
+    registry = get_registry()
+    codecs = codecs or {}
+    topics = {
+        name: TopicPlan(name, partitions=2, codec=codecs.get(name, "json"))
+        for name in ("events", "raw", "dead")
+    }
+    topics["out"] = TopicPlan("out", partitions=1, config=out_config or {})
+    classes = [registry.step(s) if isinstance(s, str) else s for s, _ in steps]
+    step_plans = tuple(
+        StepPlan(cls, TypeAdapter(cls.Args).validate_python(args), f"routes.r.steps[{i}]")
+        for i, (cls, (_, args)) in enumerate(zip(classes, steps, strict=True))
+    )
+    route = RoutePlan("r", "p.r", ("events",), step_plans, (Output("out"),), retry=FAST)
+    return Pipeline(
+        name="p",
+        file=tmp_path / "pipeline.yaml",
+        store=None,
+        dead_letter="dead",
+        topics=topics,
+        sources={
+            "src": SourcePlan("src", ListSource, ListSource.Config(items=items, pause=pause), to)
+        },
+        routes={"r": route},
+        sinks={
+            "out": SinkPlan(
+                "out", "p.out", sink, sink.Config(**(sink_config or {})), ("out",), retry=FAST
+            )
+        },
+    )
+
+
+@pytest.fixture
+def make_route_plan():
+    FLAKY["calls"] = 0
+    return route_plan
+
+
+@pytest.fixture
+def flaky_step() -> type[Step]:
+    return FlakyStep
+
+
+@pytest.fixture
+def slow_sink() -> type[Sink]:
+    return SlowSink
