@@ -1,7 +1,8 @@
 """The checks that need the whole file: names, topic references and the shape of the graph.
 
 Each raises a located :class:`ConfigError`: a topic that is used but not declared, a route that
-writes to a topic it reads, routes that feed each other in a cycle, one name given to two parts.
+writes to a topic it reads, a route or sink that would read its own dead letters, routes that
+feed each other in a cycle, one name given to two parts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from ._document import Positions, YamlPath
 from ._models import FileSpec, RouteSpec
 
-__all__ = ["check_cycles", "check_names", "check_self_input", "check_topic", "item_path"]
+__all__ = [
+    "check_cycles",
+    "check_dead_letter_loop",
+    "check_names",
+    "check_self_input",
+    "check_topic",
+    "item_path",
+]
 
 _SECTIONS = ("sources", "routes", "sinks")
 
@@ -58,7 +66,8 @@ def check_topic(
 def check_self_input(
     name: str, route: RouteSpec, raw: Mapping[str, object], positions: Positions
 ) -> None:
-    """A route never writes (``to``, ``unmatched``, ``dead_letter``) to a topic it reads."""
+    """A route never writes (``to``, ``unmatched``) to a topic it reads (its dead letters:
+    :func:`check_dead_letter_loop`)."""
     base: YamlPath = ("routes", name)
     inputs = set(route.from_)
     for i, output in enumerate(route.to):
@@ -68,18 +77,44 @@ def check_self_input(
             if isinstance(written, list) and isinstance(written[i], dict):
                 entry = (*entry, "topic")
             raise positions.error(_loop(name, output.topic, "writes to"), entry)
-    for key in ("unmatched", "dead_letter"):
-        topic = getattr(route, key)
-        if topic in inputs:
-            raise positions.error(
-                _loop(name, topic, f"sends {key.replace('_', '-')} events to"), (*base, key)
-            )
+    if route.unmatched in inputs:
+        raise positions.error(
+            _loop(name, route.unmatched, "sends unmatched events to"), (*base, "unmatched")
+        )
 
 
 def _loop(route: str, topic: str, verb: str) -> str:
     return (
         f"route {route!r} {verb} {topic!r}, which it also reads: every event would come back "
         "to it for ever; write to another topic"
+    )
+
+
+def check_dead_letter_loop(
+    kind: str,
+    name: str,
+    inputs: Sequence[str],
+    own: str | None,
+    effective: str | None,
+    stops: bool,
+    positions: Positions,
+) -> None:
+    """A route or sink (``kind``) never sends its failed events to a topic it reads: each
+    would fail again and go round for ever. ``own`` is its ``dead_letter``, ``effective`` the
+    topic its failures really go to (its own, else the file's); a part that ``stops`` on
+    errors sends nothing there."""
+    if stops or effective is None or effective not in inputs:
+        return
+    base: YamlPath = (f"{kind}s", name)
+    inherited = own is None
+    whose = " (the file's dead_letter)" if inherited else ""
+    how = f" (`dead_letter: TOPIC` on the {kind})" if inherited else ""
+    raise positions.error(
+        f"{kind} {name!r} sends its failed events to {effective!r}{whose}, which it also "
+        f"reads: its failures would be fed back to it for ever; give it another dead_letter "
+        f"topic{how}, or `on_error: stop`",
+        base if inherited else (*base, "dead_letter"),
+        at_key=inherited,
     )
 
 

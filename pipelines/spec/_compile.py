@@ -37,7 +37,14 @@ from ..plan import (
     StepPlan,
     TopicPlan,
 )
-from ._checks import check_cycles, check_names, check_self_input, check_topic, item_path
+from ._checks import (
+    check_cycles,
+    check_dead_letter_loop,
+    check_names,
+    check_self_input,
+    check_topic,
+    item_path,
+)
 from ._document import Document, Positions, YamlPath, format_path, read_yaml
 from ._models import FileSpec, RetrySpec, RouteSpec, SinkSpec, SourceSpec, TopicSpec
 from ._validation import validate_node
@@ -66,7 +73,8 @@ def load_pipelines(
     env: Mapping[str, str] | None = None,
 ) -> list[Pipeline]:
     """The pipelines of several files, to run together: each valid on its own, no two with the
-    same name, and a topic declared in more than one file declared alike in each."""
+    same name, no two routes or sinks in one consumer group, and a topic declared in more than
+    one file declared alike in each."""
     registry = registry or get_registry()
     pipelines = [load_pipeline(path, registry=registry, env=env) for path in paths]
     check_together(pipelines)
@@ -74,9 +82,10 @@ def load_pipelines(
 
 
 def check_together(pipelines: Iterable[Pipeline]) -> None:
-    """Pipelines that run together (each loaded from a file): distinct names, and shared
-    topics declared alike."""
+    """Pipelines that run together (each loaded from a file): distinct names, a consumer
+    group per route and sink, and shared topics declared alike."""
     names: dict[str, str] = {}
+    groups: dict[str, tuple[str, str, str]] = {}  # group -> (kind, part, file)
     topics: dict[str, tuple[TopicPlan, str]] = {}
     for pipeline in pipelines:
         positions: Positions = pipeline.positions
@@ -88,6 +97,7 @@ def check_together(pipelines: Iterable[Pipeline]) -> None:
                 ("pipeline",),
             )
         names[pipeline.name] = positions.file
+        _check_groups(pipeline, groups)
         for name, topic in pipeline.topics.items():
             seen = topics.get(name)
             if seen is None:
@@ -100,6 +110,26 @@ def check_together(pipelines: Iterable[Pipeline]) -> None:
                     ("topics", name),
                     at_key=True,
                 )
+
+
+def _check_groups(pipeline: Pipeline, groups: dict[str, tuple[str, str, str]]) -> None:
+    """Each of ``pipeline``'s routes and sinks reads in a consumer group no part seen before
+    (in ``groups``, which it joins) reads in: two parts in one group would each get only some
+    of the events."""
+    parts = [("route", n, r.group) for n, r in pipeline.routes.items()]
+    parts += [("sink", n, s.group) for n, s in pipeline.sinks.items()]
+    for kind, name, group in parts:
+        seen = groups.get(group)
+        if seen is not None:
+            other_kind, other, file = seen
+            raise pipeline.positions.error(
+                f"{kind} {name!r} would read in consumer group {group!r}, the group of "
+                f"{other_kind} {other!r} in {file}; two parts in one group would split each "
+                "other's events: rename one of them",
+                (f"{kind}s", name),
+                at_key=True,
+            )
+        groups[group] = (kind, name, pipeline.positions.file)
 
 
 def _topic_text(topic: TopicPlan) -> str:
@@ -242,6 +272,16 @@ class _Compiler:
             check_topic(spec.unmatched, topics, self.positions, (*path, "unmatched"))
         dead_letter = self._dead_letter(spec.dead_letter, file, topics, path)
         check_self_input(name, spec, raw, self.positions)
+        on_error = self._on_error(spec.on_error, dead_letter, path)
+        check_dead_letter_loop(
+            "route",
+            name,
+            spec.from_,
+            spec.dead_letter,
+            dead_letter,
+            on_error == "stop",
+            self.positions,
+        )
         return RoutePlan(
             name=name,
             group=f"{self.name}.{name}",
@@ -254,7 +294,7 @@ class _Compiler:
             start=spec.start,
             workers=spec.workers,
             retry=_retry(spec.retry),
-            on_error=self._on_error(spec.on_error, dead_letter, path),
+            on_error=on_error,
             where=self.positions.where(path),
         )
 
@@ -266,6 +306,16 @@ class _Compiler:
         self._check_topics(spec.from_, topics, (*path, "from"))
         config = self._config(connector, self._raw(path).get("config"), path)
         dead_letter = self._dead_letter(spec.dead_letter, file, topics, path)
+        on_error = self._on_error(spec.on_error, dead_letter, path)
+        check_dead_letter_loop(
+            "sink",
+            name,
+            spec.from_,
+            spec.dead_letter,
+            dead_letter,
+            on_error == "stop",
+            self.positions,
+        )
         return SinkPlan(
             name=name,
             group=f"{self.name}.{name}",
@@ -276,7 +326,7 @@ class _Compiler:
             start=spec.start,
             workers=spec.workers,
             retry=_retry(spec.retry),
-            on_error=self._on_error(spec.on_error, dead_letter, path),
+            on_error=on_error,
             where=self.positions.where(path),
         )
 

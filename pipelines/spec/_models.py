@@ -34,15 +34,22 @@ __all__ = [
     "TopicSpec",
 ]
 
-_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
-NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
+NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"
 
 
 def _name(value: str) -> str:
+    """A pipeline's or a part's name: no '.', so that ``<pipeline>.<part>``, the name of a
+    consumer group, names one part only (``shop`` + ``eu.audit`` would be ``shop.eu`` +
+    ``audit``)."""
     if not _NAME.fullmatch(value):
-        raise ValueError(f"{value!r} is not a valid name; use letters, digits, '.', '_' and '-'")
+        raise ValueError(
+            f"{value!r} is not a valid name; use letters, digits, '_' and '-' (no '.': "
+            "consumer groups are named <pipeline>.<part>, and a '.' would let two parts "
+            "share one)"
+        )
     return value
 
 

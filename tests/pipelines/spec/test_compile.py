@@ -10,6 +10,7 @@ from pydantic import SecretStr, model_validator
 from millstream.core import ConnectorConfig, Sink
 from millstream.core.errors import ConfigError
 from millstream.pipelines.spec import load_pipeline, load_pipelines
+from millstream.pipelines.spec._compile import check_together
 
 GOOD = """
 pipeline: demo
@@ -398,3 +399,103 @@ def test_a_topic_shared_by_two_files_is_declared_alike(tmp_path: Path, registry)
     (tmp_path / "c.yaml").write_text(GOOD.lstrip().replace("pipeline: demo", "pipeline: third"))
     both = load_pipelines([tmp_path / "a.yaml", tmp_path / "c.yaml"], registry=registry, env={})
     assert [p.name for p in both] == ["demo", "third"]
+
+
+def test_a_dot_in_a_pipeline_name_is_refused(fails) -> None:
+    error = fails(GOOD.replace("pipeline: demo", "pipeline: shop.eu"))
+    assert (error.line, error.column, error.path) == (1, 11, "pipeline")
+    assert error.message.startswith("'shop.eu' is not a valid name; use letters, digits")
+    assert "consumer groups are named <pipeline>.<part>" in error.message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        ("  sensors:\n", "  eu.sensors:\n", 9),
+        ("  tidy:\n", "  eu.tidy:\n", 14),
+        ("  out:\n", "  eu.out:\n", 20),
+    ],
+)
+def test_a_dot_in_a_part_name_is_refused(fails, old: str, new: str, line: int) -> None:
+    error = fails(GOOD.replace(old, new))
+    assert (error.line, error.column) == (line, 3)
+    assert "is not a valid name" in error.message and "'.'" in error.message
+    assert "<pipeline>.<part>" in error.message
+
+
+def test_topic_names_may_still_hold_dots(load) -> None:
+    text = GOOD.replace("  clean:", "  eu.clean:").replace("to: clean", "to: eu.clean")
+    pipeline = load(text.replace("from: [clean]", "from: [eu.clean]"))
+    assert "eu.clean" in pipeline.topics
+
+
+def test_two_files_whose_parts_share_a_consumer_group_are_refused(tmp_path: Path, registry) -> None:
+    (tmp_path / "a.yaml").write_text(GOOD.lstrip())
+    (tmp_path / "b.yaml").write_text(GOOD.lstrip().replace("pipeline: demo", "pipeline: other"))
+    both = load_pipelines([tmp_path / "a.yaml", tmp_path / "b.yaml"], registry=registry, env={})
+    pipelines = {p.name: p for p in both}
+    # Names can no longer make two groups alike; a plan built by hand still can.
+    other = pipelines["other"]
+    sink = other.sinks["out"]
+    object.__setattr__(sink, "group", "demo.tidy")
+    with pytest.raises(ConfigError) as caught:
+        check_together([pipelines["demo"], other])
+    error = caught.value
+    assert (error.file, error.line, error.column, error.path) == (
+        str(tmp_path / "b.yaml"),
+        20,
+        3,
+        "sinks.out",
+    )
+    assert error.message == (
+        "sink 'out' would read in consumer group 'demo.tidy', the group of route 'tidy' in "
+        f"{tmp_path / 'a.yaml'}; two parts in one group would split each other's events: "
+        "rename one of them"
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "where"),
+    [
+        # the file's dead-letter topic is what the sink reads
+        (
+            [("dead_letter: dead", "dead_letter: clean"), ("    on_error: stop\n", "")],
+            (20, 3, "sinks.out"),
+        ),
+        # the sink's own dead-letter topic is what it reads
+        ([("    on_error: stop", "    dead_letter: clean")], (24, 18, "sinks.out.dead_letter")),
+        # the route's own
+        ([("    workers: 2", "    dead_letter: readings")], (17, 18, "routes.tidy.dead_letter")),
+    ],
+)
+def test_a_part_that_would_read_its_own_dead_letters_is_refused(
+    fails, changes: list[tuple[str, str]], where: tuple[int, int, str]
+) -> None:
+    text = GOOD
+    for old, new in changes:
+        text = text.replace(old, new)
+    error = fails(text)
+    assert (error.line, error.column, error.path) == where
+    assert "which it also reads: its failures would be fed back to it for ever" in error.message
+    assert "give it another dead_letter topic" in error.message
+
+
+def test_a_route_reading_the_files_dead_letter_topic_is_refused(fails) -> None:
+    error = fails(GOOD.replace("dead_letter: dead", "dead_letter: readings"))
+    assert (error.line, error.column, error.path) == (14, 3, "routes.tidy")
+    assert error.message == (
+        "route 'tidy' sends its failed events to 'readings' (the file's dead_letter), which it "
+        "also reads: its failures would be fed back to it for ever; give it another "
+        "dead_letter topic (`dead_letter: TOPIC` on the route), or `on_error: stop`"
+    )
+
+
+def test_a_part_that_stops_on_errors_may_read_the_dead_letter_topic(load) -> None:
+    # sink `out` has `on_error: stop`: nothing it fails on is sent to a dead-letter topic
+    pipeline = load(GOOD.replace("dead_letter: dead", "dead_letter: clean"))
+    assert pipeline.sinks["out"].on_error == "stop"
+
+
+def test_a_part_that_reads_the_dead_letters_with_its_own_dead_letter_topic_is_fine(load) -> None:
+    text = GOOD.replace("    from: [clean]", "    from: [dead]\n    dead_letter: clean")
+    assert load(text).sinks["out"].dead_letter == "clean"

@@ -24,7 +24,7 @@ sinks:
   plain: {connector: print, from: out}
   exact: {connector: archive, from: out, config: {path: a.jsonl}}
   mixed: {connector: archive, from: [out, merged], config: {path: b.jsonl}}
-  dead-letters: {connector: print, from: dead}
+  dead-letters: {connector: print, from: dead, on_error: stop}
 """
 
 
