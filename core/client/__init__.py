@@ -53,6 +53,7 @@ __all__ = [
     "RecordMetadata",
     "TopicDescription",
     "connect",
+    "redact_url",
     "resolve_store_url",
     "store_path",
 ]
@@ -85,6 +86,24 @@ def resolve_store_url(
     if environ.get("MILLSTREAM_DATA_DIR"):
         return f"file:{environ['MILLSTREAM_DATA_DIR']}"
     return DEFAULT_STORE
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to be shown: the password of its user information masked
+    (``millstream://admin:s3cr3t@broker:9092`` → ``millstream://admin:****@broker:9092``).
+
+    Everything else is kept, and a URL without a password (``file:DIR``,
+    ``kafka://broker:9092``, ``kafka://admin@broker:9092``) is returned as it is. A password
+    holding ``@`` or ``/`` is masked whole.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    userinfo, at, hosts = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if not at or not colon or any(c in user for c in "/?#"):
+        return url
+    return f"{scheme}://{user}:****@{hosts}"
 
 
 def store_path(url: str) -> Path:

@@ -11,6 +11,7 @@ from typing import Any
 
 from millstream.core.cli._args import HelpFormatter
 from millstream.core.cli._output import print_json, print_text, render_table
+from millstream.core.client import redact_url
 from millstream.core.errors import ConfigError
 
 from ..plan import Pipeline
@@ -112,7 +113,7 @@ def _best_effort(pipeline: Pipeline, levels: list[Guarantee]) -> list[ConfigErro
 def _summary(pipeline: Pipeline, levels: list[Guarantee]) -> str:
     lines = [f"{pipeline.name}: valid ({pipeline.file})"]
     if pipeline.store:
-        lines.append(f"store: {pipeline.store}")
+        lines.append(f"store: {redact_url(pipeline.store)}")
     if pipeline.dead_letter:
         lines.append(f"dead letters: {pipeline.dead_letter}")
     lines.append("")
@@ -161,7 +162,7 @@ def _as_json(pipeline: Pipeline, levels: list[Guarantee]) -> dict[str, Any]:
     return {
         "name": pipeline.name,
         "file": str(pipeline.file),
-        "store": pipeline.store,
+        "store": None if pipeline.store is None else redact_url(pipeline.store),
         "dead_letter": pipeline.dead_letter,
         "topics": [
             {

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from millstream.core.client import store_path
+from millstream.core.client import redact_url, store_path
 from millstream.core.connector import ConnectorConfig, Sink, Source
 from millstream.core.errors import ConfigError
 from millstream.core.plugins import Registry, get_registry
@@ -221,7 +221,7 @@ class _Compiler:
         if not url.startswith("file:"):
             if not url.startswith(("millstream://", "kafka://")):
                 raise self.positions.error(
-                    f"store URL {url!r} has an unknown scheme; valid: file:DIR, "
+                    f"store URL {redact_url(url)!r} has an unknown scheme; valid: file:DIR, "
                     "millstream://HOST:PORT, kafka://HOST:PORT",
                     ("store",),
                 )

@@ -249,3 +249,32 @@ def test_as_a_real_process(tmp_path: Path) -> None:
         "'big', which it also reads: every event would come back to it for ever; write to "
         "another topic\n"
     )
+
+
+def test_two_files_cannot_make_parts_share_a_consumer_group(run, tmp_path: Path) -> None:
+    # `shop` + `eu.audit` and `shop.eu` + `audit` would both read in group shop.eu.audit
+    write(tmp_path, PIPELINE.replace("  show:", "  eu.audit:"), "a.yaml")
+    text = PIPELINE.replace("pipeline: shop", "pipeline: shop.eu").replace("  show:", "  audit:")
+    write(tmp_path, text, "b.yaml")
+    status, out, err = run("validate", "a.yaml", "b.yaml")
+    assert (status, out) == (2, "")
+    lines = err.splitlines()
+    assert lines[0].startswith(
+        "millstream: error: a.yaml:21:3: sinks.eu.audit: 'eu.audit' is not a valid name; use "
+        "letters, digits, '_' and '-' (no '.': consumer groups are named <pipeline>.<part>"
+    )
+    assert lines[1].startswith("millstream: error: b.yaml:1:11: pipeline: 'shop.eu' is not")
+
+
+def test_store_credentials_are_masked(run, tmp_path: Path) -> None:
+    store = "millstream://admin:s3cr3t-pass@broker:9092"
+    write(tmp_path, PIPELINE.replace("store: file:./data", f"store: {store}"))
+    status, out, err = run("validate", "pipeline.yaml")
+    assert (status, err) == (0, "")
+    assert "store: millstream://admin:****@broker:9092" in out.splitlines()
+    status, out, err = run("validate", "pipeline.yaml", "--format", "json")
+    assert json.loads(out)["pipelines"][0]["store"] == "millstream://admin:****@broker:9092"
+    write(tmp_path, PIPELINE.replace("store: file:./data", "store: http://admin:s3cr3t-pass@b:1"))
+    status, out, err = run("validate", "pipeline.yaml")
+    assert status == 2 and "http://admin:****@b:1" in err
+    assert "s3cr3t" not in out + err
