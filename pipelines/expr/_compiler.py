@@ -9,14 +9,20 @@ The rewrite is what makes expressions both safe and fast:
 - Every ``a.b`` and ``a["b"]`` becomes a field read, never an attribute access: on a dict it is
   ``d.get("b")`` inline, on anything else a helper that answers None. A field path that is read
   more than once, or read through (``value.a`` in ``value.a.b``), is read once into a local.
-- ``**``, ``<<``, ``*`` and ``%`` whose size cannot be bounded when compiling go through
-  helpers that refuse enormous results; constant operands are checked when compiling.
+- Arithmetic on constants alone is computed when compiling, through the same bounds as at
+  run time, so a constant that is too large is a ConfigError. ``**``, ``<<``, ``*`` and ``%``
+  with an operand from the event go through helpers that refuse enormous results (and ``%``
+  formatting of text); ``x * 9`` and ``x % 10`` stay inline when ``x`` is a number.
+- Every comprehension's iterable is counted against one budget per evaluation
+  (:data:`~._functions.MAX_ITERATIONS` items), so nested loops cannot run away; constant
+  iterables are counted when compiling.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import operator
 import re
 import warnings
 from collections import Counter
@@ -56,6 +62,9 @@ _HELPERS: dict[str, Any] = {
     "_lshift": fn.bounded_lshift,
     "_mul": fn.bounded_mul,
     "_mod": fn.text_mod,
+    "_iter": fn.iterations,
+    "_int": int,
+    "_float": float,
 }
 
 _BINARY = {
@@ -74,8 +83,26 @@ _BINARY = {
 }
 _UNARY = (ast.Not, ast.USub, ast.UAdd, ast.Invert)
 _CONSTANT_TYPES = (str, bytes, int, float, bool, type(None))
-_SMALL_EXPONENT = 1_000
-_SMALL_FACTOR = 1_000_000
+_SMALL_NUMBER = 2**64
+"""A numeric constant below this keeps ``x * c`` and ``x % c`` inline for a number ``x``: it
+adds at most 64 bits to an integer."""
+_BUDGET = "_b"
+"""The local holding the comprehension budget of one evaluation: ``[items left]``."""
+_FOLDED: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Pow: fn.bounded_pow,
+    ast.LShift: fn.bounded_lshift,
+    ast.Mult: fn.bounded_mul,
+    ast.Mod: fn.text_mod,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.RShift: operator.rshift,
+    ast.BitOr: operator.or_,
+    ast.BitXor: operator.xor,
+    ast.BitAnd: operator.and_,
+}
+"""How constant operands are combined when compiling: within the same bounds as at run time."""
 _FORMAT_SPEC = re.compile(r"[^{}]{0,24}")
 _FORMAT_WIDTH = re.compile(r"\d{4,}")
 
@@ -151,6 +178,9 @@ class _Compiler:
         self.scopes: list[set[str]] = []
         self.in_iterable = 0
         self.temps = 0
+        self.constants: dict[int, Any] = {}
+        self.constant_work = [1]
+        self.counts_iterations = False
 
     # -- entry ----------------------------------------------------------------------------
 
@@ -166,6 +196,12 @@ class _Compiler:
                 if path is not None:
                     self.path_uses[path] += 1
         results = [self.visit(tree.body) for tree in trees]
+        if self.counts_iterations:
+            budget = ast.List(elts=[ast.Constant(value=fn.MAX_ITERATIONS)], ctx=ast.Load())
+            self.prelude.insert(
+                0,
+                ast.Assign(targets=[ast.Name(id=_BUDGET, ctx=ast.Store())], value=budget, lineno=0),
+            )
         body: list[ast.stmt]
         if fields is None:
             result = results[0] if len(results) == 1 else ast.Tuple(elts=results, ctx=ast.Load())
@@ -345,61 +381,125 @@ class _Compiler:
         symbol = _BINARY.get(type(node.op))
         if symbol is None:
             raise self.error(node, "the operator '@' is not allowed")
-        self.check_constant(node)
+        folded = self.checked_constant(node)
+        if folded is not _NOT_CONSTANT and type(folded) in _CONSTANT_TYPES:
+            return ast.Constant(value=folded)  # computed once, within the bounds
+        lc, rc = self.checked_constant(node.left), self.checked_constant(node.right)
         left, right = self.visit(node.left), self.visit(node.right)
         plain = ast.BinOp(left=left, op=node.op, right=right)
-        lc, rc = self.constant(node.left), self.constant(node.right)
-        if isinstance(node.op, ast.Pow | ast.LShift):
-            if _is_number(rc) and abs(rc) <= _SMALL_EXPONENT:
-                return plain
-            return _call("_pow" if isinstance(node.op, ast.Pow) else "_lshift", left, right)
+        if lc is not _NOT_CONSTANT and rc is not _NOT_CONSTANT:
+            return plain  # constants alone: checked above ([1] * 3, or 1 / 0 failing per event)
+        if isinstance(node.op, ast.Pow):
+            return _call("_pow", left, right)
+        if isinstance(node.op, ast.LShift):
+            return _call("_lshift", left, right)
         if isinstance(node.op, ast.Mult):
             for seq, times in ((node.left, rc), (node.right, lc)):
                 literal = isinstance(seq, ast.List | ast.Tuple | ast.JoinedStr)
                 if literal and isinstance(times, int) and times > fn.MAX_SEQUENCE:
-                    raise self.error(node, f"repeating a sequence {times} times is too large")
-            if any(_is_number(c) and abs(c) <= _SMALL_FACTOR for c in (lc, rc)):
-                return plain
+                    raise self.error(
+                        node,
+                        f"repeating a sequence {times:,} times is over the limit of "
+                        f"{fn.MAX_SEQUENCE:,} items",
+                    )
+            if _is_small_number(rc):
+                return self.numeric_or(node.op, left, right, "_mul", operand_first=True)
+            if _is_small_number(lc):
+                return self.numeric_or(node.op, right, left, "_mul", operand_first=False)
             return _call("_mul", left, right)
         if isinstance(node.op, ast.Mod):
             if isinstance(lc, str | bytes):
                 raise self.error(
                     node, "'%' formatting of text is not allowed; use an f-string or str()"
                 )
-            if _is_number(lc) or _is_number(rc):
+            if _is_number(lc):
                 return plain
+            if _is_small_number(rc):
+                return self.numeric_or(node.op, left, right, "_mod", operand_first=True)
             return _call("_mod", left, right)
         return plain
 
-    def check_constant(self, node: ast.BinOp) -> None:
-        """Refuse, when compiling, constant arithmetic whose result would be enormous."""
+    def numeric_or(
+        self,
+        op: ast.operator,
+        operand: ast.expr,
+        number: ast.expr,
+        helper: str,
+        operand_first: bool,
+    ) -> ast.expr:
+        """``operand op number`` inline when ``operand`` is a float or an int (it cannot grow
+        much), else through ``helper``; ``operand`` is evaluated once."""
+        if isinstance(operand, ast.Name):
+            test_ref: ast.expr = operand
+        elif self.in_iterable:  # no ':=' allowed inside a comprehension's iterable
+            pair = (operand, number) if operand_first else (number, operand)
+            return _call(helper, *pair)
+        else:
+            self.temps += 1
+            temp = f"_t{self.temps}"
+            test_ref = ast.NamedExpr(target=ast.Name(id=temp, ctx=ast.Store()), value=operand)
+            operand = _name(temp)
+        kind = _attr(test_ref, "__class__")
+        test = ast.BoolOp(
+            op=ast.Or(),
+            values=[
+                ast.Compare(left=kind, ops=[ast.Is()], comparators=[_name("_float")]),
+                ast.Compare(
+                    left=_attr(operand, "__class__"), ops=[ast.Is()], comparators=[_name("_int")]
+                ),
+            ],
+        )
+        pair = (operand, number) if operand_first else (number, operand)
+        return ast.IfExp(
+            test=test,
+            body=ast.BinOp(left=pair[0], op=op, right=pair[1]),
+            orelse=_call(helper, *pair),
+        )
+
+    def checked_constant(self, node: ast.AST) -> Any:
+        """:meth:`constant`, a result over the bounds being a ConfigError."""
         try:
-            self.constant(node)
+            return self.constant(node)
         except OverflowError as exc:
             raise self.error(node, str(exc)) from None
 
     def constant(self, node: ast.AST) -> Any:
-        """The value of a constant sub-expression (bounded), or ``_NOT_CONSTANT``."""
+        """The value of a constant sub-expression, computed within the bounds (OverflowError
+        when it is over them), or ``_NOT_CONSTANT``. Computed once per node."""
+        known = self.constants.get(id(node), self)
+        if known is self:
+            known = self.constants[id(node)] = self.compute_constant(node)
+        return known
+
+    def compute_constant(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Constant):
-            return node.value
+            return node.value if type(node.value) in _CONSTANT_TYPES else _NOT_CONSTANT
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
             value = self.constant(node.operand)
             if _is_number(value):
                 return -value if isinstance(node.op, ast.USub) else value
             return _NOT_CONSTANT
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow | ast.LShift | ast.Mult):
+        if isinstance(node, ast.List | ast.Tuple):
+            items = [self.constant(e) for e in node.elts]
+            if any(item is _NOT_CONSTANT for item in items):
+                return _NOT_CONSTANT
+            return items if isinstance(node, ast.List) else tuple(items)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             left, right = self.constant(node.left), self.constant(node.right)
             if left is _NOT_CONSTANT or right is _NOT_CONSTANT:
                 return _NOT_CONSTANT
-            operation = {ast.Pow: fn.bounded_pow, ast.LShift: fn.bounded_lshift}.get(
-                type(node.op), fn.bounded_mul
-            )
             try:
-                return operation(left, right)
+                result = _FOLDED[type(node.op)](left, right)
             except OverflowError:
                 raise
-            except Exception:  # 1 << -1, 0 ** -1: left to fail per event, as Python would
+            except Exception:  # 1 << -1, 1 / 0: left to fail per event, as Python would
                 return _NOT_CONSTANT
+            if isinstance(result, str | bytes | list | tuple) and len(result) > fn.MAX_SEQUENCE:
+                raise OverflowError(
+                    f"the result would hold {len(result):,} items, over the limit of "
+                    f"{fn.MAX_SEQUENCE:,}"
+                )
+            return result
         return _NOT_CONSTANT
 
     # -- calls ----------------------------------------------------------------------------
@@ -502,17 +602,21 @@ class _Compiler:
         return self.comprehension(node)
 
     def comprehension(self, node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
-        """A comprehension whose variables live only inside it and shadow nothing."""
+        """A comprehension whose variables live only inside it and shadow nothing, each of its
+        iterables counted against the evaluation's budget (constant ones when compiling)."""
         scope: set[str] = set()
         self.scopes.append(scope)
+        self.constant_work.append(self.constant_work[-1])
+        self.counts_iterations = True
         try:
             generators = []
             for gen in node.generators:
                 if gen.is_async:
                     raise self.error(node, "async comprehensions are not allowed")
+                self.count_constant_items(gen.iter)
                 self.in_iterable += 1
                 try:
-                    iterable = self.visit(gen.iter)
+                    iterable = _call("_iter", _name(_BUDGET), self.visit(gen.iter))
                 finally:
                     self.in_iterable -= 1
                 target = self.target(gen.target, scope)
@@ -531,6 +635,22 @@ class _Compiler:
             return type(node)(elt=self.visit(node.elt), generators=generators)
         finally:
             self.scopes.pop()
+            self.constant_work.pop()
+
+    def count_constant_items(self, iterable: ast.expr) -> None:
+        """ConfigError when the constant iterables of a comprehension and of those it is in
+        make it go through more than :data:`~._functions.MAX_ITERATIONS` items."""
+        value = self.checked_constant(iterable)
+        if value is _NOT_CONSTANT or not isinstance(value, str | bytes | list | tuple):
+            return
+        work = self.constant_work[-1] * max(len(value), 1)
+        if work > fn.MAX_ITERATIONS:
+            raise self.error(
+                iterable,
+                f"the comprehension would go through {work:,} items, over the limit of "
+                f"{fn.MAX_ITERATIONS:,} in one evaluation",
+            )
+        self.constant_work[-1] = work
 
     def target(self, node: ast.expr, scope: set[str]) -> ast.expr:
         if isinstance(node, ast.Tuple):
@@ -548,6 +668,10 @@ class _Compiler:
 
 def _is_number(value: Any) -> bool:
     return type(value) in (int, float)
+
+
+def _is_small_number(value: Any) -> bool:
+    return type(value) is float or (type(value) is int and abs(value) < _SMALL_NUMBER)
 
 
 def _describe(node: ast.AST) -> str:

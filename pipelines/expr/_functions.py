@@ -7,6 +7,7 @@ globals; the expression itself cannot name anything else.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import orjson
 __all__ = [
     "FUNCTIONS",
     "MAX_INT_BITS",
+    "MAX_ITERATIONS",
     "MAX_SEQUENCE",
     "bounded_lshift",
     "bounded_mul",
@@ -25,6 +27,7 @@ __all__ = [
     "field",
     "headers_text",
     "item",
+    "iterations",
     "key_text",
     "regex",
     "searcher",
@@ -37,6 +40,10 @@ below one that would stall a worker."""
 
 MAX_SEQUENCE = 10_000_000
 """The longest string or list ``*`` may make by repetition."""
+
+MAX_ITERATIONS = 1_000_000
+"""The most items the comprehensions of one evaluation of an expression may go through, all
+together (``for a in x for b in y`` goes through ``len(x) × len(y)``)."""
 
 
 # --- field reads ---------------------------------------------------------------------------
@@ -87,43 +94,91 @@ def _int_bits(value: Any) -> int:
     return abs(value).bit_length() if isinstance(value, int) else 0
 
 
+def _too_large_int(bits: float) -> OverflowError:
+    return OverflowError(
+        f"the result would be an integer of about {int(bits):,} bits, over the limit of "
+        f"{MAX_INT_BITS:,}"
+    )
+
+
 def bounded_pow(base: Any, exponent: Any) -> Any:
-    """``base ** exponent``, refusing integers above :data:`MAX_INT_BITS` bits."""
-    if (
-        isinstance(base, int)
-        and isinstance(exponent, int)
-        and exponent > 0
-        and abs(base) > 1
-        and exponent * (_int_bits(base) - 1) > MAX_INT_BITS
-    ):
-        raise OverflowError(f"{base} ** {exponent} is too large")
+    """``base ** exponent``; OverflowError, before computing anything, when an integer result
+    would be over :data:`MAX_INT_BITS` bits (estimated as ``exponent × log2(|base|)``)."""
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 1 and abs(base) > 1:
+        if exponent > MAX_INT_BITS:  # |base| ≥ 2: at least one bit per unit of exponent
+            raise _too_large_int(exponent)
+        bits = exponent * math.log2(abs(base))
+        if bits > MAX_INT_BITS:
+            raise _too_large_int(bits)
     return base**exponent
 
 
 def bounded_lshift(value: Any, shift: Any) -> Any:
-    """``value << shift``, refusing integers above :data:`MAX_INT_BITS` bits."""
-    if isinstance(shift, int) and shift > 0 and value and _int_bits(value) + shift > MAX_INT_BITS:
-        raise OverflowError(f"{value} << {shift} is too large")
+    """``value << shift``; OverflowError when the result would be over :data:`MAX_INT_BITS`
+    bits."""
+    if isinstance(shift, int) and shift > 0 and isinstance(value, int) and value:
+        bits = _int_bits(value) + shift
+        if bits > MAX_INT_BITS:
+            raise _too_large_int(bits)
     return value << shift
 
 
 def bounded_mul(left: Any, right: Any) -> Any:
-    """``left * right``, refusing a repeated string or list longer than :data:`MAX_SEQUENCE`."""
+    """``left * right``; OverflowError when a repeated string, bytes, list or tuple would be
+    longer than :data:`MAX_SEQUENCE` or a product of integers over :data:`MAX_INT_BITS` bits."""
+    if left.__class__ is float or right.__class__ is float:
+        return left * right
+    if isinstance(left, int) and isinstance(right, int):
+        bits = _int_bits(left) + _int_bits(right)
+        if bits > MAX_INT_BITS + 1:
+            raise _too_large_int(bits)
+        return left * right
     for seq, times in ((left, right), (right, left)):
-        if (
-            isinstance(seq, str | bytes | list | tuple)
-            and isinstance(times, int)
-            and len(seq) * times > MAX_SEQUENCE
-        ):
-            raise OverflowError(f"repeating a sequence {times} times is too large")
+        if isinstance(seq, str | bytes | list | tuple) and isinstance(times, int):
+            items = len(seq) * times
+            if items > MAX_SEQUENCE:
+                raise OverflowError(
+                    f"repeating {len(seq):,} items {times:,} times would make {items:,}, "
+                    f"over the limit of {MAX_SEQUENCE:,}"
+                )
     return left * right
 
 
 def text_mod(left: Any, right: Any) -> Any:
-    """``left % right`` for numbers; printf-style formatting of text is not available."""
-    if isinstance(left, str | bytes):
+    """``left % right`` for numbers; TypeError for text on the left: printf-style formatting
+    is not available (its widths and precisions come from the data)."""
+    if isinstance(left, str | bytes | bytearray):
         raise TypeError("'%' formatting of text is not available; use an f-string or str()")
     return left % right
+
+
+def iterations(budget: list[int], iterable: Any) -> Any:
+    """``iterable``, its items counted against ``budget`` (``[items left]``, one per evaluation
+    of an expression); OverflowError once the comprehensions of that evaluation would go
+    through more than :data:`MAX_ITERATIONS` items. A sized iterable is counted whole, up
+    front, so a comprehension costs nothing per item."""
+    try:
+        size = len(iterable)
+    except TypeError:
+        return _counted(budget, iterable)  # not sized: counted as it goes (or not iterable)
+    budget[0] -= size
+    if budget[0] < 0:
+        raise _too_many_iterations()
+    return iterable
+
+
+def _counted(budget: list[int], iterable: Any) -> Any:
+    for item in iterable:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _too_many_iterations()
+        yield item
+
+
+def _too_many_iterations() -> OverflowError:
+    return OverflowError(
+        f"the comprehensions would go through more than {MAX_ITERATIONS:,} items in one evaluation"
+    )
 
 
 # --- the whitelisted functions -------------------------------------------------------------

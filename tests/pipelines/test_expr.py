@@ -227,6 +227,98 @@ def test_unbounded_results_from_data_are_refused_at_run_time() -> None:
     assert compile_expression("value.a % value.b")(Event({"a": 7, "b": 4})) == 3
 
 
+@pytest.mark.parametrize(
+    ("text", "value", "message"),
+    [
+        ("value.s * 1000000", {"s": "x" * 100}, "100,000,000, over the limit of 10,000,000"),
+        ("1000000 * value.s", {"s": "x" * 100}, "over the limit of 10,000,000"),
+        ("value.xs * 20", {"xs": [0] * 1_000_000}, "over the limit of 10,000,000"),
+        ("((timestamp ** 1000) ** 1000) > 0", None, "over the limit of 100,000"),
+        ("(((timestamp ** 1000) ** 1000) ** 1000) > 0", None, "over the limit of 100,000"),
+        ("value.n << 1000 << 1000 << 100000", {"n": 3}, "over the limit of 100,000"),
+        ("[c * c for c in [b * b for b in [a * a for a in [value.n ** 10000]]]]", {"n": 3},
+         "over the limit of 100,000"),
+        ("any(a == -b - 1 for a in value.xs for b in value.xs)", {"xs": list(range(1001))},
+         "more than 1,000,000 items"),
+        ("[[b for b in value.xs] for a in value.xs]", {"xs": "x" * 1001},
+         "more than 1,000,000 items"),
+        ("sum(1 for a in 'x' * value.n)", {"n": 2_000_000}, "more than 1,000,000 items"),
+    ],
+)  # fmt: skip
+def test_data_cannot_make_an_expression_run_away(text: str, value: object, message: str) -> None:
+    f = compile_expression(text)
+    started = time.perf_counter()
+    with pytest.raises(OverflowError, match=message):
+        f(Event(value, timestamp=1_700_000_000_000))
+    assert time.perf_counter() - started < 1
+
+
+def test_percent_formatting_of_text_from_the_data_is_refused() -> None:
+    f = compile_expression("value.fmt % 1")
+    with pytest.raises(TypeError, match="'%' formatting of text is not available"):
+        f(Event({"fmt": "%0300000000d"}))
+    assert f(Event({"fmt": 7})) == 0
+    assert compile_expression("value.fmt % value.n")(Event({"fmt": 7.5, "n": 2})) == 1.5
+    with pytest.raises(TypeError, match="formatting"):
+        compile_expression("value.fmt % value.n")(Event({"fmt": b"%d", "n": 2}))
+
+
+def test_bounded_arithmetic_still_computes_ordinary_values() -> None:
+    event = Event({"n": 3, "f": 1.5, "s": "ab", "xs": [1, 2], "flag": True}, timestamp=10)
+    cases = {
+        "value.n * 9 / 5 + 32": 37.4,
+        "2 * value.f * 3": 9.0,
+        "value.s * 3": "ababab",
+        "3 * value.xs": [1, 2, 1, 2, 1, 2],
+        "value.flag * 4": 4,
+        "value.n * value.f": 4.5,
+        "value.n ** 2": 9,
+        "value.f ** 2": 2.25,
+        "2 ** value.n": 8,
+        "value.n ** -1": pytest.approx(1 / 3),
+        "value.n << 4": 48,
+        "value.n % 2": 1,
+        "timestamp % 3": 1,
+        "2 ** 99999 > 0": True,
+        "value.n ** 1000 > 0": True,
+        "sum(a * b for a in value.xs for b in value.xs)": 9,
+        "[x * 2 for x in value.xs * 2]": [2, 4, 2, 4],
+    }
+    for text, expected in cases.items():
+        assert compile_expression(text)(event) == expected, text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[0] * 1000000 * 20", "20,000,000, over the limit of 10,000,000"),
+        ("('ab' * 1000000 + 'c') * 10", "over the limit of 10,000,000"),
+        ("'ab' * 6000000 + 'c'", "over the limit of 10,000,000"),
+        ("value.x + 2 ** 200000", "over the limit of 100,000"),
+        ("(10 ** 1000) ** 1000", "over the limit of 100,000"),
+        ("1 << 1000 << 1000 << 100000", "over the limit of 100,000"),
+        ('any(x == y for x in "x" * 10000000 for y in "y" * 10000000)', "over the limit of 1,0"),
+        ('[x for x in "x" * 1000001]', "1,000,001 items, over the limit of 1,000,000"),
+        ("[(a, b) for a in 'x' * 1001 for b in 'y' * 1000]", "1,001,000 items"),
+        ("[[b for b in 'y' * 1000] for a in 'x' * 1001]", "1,001,000 items"),
+    ],
+)
+def test_constants_over_the_bounds_are_config_errors(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        compile_expression(text)
+
+
+def test_constant_arithmetic_is_computed_once_when_compiling() -> None:
+    f = compile_expression("'ab' * 3 + 'c'")
+    assert f(ev()) == "abababc"
+    assert "abababc" in f.__code__.co_consts
+    assert compile_expression("[1, 2] * 2")(ev()) == [1, 2, 1, 2]
+    first, second = compile_expression("[0] * 2")(ev()), compile_expression("[0] * 2")(ev())
+    assert first == second and first is not second  # a fresh list each time
+    with pytest.raises(ZeroDivisionError):
+        run("1 / 0")
+
+
 # --- compiling ----------------------------------------------------------------------------
 
 

@@ -51,3 +51,18 @@ def test_an_invalid_expression_in_a_file_names_its_place(harness) -> None:
     assert (error.line, error.column) == (10, 17)
     assert error.path == "routes.r.steps[0].filter"
     assert "names starting with '_' are not allowed" in error.message
+
+
+async def test_an_event_that_would_make_an_enormous_result_is_rejected_with_the_reason(
+    harness,
+) -> None:
+    values = [{"s": "ab"}, {"s": "x" * 100}, {"s": "%0300000000d"}]
+    out, rejected = await harness.run((FilterStep, "len(value.s * 1000000) < 5000000"), values)
+    assert [e.value for e in out] == [{"s": "ab"}]
+    assert rejected[0].reason == (
+        "OverflowError: repeating 100 items 1,000,000 times would make 100,000,000, "
+        "over the limit of 10,000,000"
+    )
+    out, rejected = await harness.run((FilterStep, "value.s % 1"), values[2:])
+    assert out == []
+    assert rejected[0].reason.startswith("TypeError: '%' formatting of text is not available")
