@@ -2,8 +2,10 @@
 
 A channel is a list of events under a name, shared by everything in the process. A ``memory``
 sink appends what it is given to its channel when it flushes (what was written but not flushed
-is lost on close, as a crash would lose it); it keeps one copy of an event written twice,
-recognised by its (topic, partition, offset), so it is *idempotent*. A ``memory`` source reads
+is lost on close, as a crash would lose it). It leaves out a record it is given twice (the same
+topic, partition and offset, as when a restart reads again what was not committed), but not an
+event that comes back at another offset (a route upstream that wrote it again after a restart),
+so it is *not idempotent*: ``validate`` reports it at-least-once. A ``memory`` source reads
 its channel from the start; its position is the number of events read, so it is *resumable*.
 It waits for more events, and ends at the end of the channel when told to (``bounded: true``)
 or once the channel is closed.
@@ -180,11 +182,13 @@ class MemorySinkConfig(ConnectorConfig):
 
 
 class MemorySink(Sink):
-    """Appends to a named in-process channel on flush; idempotent by topic/partition/offset."""
+    """Appends to a named in-process channel on flush, leaving out records it was given
+    before (by topic, partition and offset); not idempotent: an event that comes back at
+    another offset is kept twice."""
 
     name = "memory"
     Config: ClassVar[type[ConnectorConfig]] = MemorySinkConfig
-    idempotent = True
+    idempotent = False
 
     def __init__(self, config: MemorySinkConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)

@@ -150,8 +150,9 @@ class Sink(abc.ABC):
       Only then does the runtime commit the offsets that cover those events; if the process
       dies before, they are written again after the restart (at-least-once).
     - An *idempotent* sink (``idempotent = True``) keeps one copy when an event is written
-      twice (an upsert by key, a file named by offset): at-least-once delivery then yields
-      exactly-once results, and ``validate`` reports it so.
+      twice, recognised by its content or key (an upsert by key), not by the offset it was
+      read from: at-least-once delivery then yields exactly-once results, and ``validate``
+      reports it so.
     - A failed ``write`` or ``flush`` raises; the runtime retries the batch with backoff as the
       sink's ``retry`` setting says, then sends it to the dead-letter topic or stops.
     """

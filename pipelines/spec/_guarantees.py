@@ -7,9 +7,12 @@ outputs are acknowledged, a sink only after ``flush()`` returned. Two things cha
 - a source that cannot resume (``resumable = False``) may lose or repeat what it had read when
   it stopped, so it, and everything downstream of the topics it writes, is *best-effort*;
 - a sink whose writes are idempotent (``idempotent = True``) keeps one copy of an event written
-  twice, so fed only by resumable sources it is *exactly-once*.
+  twice, recognised by its content or key (an upsert by key), not by the offset it was read
+  from: fed only by resumable sources, its *results* are *exactly-once*.
 
-Routes stay at-least-once: a restart may write an event to their outputs again.
+Routes stay at-least-once: a restart may write an event to their outputs again, and the copy is
+read at a new offset. That is why a sink that only leaves out a record it was given twice (the
+same topic, partition and offset) is not idempotent: it would keep that copy.
 """
 
 from __future__ import annotations
@@ -104,8 +107,9 @@ def guarantees(pipeline: Pipeline) -> list[Guarantee]:
                     "sink",
                     name,
                     "exactly-once",
-                    f"{connector!r} keeps one copy of an event written twice, and everything "
-                    "it reads comes from sources that resume",
+                    f"exactly-once results: {connector!r} keeps one copy of an event written "
+                    "twice (by its content or key, so also one a route wrote again after a "
+                    "restart), and everything it reads comes from sources that resume",
                 )
             )
         else:

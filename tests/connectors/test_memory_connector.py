@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from millstream.connectors.memory import (
 )
 from millstream.core import ConnectorContext, Event
 from millstream.core.testing import SinkConformance, SourceConformance
+from millstream.pipelines.spec import guarantees, load_pipeline
 
 
 @pytest.fixture(autouse=True)
@@ -98,3 +100,32 @@ def test_the_sink_keeps_one_copy_by_topic_partition_and_offset() -> None:
         {"new": True},
         {"n": 0},
     ]
+
+
+def test_an_event_written_again_at_another_offset_is_kept_again() -> None:
+    """What a route upstream writes again after a restart is read at new offsets: the memory
+    sink keeps both copies, so it does not claim to be idempotent."""
+
+    async def run() -> None:
+        sink = MemorySink(MemorySinkConfig(channel="c"), CONTEXT)
+        await sink.write([Event({"n": 1}, key=b"k", topic="t", partition=0, offset=0)])
+        await sink.write([Event({"n": 1}, key=b"k", topic="t", partition=0, offset=1)])
+        await sink.flush()
+
+    asyncio.run(run())
+    assert channel("c").values() == [{"n": 1}, {"n": 1}]
+    assert MemorySink.idempotent is False
+
+
+def test_validate_reports_a_memory_sink_at_least_once(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "pipeline: m\ntopics: {a: {}, b: {}}\n"
+        "sources:\n  feed: {connector: memory, config: {channel: in}, to: a}\n"
+        "routes:\n  copy: {from: a, to: b}\n"
+        "sinks:\n"
+        "  kept: {connector: memory, config: {channel: out}, from: b}\n"
+        "  dropped: {connector: 'null', from: b}\n"
+    )
+    found = {g.name: g.level for g in guarantees(load_pipeline(tmp_path / "p.yaml", env={}))}
+    assert found["kept"] == "at-least-once"
+    assert found["dropped"] == "exactly-once"
