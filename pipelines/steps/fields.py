@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from millstream.core.event import Event
 from millstream.core.step import Rejection, Step, StepContext
@@ -25,6 +25,7 @@ from millstream.core.step import Rejection, Step, StepContext
 from ..expr import ExpressionText, compile_expressions, compile_update
 from ._fields import (
     MISSING,
+    FieldPath,
     FieldPathText,
     check_path,
     failure,
@@ -169,31 +170,108 @@ class KeepStep(Step):
         return kept
 
 
+def _inside(path: FieldPath, outer: FieldPath) -> bool:
+    """Whether ``path`` is ``outer`` or a field within it."""
+    return path[: len(outer)] == outer
+
+
+def _shown(path: FieldPath) -> str:
+    return ".".join(path)
+
+
+def _distinct_moves(moves: dict[str, str]) -> dict[str, str]:
+    """Refuse renames that collide: one field renamed twice, or within another renamed
+    field; two fields renamed to one place, or one into the other's new place."""
+    olds = [(text, parse_path(text)) for text in moves]
+    news = [(text, parse_path(new)) for text, new in moves.items()]
+    for i, (text_a, a) in enumerate(olds):
+        for text_b, b in olds[i + 1 :]:
+            if a == b:
+                raise ValueError(f"{_shown(a)} is renamed twice ({text_a!r} and {text_b!r})")
+            if _inside(a, b) or _inside(b, a):
+                inner, outer = (a, b) if _inside(a, b) else (b, a)
+                raise ValueError(f"{_shown(inner)} is inside {_shown(outer)}, which is renamed too")
+    for i, (text_a, a) in enumerate(news):
+        for text_b, b in news[i + 1 :]:
+            if a == b:
+                raise ValueError(f"{text_a} and {text_b} are both renamed to {_shown(a)}")
+            if _inside(a, b) or _inside(b, a):
+                inner, outer = (a, b) if _inside(a, b) else (b, a)
+                raise ValueError(
+                    f"{_shown(inner)} is inside {_shown(outer)}: two renames to one place"
+                )
+    return moves
+
+
 class RenameStep(Step):
-    """Moves fields to new paths (``old: new``), making the dicts the new path needs. A field
-    that is not there is skipped; a value that is no object is left alone. An event whose new
-    path runs through something that is not an object is rejected."""
+    """Moves fields to new paths (``old: new``), making the dicts the new path needs. All
+    the fields are taken out first and then put in their new places, so ``{a: b, b: a}``
+    swaps them. A field that is not there is skipped; a value that is no object is left alone.
+
+    An event is rejected, and left unchanged, when a new path holds a field that stays (one
+    not renamed away: renaming onto it would lose it) or runs through something that is not an
+    object. Renames that collide in every event (two to one place) are refused when checking.
+    """
 
     name = "rename"
-    Args: ClassVar = Annotated[dict[FieldPathText, FieldPathText], Field(min_length=1)]
+    Args: ClassVar = Annotated[
+        dict[FieldPathText, FieldPathText], Field(min_length=1), AfterValidator(_distinct_moves)
+    ]
 
     def __init__(self, args: dict[str, str], context: StepContext) -> None:
         super().__init__(args, context)
         self.moves = [(parse_path(old), parse_path(new)) for old, new in args.items()]
 
     def process(self, events: list[Event], rejected: list[Rejection]) -> list[Event]:
-        moves = self.moves
         kept = []
         for event in events:
             value = event.value
             if isinstance(value, dict):
                 try:
-                    for old, new in moves:
-                        found = pop_path(value, old)
-                        if found is not MISSING:
-                            set_path(value, new, found)
-                except TypeError as exc:
+                    self._move(value)
+                except (TypeError, ValueError) as exc:
                     rejected.append(Rejection(event, failure(exc)))
                     continue
             kept.append(event)
         return kept
+
+    def _move(self, value: dict[str, Any]) -> None:
+        """Move the fields of ``value``, or raise without changing it."""
+        moving = [
+            (old, new, found)
+            for old, new in self.moves
+            if (found := read_path(value, old)) is not MISSING
+        ]
+        if not moving:
+            return
+        vacated = [old for old, _, _ in moving]
+        for old, new, _ in moving:
+            _check_free(value, old, new, vacated)
+        for old, _, _ in moving:
+            pop_path(value, old)
+        for _, new, found in moving:
+            set_path(value, new, found)
+
+
+def _check_free(
+    value: dict[str, Any], old: FieldPath, new: FieldPath, vacated: list[FieldPath]
+) -> None:
+    """Raise when ``new`` cannot take the field from ``old`` once the ``vacated`` fields are
+    taken out: it holds a field that stays (ValueError), or runs through something that is not
+    an object (TypeError)."""
+    inner: Any = value
+    for depth in range(1, len(new) + 1):
+        if any(_inside(new[:depth], gone) for gone in vacated):
+            return  # emptied by this step: the rest of the path is made
+        if not isinstance(inner, dict):
+            raise TypeError(
+                f"cannot set {_shown(new)}: {_shown(new[: depth - 1])} is "
+                f"{type(inner).__name__}, not an object"
+            )
+        inner = inner.get(new[depth - 1], MISSING)
+        if inner is MISSING or (inner is None and depth < len(new)):
+            return
+    raise ValueError(
+        f"cannot rename {_shown(old)} to {_shown(new)}: {_shown(new)} is there already "
+        "(drop it first, or rename it too)"
+    )

@@ -111,6 +111,46 @@ async def test_rename_moves_fields(harness) -> None:
 async def test_rename_into_something_that_is_not_an_object_is_rejected(harness) -> None:
     out, rejected = await harness.run((RenameStep, {"a": "b.c"}), [{"a": 1, "b": 2}])
     assert out == [] and "b is int" in rejected[0].reason
+    assert rejected[0].event.value == {"a": 1, "b": 2}  # left as it was
+
+
+async def test_rename_swaps_and_rotates_fields(harness) -> None:
+    swap = (RenameStep, {"a": "b", "b": "a"})
+    assert await harness.values(swap, [{"a": 1, "b": 2}, {"a": 1}]) == [{"a": 2, "b": 1}, {"b": 1}]
+    rotate = (RenameStep, {"a": "b", "b": "c", "c": "a"})
+    assert await harness.values(rotate, [{"a": 1, "b": 2, "c": 3}]) == [{"a": 3, "b": 1, "c": 2}]
+    nest = (RenameStep, {"a": "a.inner", "site.name": "site"})
+    assert await harness.values(nest, [{"a": 1}]) == [{"a": {"inner": 1}}]
+
+
+async def test_rename_onto_a_field_that_stays_rejects_the_event_unchanged(harness) -> None:
+    step = (RenameStep, {"tmp": "temp", "x": "y"})
+    values = [{"tmp": 1, "temp": 99, "x": 5}, {"tmp": 1, "x": 5}, {"temp": 99, "x": 5}]
+    out, rejected = await harness.run(step, values)
+    assert [e.value for e in out] == [{"temp": 1, "y": 5}, {"temp": 99, "y": 5}]
+    assert rejected[0].event.value == {"tmp": 1, "temp": 99, "x": 5}
+    assert rejected[0].reason == (
+        "ValueError: cannot rename tmp to temp: temp is there already "
+        "(drop it first, or rename it too)"
+    )
+    out, rejected = await harness.run(
+        (RenameStep, {"a": "site.name"}), [{"a": 1, "site": {"name": 2}}]
+    )
+    assert out == [] and "site.name is there already" in rejected[0].reason
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ({"a": "c", "b": "c"}, "a and b are both renamed to c"),
+        ({"a": "c", "b": "c.d"}, "c.d is inside c"),
+        ({"a": "x", "a.b": "y"}, "a.b is inside a"),
+        ({"a.b": "x", 'a["b"]': "y"}, "a.b is renamed twice"),
+    ],
+)
+def test_rename_targets_that_collide_are_refused(harness, argument, message) -> None:
+    with pytest.raises(ValidationError, match=message):
+        harness.build(RenameStep, argument)
 
 
 def test_path_lists_and_maps_are_checked(harness) -> None:
