@@ -111,7 +111,7 @@ def test_connectors_list_shows_sources_sinks_and_their_promises(cli) -> None:
     ]
     rows = {line.split()[0]: line.split()[1:] for line in result.lines[1:]}
     assert rows["generator"] == ["yes", "no", "yes", "-", "millstream.connectors"]
-    assert rows["memory"] == ["yes", "yes", "yes", "yes", "millstream.connectors"]
+    assert rows["memory"] == ["yes", "yes", "yes", "no", "millstream.connectors"]
     assert rows["stdin"] == ["yes", "no", "no", "-", "millstream.connectors"]
     assert rows["stdout"] == ["no", "yes", "-", "no", "millstream.connectors"]
     [stdout] = [
@@ -151,10 +151,10 @@ def test_connectors_describe_covers_source_and_sink(cli) -> None:
     result = cli.ok("connectors", "describe", "memory")
     assert "memory source (millstream.connectors)" in result.out
     assert "memory sink (millstream.connectors)" in result.out
-    assert "idempotent: yes" in result.out
+    assert "idempotent: no" in result.out
     described = cli.ok("connectors", "describe", "memory", "--format", "json").json
     assert described["source"]["resumable"] is True
-    assert described["sink"]["idempotent"] is True
+    assert described["sink"]["idempotent"] is False
     assert described["source"]["settings"][0] == {
         "name": "channel",
         "type": "string",
