@@ -35,7 +35,7 @@ import re
 import sys
 import threading
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -245,9 +245,78 @@ class Registry:
         error = f"{hook}() raised {_described(exc)}"
         for i, info in enumerate(self.plugins):
             if info.name == name:
+                self._forget(info.provides)
                 self.plugins[i] = PluginInfo(name, info.origin, info.version, error)
                 _warn(self.plugins[i])
         return name
+
+    def _forget(self, provides: Iterable[str]) -> None:
+        """Take out of the tables what a plugin provided (``source:NAME``, ``step:NAME``…)."""
+        tables: dict[str, dict[str, Any]] = {
+            "source": self.sources,
+            "sink": self.sinks,
+            "step": self.steps,
+            "codec": self.codecs,
+        }
+        for entry in provides:
+            kind, _, key = entry.partition(":")
+            tables[kind].pop(key, None)
+
+    async def call_startup(self, pipelines: Sequence[str]) -> None:
+        """Call every plugin's ``startup`` hook with the names of the pipelines about to start,
+        one plugin after another in pluggy's order, awaiting what each returns.
+
+        The first that raises stops it: PluginError "plugin 'NAME' failed in startup: ...".
+        The plugins started before it are not shut down here (``call_shutdown`` does that).
+        """
+        for name, call in self._lifecycle("startup", pipelines):
+            try:
+                result = call()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                raise PluginError(f"plugin {name!r} failed in startup: {_described(exc)}") from exc
+
+    async def call_shutdown(self, pipelines: Sequence[str]) -> None:
+        """Call every plugin's ``shutdown`` hook with the names of the pipelines that stopped,
+        in the reverse order of ``call_startup``, awaiting what each returns.
+
+        Every plugin's hook runs even when one raises; afterwards PluginError names each that
+        failed ("plugin 'NAME' failed in shutdown: ...", joined by "; ").
+        """
+        failures: list[tuple[str, Exception]] = []
+        for name, call in reversed(self._lifecycle("shutdown", pipelines)):
+            try:
+                result = call()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                failures.append((name, exc))
+        if failures:
+            raise PluginError(
+                "; ".join(
+                    f"plugin {name!r} failed in shutdown: {_described(exc)}"
+                    for name, exc in failures
+                )
+            ) from failures[0][1]
+
+    def _lifecycle(
+        self, hook: str, pipelines: Sequence[str]
+    ) -> list[tuple[str, Callable[[], Any]]]:
+        """Each plugin's implementation of ``hook`` (``startup``, ``shutdown``), by plugin
+        name and ready to call with the arguments it takes, in the order pluggy calls them."""
+        if self.manager is None:
+            return []
+        arguments = {"pipelines": list(pipelines)}
+        impls = getattr(self.manager.hook, hook).get_hookimpls()
+        return [
+            (
+                impl.plugin_name,
+                functools.partial(impl.function, **{a: arguments[a] for a in impl.argnames}),
+            )
+            for impl in reversed(impls)  # pluggy calls the last registered first
+            if not (impl.hookwrapper or impl.wrapper)
+        ]
 
 
 def _lookup(table: Mapping[str, Any], name: str, what: str) -> Any:

@@ -7,10 +7,11 @@ import sys
 import textwrap
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from millstream.core.errors import ConfigError
+from millstream.core.errors import ConfigError, PluginError
 from millstream.core.plugins import (
     DEFAULT_PLUGINS,
     PluginSettings,
@@ -319,3 +320,145 @@ def test_a_plugin_name_given_twice_is_loaded_once(tmp_path: Path) -> None:
     assert first.status == "ok"
     assert second.error == "a plugin called 'good.py' is already loaded (local)"
     assert "ticks" in registry.sources
+
+
+FULL = (
+    GOOD
+    + """
+
+from millstream.core.codecs import Codec
+from millstream.core.step import Step
+
+
+class Upper(Step):
+    name = "upper"
+
+    def process(self, events, rejected):
+        return events
+
+
+class Rot(Codec):
+    name = "rot"
+
+    def decode(self, data):
+        return data
+
+    def encode(self, value):
+        return value
+
+
+@hookimpl
+def register_steps():
+    return [Upper]
+
+
+@hookimpl
+def register_codecs():
+    return [Rot]
+
+
+@hookimpl
+def register_commands(commands, parents):
+    raise RuntimeError("no commands today")
+"""
+)
+
+
+def test_a_plugin_dropped_after_loading_takes_everything_it_provided_with_it(
+    tmp_path: Path,
+) -> None:
+    from millstream.core.cli import build_parser
+
+    settings = project(tmp_path, 'modules = ["full.py"]\n', **{"full.py": FULL})
+    registry = get_registry(settings)
+    assert {"ticks", "upper", "rot"} <= set(registry.sources) | set(registry.steps) | set(
+        registry.codecs
+    )
+    build_parser(settings)  # its register_commands raises: it is left out
+    state, error = status(registry, "full.py")
+    assert (
+        state == "error" and error == "register_commands() raised RuntimeError: no commands today"
+    )
+    assert "ticks" not in registry.sources and "drop" not in registry.sinks
+    assert "upper" not in registry.steps and "rot" not in registry.codecs
+    assert registry.provider("source", "ticks") is None
+    assert "generator" in registry.sources and "filter" in registry.steps  # the others stay
+
+
+LIFECYCLE = """
+import asyncio
+from millstream.core import hookimpl
+
+CALLS = []
+
+
+@hookimpl
+def startup(pipelines):
+    CALLS.append(("{name}", "startup", tuple(pipelines)))
+    if "{fail}" == "startup":
+        raise RuntimeError("no database")
+    return asyncio.sleep(0)
+
+
+@hookimpl
+def shutdown(pipelines):
+    async def later():
+        await asyncio.sleep(0)
+        CALLS.append(("{name}", "shutdown", tuple(pipelines)))
+        if "{fail}" == "shutdown":
+            raise OSError("disk gone")
+
+    return later()
+"""
+
+
+def lifecycle(tmp_path: Path, **fail: str) -> tuple[Any, list[Any]]:
+    modules = {f"{name}.py": LIFECYCLE.format(name=name, fail=fail.get(name, "")) for name in "ab"}
+    registry = load_registry(project(tmp_path, 'modules = ["a.py", "b.py"]\n', **modules))
+    calls: list[Any] = []
+    for name in "ab":
+        plugin = registry.manager.get_plugin(f"{name}.py")
+        plugin.CALLS = calls
+    return registry, calls
+
+
+async def test_startup_and_shutdown_hooks_are_called_and_awaited(tmp_path: Path) -> None:
+    registry, calls = lifecycle(tmp_path)
+    await registry.call_startup(["shop"])
+    await registry.call_shutdown(["shop"])
+    assert sorted(calls) == [
+        ("a", "shutdown", ("shop",)),
+        ("a", "startup", ("shop",)),
+        ("b", "shutdown", ("shop",)),
+        ("b", "startup", ("shop",)),
+    ]
+    assert [c[0] for c in calls if c[1] == "startup"] == [
+        c[0] for c in reversed(calls) if c[1] == "shutdown"
+    ]  # shut down in the reverse order
+
+
+async def test_a_failing_startup_names_its_plugin(tmp_path: Path) -> None:
+    registry, _ = lifecycle(tmp_path, a="startup")
+    with pytest.raises(PluginError) as raised:
+        await registry.call_startup(["shop"])
+    assert str(raised.value) == "plugin 'a.py' failed in startup: RuntimeError: no database"
+
+
+async def test_a_failing_shutdown_names_its_plugin_and_the_others_still_run(
+    tmp_path: Path,
+) -> None:
+    registry, calls = lifecycle(tmp_path, a="shutdown", b="shutdown")
+    with pytest.raises(PluginError) as raised:
+        await registry.call_shutdown(["shop"])
+    assert sorted(calls) == [("a", "shutdown", ("shop",)), ("b", "shutdown", ("shop",))]
+    message = str(raised.value)
+    assert "plugin 'a.py' failed in shutdown: OSError: disk gone" in message
+    assert "plugin 'b.py' failed in shutdown: OSError: disk gone" in message
+
+
+async def test_a_lifecycle_hook_may_take_no_arguments(tmp_path: Path) -> None:
+    source = "from millstream.core import hookimpl\nSEEN = []\n\n@hookimpl\ndef startup():\n"
+    source += "    SEEN.append('up')\n"
+    registry = load_registry(project(tmp_path, 'modules = ["bare.py"]\n', **{"bare.py": source}))
+    await registry.call_startup(["shop"])
+    assert registry.manager.get_plugin("bare.py").SEEN == ["up"]
