@@ -5,8 +5,9 @@
     - python: transforms:enrich                       # transforms.py beside the pipeline file
     - python: {function: mypkg.steps:score, batch: true}
 
-The module is imported once, from the pipeline file's folder or from anywhere Python finds it.
-The function may be plain or ``async``.
+The module is imported once: from a file beside the pipeline file (under a name unique to that
+file, so that two pipelines' ``transforms.py`` stay apart), or else from anywhere Python finds
+it. The function may be plain or ``async``.
 
 On each event (the default) it is called with the :class:`~millstream.core.event.Event` and
 returns the new value, an ``Event``, a list of values or Events (several events out of one), or
@@ -21,12 +22,16 @@ An exception rejects the event, or in batch mode the whole batch, with the error
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
+import importlib.machinery
+import importlib.util
 import inspect
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
@@ -58,26 +63,27 @@ class PythonArgs(BaseModel):
 
 
 def load_function(reference: str, base_dir: Path) -> Callable[..., Any]:
-    """The function ``module:function`` names, the module imported from ``base_dir`` first;
-    ConfigError saying what is missing."""
+    """The function ``module:function`` names; ConfigError saying what is missing.
+
+    A module beside the pipeline file (``base_dir/transforms.py``, or a package folder
+    ``base_dir/mypkg/`` for ``mypkg.steps``) is loaded from its file under a name of its own,
+    unique to that path, so that pipelines in different folders each get their own
+    ``transforms``; loaded once per path. Any other module is imported as Python finds it.
+    """
     if not re.match(_REFERENCE, reference):
         raise ConfigError(f"{reference!r} is not module:function, such as transforms:enrich")
     module_name, _, attribute = reference.partition(":")
-    folder = str(Path(base_dir).resolve())
-    added = folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)
+    folder = Path(base_dir).resolve()
     try:
-        module = importlib.import_module(module_name)
+        module = _import_beside(module_name, folder)
+        if module is None:
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"cannot import module {module_name!r}: {exc}") from None
     except Exception as exc:
         raise ConfigError(
             f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
         ) from None
-    finally:
-        if added:
-            sys.path.remove(folder)
     target: Any = module
     for part in attribute.split("."):
         try:
@@ -88,6 +94,72 @@ def load_function(reference: str, base_dir: Path) -> Callable[..., Any]:
         raise ConfigError(f"{reference!r} is {type(target).__name__}, not a function")
     function: Callable[..., Any] = target
     return function
+
+
+def _import_beside(module_name: str, folder: Path) -> ModuleType | None:
+    """The module ``module_name`` from a file or package in ``folder``, or None when there is
+    none there. Its first part is loaded under a name unique to its path; the rest (``steps``
+    in ``mypkg.steps``) is imported within it. ``folder`` is on ``sys.path`` meanwhile, so the
+    module can import its neighbours."""
+    top, _, rest = module_name.partition(".")
+    package = folder / top
+    file = folder / f"{top}.py"
+    init = package / "__init__.py"
+    location: Path
+    if init.is_file():  # Python's order in one folder: package, module, namespace folder
+        location = init
+    elif file.is_file() and not rest:
+        location = file
+    elif package.is_dir() and not _installed(top):
+        location = package
+    else:
+        return None
+    digest = hashlib.sha256(str(location).encode()).hexdigest()[:12]
+    unique = f"_millstream_local_{digest}_{top}"
+    added = str(folder) not in sys.path
+    if added:
+        sys.path.insert(0, str(folder))
+    try:
+        if unique not in sys.modules:
+            _load(unique, location)
+        return importlib.import_module(f"{unique}.{rest}" if rest else unique)
+    finally:
+        if added:
+            sys.path.remove(str(folder))
+
+
+def _installed(name: str) -> bool:
+    """Whether Python finds a top-level module ``name`` without the pipeline's folder."""
+    if name in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _load(name: str, location: Path) -> None:
+    """Load the module file, package ``__init__.py`` or package folder at ``location`` into
+    ``sys.modules[name]``; nothing is left there when it fails."""
+    if location.is_dir():  # a package folder without __init__.py
+        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        spec.submodule_search_locations = [str(location)]
+    else:
+        search = [str(location.parent)] if location.name == "__init__.py" else None
+        found = importlib.util.spec_from_file_location(
+            name, location, submodule_search_locations=search
+        )
+        if found is None or found.loader is None:
+            raise ImportError(f"cannot load {str(location)!r}")
+        spec = found
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        if spec.loader is not None:
+            spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
 
 
 class PythonStep(Step):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -129,6 +131,84 @@ async def test_a_function_from_an_installed_module(harness) -> None:
     assert out == [(1, None, (), 0, None, None, None)]
     same = {"function": "builtins:list", "batch": True}
     assert await harness.values((PythonStep, same), [1, 2]) == [1, 2]
+
+
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(textwrap.dedent(text))
+    return folder
+
+
+async def test_modules_of_one_name_in_two_folders_stay_apart(harness, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        _write(tmp_path / name, {"transforms.py": f"def tag(e):\n    return '{name}'\n"})
+    first = type(harness)(tmp_path / "a").build(PythonStep, "transforms:tag")
+    second = type(harness)(tmp_path / "b").build(PythonStep, "transforms:tag")
+    again = type(harness)(tmp_path / "a").build(PythonStep, "transforms:tag")
+    assert await harness.values(first, [1]) == ["a"]
+    assert await harness.values(second, [1]) == ["b"]
+    assert again.function is first.function  # loaded once per file
+    assert "transforms" not in sys.modules
+
+
+async def test_a_module_beside_the_file_comes_before_an_installed_one(harness) -> None:
+    _write(harness.base_dir, {"string.py": "def shout(e):\n    return e.value.upper()\n"})
+    assert await harness.values((PythonStep, "string:shout"), ["hi"]) == ["HI"]
+    import string
+
+    assert not hasattr(string, "shout") and string.digits == "0123456789"  # stdlib untouched
+
+
+async def test_a_module_beside_the_file_imports_its_neighbours(harness) -> None:
+    _write(
+        harness.base_dir,
+        {
+            "helpers_x1.py": "SUFFIX = '!'\n",
+            "local_steps.py": "import helpers_x1\n"
+            "def mark(e):\n    return e.value + helpers_x1.SUFFIX\n",
+            "mypkg_x1/__init__.py": "",
+            "mypkg_x1/steps.py": "from . import util\n"
+            "def mark(e):\n    return util.mark(e.value)\n",
+            "mypkg_x1/util.py": "def mark(v):\n    return v + '?'\n",
+            "nspkg_x1/steps.py": "def mark(e):\n    return e.value + '~'\n",
+        },
+    )
+    assert await harness.values((PythonStep, "local_steps:mark"), ["a"]) == ["a!"]
+    assert await harness.values((PythonStep, "mypkg_x1.steps:mark"), ["a"]) == ["a?"]
+    assert await harness.values((PythonStep, "nspkg_x1.steps:mark"), ["a"]) == ["a~"]
+
+
+def test_millstream_test_runs_each_folders_own_module(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        _write(
+            tmp_path / name,
+            {
+                "transforms.py": f"""
+                    def tag(event):
+                        return {{**event.value, "by": "{name}"}}
+                """,
+                "p.yaml": f"""
+                    pipeline: p{name}
+                    topics: {{in: {{}}, out: {{}}}}
+                    routes:
+                      r: {{from: in, to: out, steps: [python: "transforms:tag"]}}
+                    tests:
+                      - route: r
+                        input: [{{value: {{x: 1}}}}]
+                        expect: {{out: [{{value: {{x: 1, by: {name}}}}}]}}
+                """,
+            },
+        )
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("millstream")), "test", "a/p.yaml", "b/p.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 tests: all passed" in done.stdout
 
 
 @pytest.mark.parametrize(
