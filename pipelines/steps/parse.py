@@ -16,6 +16,7 @@ value). Text that does not parse rejects the event with the reason.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
@@ -165,7 +166,10 @@ def _json(text: str) -> Any:
 
 def _csv(columns: list[str] | None, delimiter: str) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
-        rows = list(csv.reader(text.splitlines(), delimiter=delimiter, strict=True))
+        # The reader splits rows itself, so a quoted field keeps its line breaks, and only
+        # \n, \r and \r\n end a row (not \x0c or \u2028); empty lines are no rows.
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+        rows = [row for row in reader if row]
         if len(rows) != 1:
             raise ValueError(f"expected one row, got {len(rows)}")
         row = rows[0]
@@ -178,22 +182,88 @@ def _csv(columns: list[str] | None, delimiter: str) -> Callable[[str], Any]:
     return parse
 
 
+_QUOTES = "\"'"
+
+
 def _kv(pair_separator: str | None, value_separator: str) -> Callable[[str], Any]:
+    """Pairs ``name=value`` between separators (whitespace, or ``pair_separator`` with any
+    whitespace around it). A value in double or single quotes may hold separators, and
+    ``\\"`` (or ``\\'``) and ``\\\\`` within it stand for the quote and the backslash; the
+    quotes are removed."""
+
+    def next_separator(text: str, position: int) -> int:
+        if pair_separator is None:
+            found = _SPACE.search(text, position)
+            return len(text) if found is None else found.start()
+        found_at = text.find(pair_separator, position)
+        return len(text) if found_at < 0 else found_at
+
+    def skip_separators(text: str, position: int) -> int:
+        while position < len(text):
+            if text[position].isspace():
+                position += 1
+            elif pair_separator is not None and text.startswith(pair_separator, position):
+                position += len(pair_separator)
+            else:
+                break
+        return position
+
     def parse(text: str) -> Any:
         result: dict[str, str] = {}
-        for pair in text.split(pair_separator):
-            if not pair.strip():
-                continue
-            name, sep, item = pair.partition(value_separator)
-            if not sep or not name.strip():
-                raise ValueError(f"{pair.strip()[:40]!r} is not name{value_separator}value")
-            item = item.strip()
-            if len(item) >= 2 and item[0] == item[-1] and item[0] in "\"'":
-                item = item[1:-1]
-            result[name.strip()] = item
+        position = skip_separators(text, 0)
+        while position < len(text):
+            start = position
+            end = next_separator(text, position)
+            at = text.find(value_separator, position, end)
+            name = text[position:at].strip() if at >= 0 else ""
+            if not name:
+                raise ValueError(
+                    f"{text[start:end].strip()[:40]!r} is not name{value_separator}value"
+                )
+            position = at + len(value_separator)
+            if pair_separator is not None:
+                while position < len(text) and text[position] in " \t":
+                    position += 1
+            if position < len(text) and text[position] in _QUOTES:
+                value, position = _quoted(text, position)
+                after = position
+                if pair_separator is not None:
+                    while position < len(text) and text[position] in " \t":
+                        position += 1
+                if position < len(text) and next_separator(text, position) != position:
+                    raise ValueError(
+                        f"{text[start : after + 10][:40]!r}: text right after the closing quote"
+                    )
+            else:
+                end = next_separator(text, position)
+                value, position = text[position:end].strip(), end
+            result[name] = value
+            position = skip_separators(text, position)
         return result
 
     return parse
+
+
+_SPACE = re.compile(r"\s")
+
+
+def _quoted(text: str, position: int) -> tuple[str, int]:
+    """The value quoted at ``text[position]``, unescaped, and the position after its closing
+    quote; ValueError when it is not closed."""
+    quote = text[position]
+    parts: list[str] = []
+    i = position + 1
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and i + 1 < len(text) and text[i + 1] in (quote, "\\"):
+            parts.append(text[i + 1])
+            i += 2
+        elif char == quote:
+            return "".join(parts), i + 1
+        else:
+            parts.append(char)
+            i += 1
+    raise ValueError(f"{text[position : position + 40]!r}: the quote is not closed")
 
 
 def _regex(pattern: re.Pattern[str]) -> Callable[[str], Any]:

@@ -67,6 +67,41 @@ async def test_csv_with_the_wrong_shape_is_rejected(harness) -> None:
     assert rejected[2].reason.startswith("parse csv: Error")
 
 
+async def test_csv_quoted_fields_keep_their_line_breaks(harness) -> None:
+    named = (ParseStep, {"format": "csv", "columns": ["a", "b", "c"]})
+    values = ['a,"b\nc",d', 'a,"b\r\nc",d\r\n', "a,b\x0cc,d", "a,b\u2028c,d", "1,2,3\n\n"]
+    assert await harness.values(named, values) == [
+        {"a": "a", "b": "b\nc", "c": "d"},
+        {"a": "a", "b": "b\r\nc", "c": "d"},
+        {"a": "a", "b": "b\x0cc", "c": "d"},
+        {"a": "a", "b": "b\u2028c", "c": "d"},
+        {"a": "1", "b": "2", "c": "3"},
+    ]
+    _, rejected = await harness.run(named, ["", "a,b,c\rd,e,f"])
+    assert [r.reason for r in rejected] == [
+        "parse csv: ValueError: expected one row, got 0",
+        "parse csv: ValueError: expected one row, got 2",
+    ]
+
+
+async def test_kv_quoted_values(harness) -> None:
+    texts = [
+        'msg="hello world" level=info',
+        "q='it is \\'ok\\'' path=\"C:\\\\tmp\\\\x\" raw=C:\\x",
+        'a="" b="x=y"',
+    ]
+    assert await harness.values((ParseStep, "kv"), texts) == [
+        {"msg": "hello world", "level": "info"},
+        {"q": "it is 'ok'", "path": "C:\\tmp\\x", "raw": "C:\\x"},
+        {"a": "", "b": "x=y"},
+    ]
+    custom = (ParseStep, {"format": "kv", "pair_separator": ";"})
+    assert await harness.values(custom, ['a = "x; y" ; b=2;;']) == [{"a": "x; y", "b": "2"}]
+    _, rejected = await harness.run((ParseStep, "kv"), ['msg="open', 'a="x"y b=1'])
+    assert rejected[0].reason == "parse kv: ValueError: '\"open': the quote is not closed"
+    assert "right after the closing quote" in rejected[1].reason
+
+
 async def test_kv_pairs(harness) -> None:
     out = await harness.values((ParseStep, "kv"), ['level=info  msg="started" code=200'])
     assert out == [{"level": "info", "msg": "started", "code": "200"}]
