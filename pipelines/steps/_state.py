@@ -12,7 +12,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
-__all__ = ["ExpiringKeys", "hashable"]
+import orjson
+
+__all__ = ["ExpiringKeys", "canonical_key"]
 
 
 class ExpiringKeys:
@@ -61,12 +63,23 @@ class ExpiringKeys:
         return True
 
 
-def hashable(value: Any) -> Hashable:
-    """``value`` as a dict key: as it is when it can be one, else its canonical JSON."""
+def canonical_key(value: Any) -> Hashable:
+    """``value`` as a dict key that is equal for equal JSON and differs for different JSON:
+    ``true``, ``1`` and ``1.0`` are three keys (Python holds them equal), ``{"a": 1, "b": 2}``
+    and ``{"b": 2, "a": 1}`` one. Text is itself; anything else its compact JSON with sorted
+    keys (bytes, so never equal to a text), or, when it has none (bytes, a set, an integer
+    past 64 bits), its type with its value."""
+    if value.__class__ is str:
+        return value
+    try:
+        return orjson.dumps(value, option=_CANONICAL)
+    except TypeError:
+        pass
     try:
         hash(value)
     except TypeError:
-        import orjson
+        return (type(value).__qualname__, repr(value))
+    return (type(value).__qualname__, value)
 
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-    return value
+
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS

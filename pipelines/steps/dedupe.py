@@ -23,7 +23,7 @@ from millstream.core.step import Rejection, Step, StepContext
 from ..expr import ExpressionText
 from ..spec import Duration
 from ._fields import failure
-from ._state import ExpiringKeys, hashable
+from ._state import ExpiringKeys, canonical_key
 
 __all__ = ["DedupeArgs", "DedupeStep"]
 
@@ -58,7 +58,7 @@ class DedupeStep(Step):
         for event in events:
             try:
                 key = by(event)
-                if key is None or add(hashable(key), now):
+                if key is None or add(canonical_key(key), now):
                     kept.append(event)
             except Exception as exc:
                 rejected.append(Rejection(event, failure(exc)))

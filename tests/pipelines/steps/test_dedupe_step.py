@@ -22,6 +22,19 @@ async def test_unhashable_keys_compare_by_content_and_none_passes(harness) -> No
     assert await harness.values(step, values) == [{"k": {"a": 1, "b": 2}}, {"k": [1]}, {}, {"x": 1}]
 
 
+async def test_keys_that_differ_in_json_stay_distinct(harness) -> None:
+    step = harness.build(DedupeStep, {"by": "value.k", "window": "1h"})
+    values = [
+        {"k": True}, {"k": 1}, {"k": 1.0}, {"k": "1"}, {"k": [1]}, {"k": [True]}, {"k": "[1]"},
+        {"k": {"a": 1}}, {"k": {"a": True}}, {"k": 0}, {"k": False}, {"k": b"[1]"},
+        {"k": 2**70}, {"k": 2**70},  # the last one, and only it, repeats its key
+    ]  # fmt: skip
+    assert await harness.values(step, values) == values[:-1]
+    tuples = harness.build(DedupeStep, {"by": "(value.a, value.b)", "window": "1h"})
+    pairs = [{"a": 1, "b": True}, {"a": 1, "b": 1}, {"a": True, "b": 1}, {"a": 1, "b": 1}]
+    assert await harness.values(tuples, pairs) == pairs[:3]
+
+
 async def test_a_key_is_forgotten_after_its_window(harness) -> None:
     step = harness.build(DedupeStep, {"by": "value.id", "window": "10s"})
     clock = [100.0]
