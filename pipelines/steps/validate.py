@@ -5,13 +5,17 @@
     - validate: schemas/reading.json               # relative to the pipeline file's folder
     - validate: {schema: schemas/reading.yaml}
 
-The schema file is JSON or YAML, read once when the pipeline is checked; ``format`` keywords
-(``date-time``, ``email``…) are checked too. The reason of a rejection names the first error's
+The schema file is JSON or YAML, read once when the pipeline is checked. The ``format`` keywords
+in :data:`CHECKED_FORMATS` are checked too (``date-time`` and ``time`` as RFC 3339 says); any
+other format accepts any text. The reason of a rejection names the first error's
 place in the value and what was wrong: ``$.temp: 'hot' is not of type 'number'``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -21,7 +25,87 @@ from millstream.core.errors import ConfigError
 from millstream.core.event import Event
 from millstream.core.step import Rejection, Step, StepContext
 
-__all__ = ["ValidateArgs", "ValidateStep"]
+__all__ = [
+    "CHECKED_FORMATS",
+    "ValidateArgs",
+    "ValidateStep",
+    "is_rfc3339_date_time",
+    "is_rfc3339_time",
+]
+
+CHECKED_FORMATS = (
+    "date-time",
+    "date",
+    "time",
+    "email",
+    "idn-email",
+    "ipv4",
+    "ipv6",
+    "uuid",
+    "regex",
+)
+"""The ``format`` values a schema's texts are checked against; the same whatever else is
+installed."""
+
+_TIME = r"([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?([Zz]|[+-]([0-9]{2}):([0-9]{2}))"
+_DATE_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt]" + _TIME, re.ASCII)
+_FULL_TIME = re.compile(_TIME, re.ASCII)
+
+
+def is_rfc3339_date_time(text: str) -> bool:
+    """Whether ``text`` is an RFC 3339 date-time: ``2024-05-01T12:00:00.5+02:00``, with its
+    zone (``Z`` or an offset), seconds, and a real date and time (a leap second ``:60`` too)."""
+    found = _DATE_TIME.fullmatch(text)
+    return found is not None and _real_time(found.group(1), *found.groups()[1:])
+
+
+def is_rfc3339_time(text: str) -> bool:
+    """Whether ``text`` is an RFC 3339 full-time: ``12:00:00Z``, ``23:59:60.5+01:00``."""
+    found = _FULL_TIME.fullmatch(text)
+    return found is not None and _real_time("2000-01-01", *found.groups())
+
+
+def _real_time(
+    date: str,
+    hour: str,
+    minute: str,
+    second: str,
+    fraction: str | None,
+    zone: str,
+    zone_hours: str | None,
+    zone_minutes: str | None,
+) -> bool:
+    if second == "60":  # a leap second: datetime knows none, so check the second before it
+        second = "59"
+    if zone_hours is not None and (int(zone_hours) > 23 or int(zone_minutes or 0) > 59):
+        return False
+    try:
+        datetime.fromisoformat(f"{date}T{hour}:{minute}:{second}")
+    except ValueError:
+        return False
+    return True
+
+
+def _format_checker(validator: Any) -> Any:
+    """A format checker for :data:`CHECKED_FORMATS`: jsonschema's own checks, with RFC 3339
+    ``date-time`` and ``time`` (which jsonschema checks only with an extra package)."""
+    import jsonschema
+
+    known = validator.FORMAT_CHECKER.checkers
+    checker = jsonschema.FormatChecker(formats=())
+    for name in CHECKED_FORMATS:
+        if name in known:
+            checker.checkers[name] = known[name]
+    checker.checks("date-time")(_text_check(is_rfc3339_date_time))
+    checker.checks("time")(_text_check(is_rfc3339_time))
+    return checker
+
+
+def _text_check(check: Callable[[str], bool]) -> Callable[[object], bool]:
+    def checked(instance: object) -> bool:
+        return not isinstance(instance, str) or check(instance)
+
+    return checked
 
 
 class ValidateArgs(BaseModel):
@@ -88,7 +172,7 @@ class ValidateStep(Step):
                 f"the schema file {str(path)!r} is not a valid JSON Schema: "
                 f"{_where(exc.json_path)}{exc.message}"
             ) from None
-        self.validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        self.validator = cls(schema, format_checker=_format_checker(cls))
         self.schema_path = path
 
     def process(self, events: list[Event], rejected: list[Rejection]) -> list[Event]:

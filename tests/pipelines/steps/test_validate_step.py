@@ -48,6 +48,36 @@ async def test_valid_values_pass_invalid_ones_are_rejected(harness, schema_file:
     ]
 
 
+@pytest.mark.parametrize(
+    ("kind", "good", "bad"),
+    [
+        (
+            "date-time",
+            ["2024-05-01T12:00:00Z", "2024-05-01t12:00:00.123456789+02:00",
+             "2016-12-31T23:59:60Z", "2024-02-29T00:00:00-23:59"],
+            ["not a time", "2024-05-01T12:00:00", "2024-05-01 12:00:00Z", "2024-13-01T00:00:00Z",
+             "2023-02-29T00:00:00Z", "2024-05-01T24:00:00Z", "2024-05-01T12:00Z",
+             "2024-05-01T12:00:00+24:00", "2024-05-01T12:00:00+0200", "2024-05-01T12:00:00.Z",
+             "２０２４-05-01T12:00:00Z", "2024-05-01T12:00:00Z\n"],
+        ),
+        (
+            "time",
+            ["12:00:00Z", "23:59:60.5+01:00", "00:00:00-12:30"],
+            ["12:00:00", "25:00:00Z", "12:60:00Z", "noon", "12:00:00+01"],
+        ),
+        ("date", ["2024-02-29"], ["2023-02-29", "yesterday"]),
+        ("ipv4", ["10.0.0.1"], ["10.0.0.256"]),
+    ],
+)  # fmt: skip
+async def test_formats_are_checked(harness, tmp_path: Path, kind, good, bad) -> None:
+    (tmp_path / "f.json").write_bytes(orjson.dumps({"format": kind}))
+    step = harness.build(ValidateStep, "f.json")
+    out, rejected = await harness.run(step, [*good, *bad, 5])
+    assert [e.value for e in out] == [*good, 5]  # a format says nothing of a non-text value
+    assert [r.event.value for r in rejected] == bad
+    assert rejected[0].reason == f"$: {bad[0]!r} is not a {kind!r}"
+
+
 async def test_yaml_schema_and_long_form(harness, tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text("type: object\nrequired: [id]\n")
     out, rejected = await harness.run((ValidateStep, {"schema": "s.yaml"}), [{"id": 1}, {}])
