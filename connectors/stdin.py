@@ -10,17 +10,21 @@ yet acknowledged when the process stops is lost (``validate`` reports best-effor
 
 Lines are read by a daemon thread, one chunk at a time and only when :meth:`read` needs more,
 so a slow pipe or a terminal never blocks the event loop and at most one chunk is held beyond
-what was handed out.
+what was handed out. The thread reads the file descriptor itself (``os.read``), never
+``sys.stdin``'s buffered reader: a read that is still waiting when the process exits (stopped
+by a signal while the input is open and idle) then holds no lock the interpreter's shutdown
+needs, and the process exits normally.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import queue
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -67,8 +71,14 @@ class StdinSource(Source):
         stream: Any = sys.stdin
         if stream is None:
             raise ConnectorError(f"stdin {self.context.name!r}: this process has no standard input")
-        binary: BinaryIO = getattr(stream, "buffer", stream)
-        self._reader = _ChunkReader(binary)
+        try:
+            fd = stream.fileno()
+        except (OSError, ValueError, io.UnsupportedOperation):
+            raise ConnectorError(
+                f"stdin {self.context.name!r}: standard input has no file descriptor to read "
+                "(it is not a file, a pipe or a terminal)"
+            ) from None
+        self._reader = _ChunkReader(fd)
 
     async def read(self) -> SourceBatch | None:
         if self._reader is None:
@@ -116,14 +126,16 @@ class StdinSource(Source):
 
 
 class _ChunkReader:
-    """Reads a binary stream in a daemon thread, one chunk per request.
+    """Reads a file descriptor in a daemon thread, one chunk per request.
 
     Only one request is outstanding at a time, so nothing is read ahead of need; the thread is
-    a daemon so that a read blocked on a terminal never keeps the process alive.
+    a daemon so that a read blocked on a terminal never keeps the process alive, and it calls
+    ``os.read`` (no Python-level lock is held while it waits) so that the interpreter can
+    shut down around it.
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
-        self._read: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
         self._requests: queue.SimpleQueue[asyncio.Future[bytes] | None] = queue.SimpleQueue()
         threading.Thread(target=self._run, name="millstream-stdin", daemon=True).start()
 
@@ -140,7 +152,7 @@ class _ChunkReader:
     def _run(self) -> None:
         while (future := self._requests.get()) is not None:
             try:
-                outcome: bytes | BaseException = self._read(CHUNK_BYTES)
+                outcome: bytes | BaseException = os.read(self._fd, CHUNK_BYTES)
             except Exception as exc:  # raised in the event loop, by read()
                 outcome = exc
             try:
