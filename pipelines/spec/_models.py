@@ -171,7 +171,7 @@ class RetrySpec(_Spec):
 class SourceSpec(_Spec):
     """A source under ``sources:``."""
 
-    connector: str = Field(description="the source connector, by name (file, generator, …)")
+    connector: str = Field(description="the source connector, by name (generator, stdin, …)")
     config: dict[str, Any] | None = Field(
         default=None,
         description="the connector's settings (see `millstream connectors describe NAME`)",
@@ -294,7 +294,7 @@ class RouteSpec(_Consumer):
 class SinkSpec(_Consumer):
     """A sink under ``sinks:``."""
 
-    connector: str = Field(description="the sink connector, by name (file, stdout, …)")
+    connector: str = Field(description="the sink connector, by name (stdout, null, …)")
     from_: TopicNames = Field(alias="from", description="the topic, or list of topics, it reads")
     config: dict[str, Any] | None = Field(
         default=None,

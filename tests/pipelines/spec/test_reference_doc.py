@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from millstream.core.plugins import load_registry
+from millstream.pipelines.spec import load_pipeline
 from millstream.pipelines.spec._reference import MODELS, update_reference
 
 DOC = Path(__file__).parents[3] / "docs" / "pipelines.md"
@@ -35,3 +37,11 @@ def test_the_doc_shows_the_schema_line_and_links_the_steps() -> None:
     text = DOC.read_text()
     assert "# yaml-language-server: $schema=./pipeline.schema.json" in text
     assert "(steps.md)" in text
+
+
+def test_the_main_example_is_valid_with_the_built_in_connectors(tmp_path: Path) -> None:
+    example = re.search(r"```yaml\n(.*?)```", DOC.read_text(), re.S)
+    assert example is not None
+    (tmp_path / "pipeline.yaml").write_text(example.group(1))
+    pipeline = load_pipeline(tmp_path / "pipeline.yaml", registry=load_registry(), env={})
+    assert pipeline.sources and pipeline.routes and pipeline.sinks
