@@ -1,7 +1,8 @@
 """The ``millstream`` command: topics, groups, produce and consume.
 
 ``main(argv)`` parses the command line, runs the chosen command on an event loop and returns the
-exit status: 0 on success, 2 on bad usage, 1 on a runtime error. A runtime error is printed as
+exit status: 0 on success, 2 on bad usage (an invalid plugins file among it), 1 on a runtime
+error. A runtime error is printed as
 one line, ``millstream: error: <message>``, on stderr; ``--debug`` adds the traceback.
 """
 
@@ -16,7 +17,7 @@ import traceback
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from ..errors import MillstreamError
+from ..errors import ConfigError, MillstreamError
 from ..plugins import get_registry, use_plugins_file
 from . import _consume, _groups, _plugins, _produce, _topics
 from ._args import HelpFormatter, UsageError, store_options
@@ -101,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     use_plugins_file(plugins_file)
     try:
         parser = build_parser(plugins_file)
-    except MillstreamError as exc:  # a plugins file that says something invalid
+    except ConfigError as exc:  # a plugins file that says something invalid: fix the file
+        print(f"millstream: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except MillstreamError as exc:
         print(f"millstream: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     try:

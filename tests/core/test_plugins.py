@@ -3,6 +3,7 @@ by name while the others load."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -462,3 +463,20 @@ async def test_a_lifecycle_hook_may_take_no_arguments(tmp_path: Path) -> None:
     registry = load_registry(project(tmp_path, 'modules = ["bare.py"]\n', **{"bare.py": source}))
     await registry.call_startup(["shop"])
     assert registry.manager.get_plugin("bare.py").SEEN == ["up"]
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_an_invalid_plugins_file_exits_2_like_other_configuration_errors(
+    tmp_path: Path, named: bool
+) -> None:
+    (tmp_path / "plugins.toml").write_text("modules = ['a' 'b']\n")
+    flags = ["--plugins", "plugins.toml"] if named else []
+    done = subprocess.run(
+        [Path(sys.executable).parent / "millstream", *flags, "topics", "list"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr == "millstream: error: plugins.toml:1:16: not valid TOML: Unclosed array\n"

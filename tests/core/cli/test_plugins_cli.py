@@ -211,7 +211,7 @@ def test_a_missing_plugins_file_is_a_usage_error(cli) -> None:
 def test_a_bad_plugins_file_stops_every_command_with_its_line(cli, tmp_path) -> None:
     (tmp_path / "plugins.toml").write_text('modules = ["a.py"]\nblocked = ["x"]\n')
     result = cli("topics", "list")
-    assert result.status == 1
+    assert result.status == 2
     assert result.err == (
         "millstream: error: plugins.toml:2: blocked: unknown setting 'blocked'; did you mean "
         "'block'? valid: block, entry_points, modules\n"
