@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from millstream.core.cli._args import HelpFormatter
 from millstream.core.client import connect
+from millstream.core.errors import MillstreamError
 
 from ..runtime import Runtime, Stats, StatsReporter, tune_gc
 from ._common import add_plugins_option, load_files, pipeline_store, registry_of
@@ -77,7 +79,6 @@ async def _run(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     _on_signals(stop)
     names = [p.name for p in pipelines]
-    manager = registry.manager
     async with await connect(url) as connection:
         runtime = Runtime(pipelines, connection, registry, Stats())
         await runtime.prepare()
@@ -86,22 +87,17 @@ async def _run(args: argparse.Namespace) -> int:
         reporter = StatsReporter(
             runtime.stats, mode=mode, interval=args.stats_interval, refresh=runtime.refresh_lag
         )
-        if manager is not None:
-            for result in manager.hook.startup(pipelines=names):
-                if asyncio.iscoroutine(result):
-                    await result
         reporting = asyncio.create_task(reporter.run(), name="statistics")
         status = "failed"
         try:
+            await registry.call_startup(names)
             status = await runtime.run(stop)
         finally:
             reporting.cancel()
-            await runtime.refresh_lag()
+            with contextlib.suppress(MillstreamError):
+                await runtime.refresh_lag()
             reporter.summary(status)
-            if manager is not None:
-                for result in manager.hook.shutdown(pipelines=names):
-                    if asyncio.iscoroutine(result):
-                        await result
+            await registry.call_shutdown(names)
     return 0
 
 

@@ -172,3 +172,40 @@ def test_replay_sends_dead_letters_through_a_mended_route(tmp_path: Path) -> Non
     assert sorted(json.loads(x)["twice"] for x in out.stdout.splitlines()) == [4, 6]
     twice = _millstream("replay", "dead", "--to", "double", "--pipeline", "p.yaml", cwd=tmp_path)
     assert b"replayed 0 dead letters" in twice.stdout
+
+
+HOOKS = """
+from pathlib import Path
+
+from millstream.core import hookimpl
+
+
+@hookimpl
+def startup(pipelines):
+    Path("started.txt").write_text(",".join(pipelines))
+
+
+@hookimpl
+async def shutdown(pipelines):
+    Path("stopped.txt").write_text(",".join(pipelines))
+"""
+
+
+def test_startup_and_shutdown_hooks_run_around_the_pipelines(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(LINES)
+    (tmp_path / "hooks.py").write_text(HOOKS)
+    (tmp_path / "plugins.toml").write_text('modules = ["hooks.py"]\n')
+    done = _millstream("run", "p.yaml", "-q", cwd=tmp_path, stdin=b'{"n": 1}\n')
+    assert done.returncode == 0, done.stderr.decode()
+    assert (tmp_path / "started.txt").read_text() == "lines"
+    assert (tmp_path / "stopped.txt").read_text() == "lines"
+
+
+def test_a_failing_startup_hook_is_named_and_the_run_fails(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(LINES)
+    (tmp_path / "hooks.py").write_text(HOOKS.replace('Path("started.txt")', '1 / 0 or Path("x")'))
+    (tmp_path / "plugins.toml").write_text('modules = ["hooks.py"]\n')
+    done = _millstream("run", "p.yaml", "-q", cwd=tmp_path, stdin=b'{"n": 1}\n')
+    assert done.returncode == 1
+    assert "hooks" in done.stderr.decode() and "startup" in done.stderr.decode()
+    assert (tmp_path / "stopped.txt").exists()  # shutdown still runs
