@@ -14,9 +14,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +41,7 @@ from millstream.pipelines.plan import (
 from millstream.pipelines.runtime import Runtime, Stats, tune_gc
 
 from ._harness import Result, median
+from .embedded import _baseline_latency, _percentile
 
 FILTER = "value.temp is not None and -50 < value.temp < 150"
 SET = {"temp_f": "value.temp * 9 / 5 + 32", "checked": "True"}
@@ -218,39 +217,18 @@ async def _latency(url: str, base: Path, count: int, rate: float) -> list[float]
     return list(ARRIVALS)
 
 
-def _fsync_floor(path: Path, count: int, rate: float) -> list[float]:
-    samples = []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        next_at = time.perf_counter()
-        for _ in range(count):
-            start = time.perf_counter()
-            os.write(fd, b"x" * 100)
-            os.fsync(fd)
-            samples.append((time.perf_counter() - start) * 1000)
-            next_at += 1 / rate
-            time.sleep(max(0.0, next_at - time.perf_counter()))
-    finally:
-        os.close(fd)
-    return samples
-
-
-def _p(samples: list[float], q: int) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
-
-
 def latency(runs: int, count: int = 5000, rate: float = 1000) -> list[Result]:
     p50s, p99s, b99s = [], [], []
     for _ in range(runs):
         work = Path(tempfile.mkdtemp(prefix="millstream-bench-"))
         try:
             samples = asyncio.run(_latency(f"file:{work / 's'}", work, count, rate))
-            base = _fsync_floor(work / "plain.bin", count, rate)
+            base = _baseline_latency(work / "plain.bin", count, rate)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        p50s.append(_p(samples, 50))
-        p99s.append(_p(samples, 99))
-        b99s.append(_p(base, 99))
+        p50s.append(_percentile(samples, 50))
+        p99s.append(_percentile(samples, 99))
+        b99s.append(_percentile(base, 99))
     p50, p99 = median(p50s), median(p99s)
     return [
         Result(

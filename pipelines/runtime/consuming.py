@@ -16,6 +16,7 @@ from millstream.core.errors import CodecError, CommitFailedError, PipelineError
 from millstream.core.event import Event
 from millstream.core.record import StoredRecord, TopicPartition
 
+from ..plan import RoutePlan, SinkPlan
 from .context import RunContext
 from .deadletter import DeadLetterWriter, Failure
 from .stats import PartStats
@@ -46,31 +47,22 @@ class ConsumingWorker(abc.ABC):
     poll_ms = 100
 
     def __init__(
-        self,
-        ctx: RunContext,
-        *,
-        part: str,
-        group: str,
-        inputs: tuple[str, ...],
-        start: str,
-        dead_letter: str | None,
-        stats: PartStats,
-        worker: int,
+        self, ctx: RunContext, plan: RoutePlan | SinkPlan, stats: PartStats, worker: int
     ) -> None:
         self.ctx = ctx
-        self.part = part
-        self.group = group
-        self.inputs = inputs
-        self.start_at = start
+        self.part = f"{'routes' if isinstance(plan, RoutePlan) else 'sinks'}.{plan.name}"
+        self.group = plan.group
+        self.inputs = plan.inputs
+        self.start_at = plan.start
         self.stats = stats
         self.dead_letters = DeadLetterWriter(
-            ctx.producer, ctx.name, part, ctx.dead_letter_topic(dead_letter)
+            ctx.producer, ctx.name, self.part, ctx.dead_letter_topic(plan.dead_letter)
         )
         self.consumer: Consumer = ctx.connection.consumer(
-            group=group,
-            auto_offset_reset=start,
+            group=plan.group,
+            auto_offset_reset=plan.start,
             max_poll_records=self.max_records,
-            client_id=f"{group}-{worker}",
+            client_id=f"{plan.group}-{worker}",
         )
         self._stopping = False
 

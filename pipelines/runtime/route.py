@@ -9,7 +9,6 @@ letters, or the pipeline stops (``on_error: stop``).
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
 
 import orjson
 
@@ -19,14 +18,12 @@ from millstream.core.event import Event
 from millstream.core.record import Record, StoredRecord
 
 from ..plan import RoutePlan
+from ..route import RouteProcessor, RouteResult
 from .backoff import Exhausted, retrying
 from .consuming import ConsumingWorker, failure_of
 from .context import RunContext, RuntimeStepContext
 from .deadletter import Failure, send_each
 from .stats import PartStats
-
-if TYPE_CHECKING:
-    from ..route import RouteProcessor, RouteResult
 
 __all__ = ["RouteWorker"]
 
@@ -35,22 +32,11 @@ class RouteWorker(ConsumingWorker):
     """One consumer of a route's group, with its own instances of the route's steps."""
 
     def __init__(self, ctx: RunContext, plan: RoutePlan, stats: PartStats, worker: int) -> None:
-        super().__init__(
-            ctx,
-            part=f"routes.{plan.name}",
-            group=plan.group,
-            inputs=plan.inputs,
-            start=plan.start,
-            dead_letter=plan.dead_letter,
-            stats=stats,
-            worker=worker,
-        )
+        super().__init__(ctx, plan, stats, worker)
         self.plan = plan
         self.processor = self._processor()
 
     def _processor(self) -> RouteProcessor:
-        from ..route import RouteProcessor
-
         context = RuntimeStepContext(self.ctx.name, self.plan.name, self.ctx.pipeline.base_dir)
         return RouteProcessor(self.plan, context)
 

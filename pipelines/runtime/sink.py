@@ -30,16 +30,7 @@ class SinkWorker(ConsumingWorker):
     """One consumer of a sink's group, with its own instance of the sink."""
 
     def __init__(self, ctx: RunContext, plan: SinkPlan, stats: PartStats, worker: int) -> None:
-        super().__init__(
-            ctx,
-            part=f"sinks.{plan.name}",
-            group=plan.group,
-            inputs=plan.inputs,
-            start=plan.start,
-            dead_letter=plan.dead_letter,
-            stats=stats,
-            worker=worker,
-        )
+        super().__init__(ctx, plan, stats, worker)
         self.plan = plan
         self.sink: Sink = plan.connector(plan.config, ctx.connector_context(plan.name, plan.inputs))
         self._opened = False

@@ -29,27 +29,41 @@ __all__ = ["KeyStep", "TimestampStep", "to_milliseconds"]
 _LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
-class KeyStep(Step):
-    """Sets each event's key to the value of an expression."""
+class _AssignStep(Step):
+    """A step that sets one part of each event from an expression; an event whose expression
+    raises, or whose result ``assign`` refuses, is rejected with the reason."""
 
-    name = "key"
     Args: ClassVar = ExpressionText
 
     def __init__(self, args: str, context: StepContext) -> None:
         super().__init__(args, context)
         self.compute = context.expression(args)
 
+    @staticmethod
+    def assign(event: Event, result: Any) -> None:
+        raise NotImplementedError
+
     def process(self, events: list[Event], rejected: list[Rejection]) -> list[Event]:
-        compute = self.compute
+        compute, assign = self.compute, self.assign
         kept = []
         for event in events:
             try:
-                event.key = key_bytes(compute(event))
+                assign(event, compute(event))
             except Exception as exc:
                 rejected.append(Rejection(event, failure(exc)))
                 continue
             kept.append(event)
         return kept
+
+
+class KeyStep(_AssignStep):
+    """Sets each event's key to the value of an expression."""
+
+    name = "key"
+
+    @staticmethod
+    def assign(event: Event, result: Any) -> None:
+        event.key = key_bytes(result)
 
 
 def to_milliseconds(moment: Any) -> int:
@@ -71,24 +85,11 @@ def to_milliseconds(moment: Any) -> int:
     return ms
 
 
-class TimestampStep(Step):
+class TimestampStep(_AssignStep):
     """Sets each event's time (milliseconds since the epoch) from an expression."""
 
     name = "timestamp"
-    Args: ClassVar = ExpressionText
 
-    def __init__(self, args: str, context: StepContext) -> None:
-        super().__init__(args, context)
-        self.compute = context.expression(args)
-
-    def process(self, events: list[Event], rejected: list[Rejection]) -> list[Event]:
-        compute = self.compute
-        kept = []
-        for event in events:
-            try:
-                event.timestamp = to_milliseconds(compute(event))
-            except Exception as exc:
-                rejected.append(Rejection(event, failure(exc)))
-                continue
-            kept.append(event)
-        return kept
+    @staticmethod
+    def assign(event: Event, result: Any) -> None:
+        event.timestamp = to_milliseconds(result)
