@@ -13,7 +13,6 @@ so a source never outruns the log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from typing import Any
 
@@ -99,8 +98,10 @@ class SourceRunner:
             self.stats.state = "failed"
             raise
         finally:
-            with contextlib.suppress(Exception):
+            try:
                 await self.source.close()
+            except Exception as exc:
+                self.ctx.log.warning("%s: close failed: %s", self.part, exc)
 
     async def _read_all(self) -> None:
         while not self._stopping:
