@@ -209,3 +209,34 @@ def test_a_failing_startup_hook_is_named_and_the_run_fails(tmp_path: Path) -> No
     assert done.returncode == 1
     assert "hooks" in done.stderr.decode() and "startup" in done.stderr.decode()
     assert (tmp_path / "stopped.txt").exists()  # shutdown still runs
+
+
+SLOW = UNBOUNDED.replace(
+    "sinks:",
+    """routes:
+  crawl:
+    from: readings
+    steps:
+      - throttle: {rate: 1, per: 1h}
+    to: slow
+sinks:""",
+).replace("  dead: {partitions: 1}", "  dead: {partitions: 1}\n  slow: {partitions: 1}")
+
+
+def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(SLOW)
+    proc = subprocess.Popen(
+        [MILLSTREAM, "run", "p.yaml", "--quiet"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(2.0)  # the throttle now holds its batch for an hour
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert time.monotonic() - started < 2
+    assert proc.returncode == 128 + signal.SIGINT
+    assert "exiting at once" in err.decode()
