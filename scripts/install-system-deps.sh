@@ -3,12 +3,12 @@
 # they are missing. As root it installs them quietly; otherwise it prints one line saying what to
 # install and carries on.
 #
-# Usage: scripts/install-system-deps.sh [PACKAGE ...]   (default: mosquitto postgresql kcat)
+# Usage: scripts/install-system-deps.sh [PACKAGE ...]   (default: mosquitto postgresql kcat graphviz)
 set -euo pipefail
 
 packages=("$@")
 if [ ${#packages[@]} -eq 0 ]; then
-    packages=(mosquitto postgresql kcat)
+    packages=(mosquitto postgresql kcat graphviz)
 fi
 
 installed() {
