@@ -27,7 +27,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from ..errors import CorruptBatchError, InvalidOffsetError, ReadOnlyStoreError
-from ..log.batch import decode_records
 from ..log.encoder import encode_batch
 from ..record import Record, StoredRecord, TopicPartition
 from ._codec import OffsetAndMetadata, decode_key, decode_value, encode_key, encode_value
@@ -114,18 +113,9 @@ class OffsetStore:
             if start < partition.log_start_offset or start > partition.log_end_offset:
                 start = partition.log_start_offset
             offset = start
-            while True:
-                try:
-                    batches = partition.read(offset)
-                except InvalidOffsetError:
-                    break
-                if not batches:
-                    break
-                for raw in batches:
-                    for record in decode_records(raw, OFFSETS_TOPIC, partition.index):
-                        offset = record.offset + 1
-                        if record.offset >= start:
-                            self._load(record)
+            for record in partition.iter_records(start):
+                offset = record.offset + 1
+                self._load(record)
             self._loaded[partition.index] = offset
 
     def _load(self, record: StoredRecord) -> None:

@@ -25,7 +25,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -41,7 +41,7 @@ from ..errors import (
     StoreWriteError,
 )
 from ..record import StoredRecord
-from .batch import decode_records, set_base_offset, validate_batch
+from .batch import decode_records, read_header, set_base_offset, validate_batch
 from .commit import GroupCommit
 from .config import TopicConfig
 from .segment import Segment, segment_file_name
@@ -431,6 +431,18 @@ class Partition:
         if max_records is not None:
             del out[max_records:]
         return out
+
+    def iter_records(self, offset: int) -> Iterator[StoredRecord]:
+        """Every acknowledged record from ``offset`` (or the log start, if later) to the high
+        watermark, read and decoded a read at a time; for loading a whole topic."""
+        offset = max(offset, self.log_start_offset)
+        while offset < self._hw:
+            batches = self.read(offset)
+            if not batches:
+                return
+            for raw in batches:
+                yield from decode_records(raw, self.topic, self.index, min_offset=offset)
+            offset = max(offset, read_header(batches[-1]).next_offset)
 
     def offset_for_timestamp(self, timestamp_ms: int) -> int | None:
         """The first offset whose record's timestamp is at or after ``timestamp_ms``, among

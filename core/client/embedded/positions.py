@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 from types import MappingProxyType
 
-from ...errors import InvalidOffsetError, ReadOnlyStoreError
+from ...errors import ReadOnlyStoreError
 from ...log import LogStore
-from ...log.batch import decode_records
 from ...log.encoder import encode_batch
 from ...record import Record
 from ..interface import PositionStore
@@ -38,25 +37,15 @@ class EmbeddedPositionStore(PositionStore):
         if self._store.has_topic(POSITIONS_TOPIC):
             partition = self._store.topic(POSITIONS_TOPIC).partitions[0]
             partition.refresh()
-            offset = max(self._loaded, partition.log_start_offset)
-            while True:
-                try:
-                    batches = partition.read(offset)
-                except InvalidOffsetError:
-                    break
-                if not batches:
-                    break
-                for raw in batches:
-                    for record in decode_records(raw, POSITIONS_TOPIC, 0):
-                        offset = record.offset + 1
-                        if record.key is None:
-                            continue
-                        name = record.key.decode(errors="replace")
-                        if record.value is None:
-                            positions.pop(name, None)
-                        else:
-                            positions[name] = record.value
-            self._loaded = offset
+            for record in partition.iter_records(self._loaded):
+                self._loaded = record.offset + 1
+                if record.key is None:
+                    continue
+                name = record.key.decode(errors="replace")
+                if record.value is None:
+                    positions.pop(name, None)
+                else:
+                    positions[name] = record.value
         self._positions = positions
         return positions
 

@@ -43,6 +43,15 @@ async def test_read_returns_the_whole_batch_holding_the_offset(store: LogStore, 
     assert p.read(10) == []
 
 
+async def test_iter_records_reads_to_the_high_watermark_across_reads(
+    store: LogStore, records
+) -> None:
+    p = store.create_topic("t", config={"segment.bytes": "1024"}).partitions[0]
+    await append_all(p, [records(50, start=i * 50) for i in range(6)])
+    assert [r.offset for r in p.iter_records(7)] == list(range(7, 300))
+    assert list(p.iter_records(300)) == []
+
+
 async def test_max_bytes_still_returns_one_whole_batch(store: LogStore, records) -> None:
     p = store.create_topic("t").partitions[0]
     await append_all(p, [records(50, size=100), records(50, start=50, size=100)])
