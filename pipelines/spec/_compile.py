@@ -270,32 +270,14 @@ class _Compiler:
             outputs.append(Output(topic=output.topic, when=when, when_text=output.when))
         if spec.unmatched is not None:
             check_topic(spec.unmatched, topics, self.positions, (*path, "unmatched"))
-        dead_letter = self._dead_letter(spec.dead_letter, file, topics, path)
         check_self_input(name, spec, raw, self.positions)
-        on_error = self._on_error(spec.on_error, dead_letter, path)
-        check_dead_letter_loop(
-            "route",
-            name,
-            spec.from_,
-            spec.dead_letter,
-            dead_letter,
-            on_error == "stop",
-            self.positions,
-        )
         return RoutePlan(
             name=name,
-            group=f"{self.name}.{name}",
-            inputs=spec.from_,
             steps=steps,
             outputs=tuple(outputs),
             switch=spec.switch,
             unmatched=spec.unmatched,
-            dead_letter=dead_letter,
-            start=spec.start,
-            workers=spec.workers,
-            retry=_retry(spec.retry),
-            on_error=on_error,
-            where=self.positions.where(path),
+            **self._consuming("route", name, spec, file, topics, path),
         )
 
     def _sink(
@@ -305,10 +287,28 @@ class _Compiler:
         connector = self._connector(spec.connector, "sink", path)
         self._check_topics(spec.from_, topics, (*path, "from"))
         config = self._config(connector, self._raw(path).get("config"), path)
+        return SinkPlan(
+            name=name,
+            connector=connector,
+            config=config,
+            **self._consuming("sink", name, spec, file, topics, path),
+        )
+
+    def _consuming(
+        self,
+        kind: str,
+        name: str,
+        spec: RouteSpec | SinkSpec,
+        file: FileSpec,
+        topics: Mapping[str, TopicPlan],
+        path: YamlPath,
+    ) -> dict[str, Any]:
+        """What routes and sinks share (as plan fields): their group, inputs, dead-letter topic
+        and error handling, checked (no failure fed back to the part itself)."""
         dead_letter = self._dead_letter(spec.dead_letter, file, topics, path)
         on_error = self._on_error(spec.on_error, dead_letter, path)
         check_dead_letter_loop(
-            "sink",
+            kind,
             name,
             spec.from_,
             spec.dead_letter,
@@ -316,19 +316,16 @@ class _Compiler:
             on_error == "stop",
             self.positions,
         )
-        return SinkPlan(
-            name=name,
-            group=f"{self.name}.{name}",
-            connector=connector,
-            config=config,
-            inputs=spec.from_,
-            dead_letter=dead_letter,
-            start=spec.start,
-            workers=spec.workers,
-            retry=_retry(spec.retry),
-            on_error=on_error,
-            where=self.positions.where(path),
-        )
+        return {
+            "group": f"{self.name}.{name}",
+            "inputs": spec.from_,
+            "dead_letter": dead_letter,
+            "start": spec.start,
+            "workers": spec.workers,
+            "retry": _retry(spec.retry),
+            "on_error": on_error,
+            "where": self.positions.where(path),
+        }
 
     def _dead_letter(
         self, own: str | None, file: FileSpec, topics: Mapping[str, TopicPlan], path: YamlPath
