@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import ConfigError, MillstreamError
 from ..plugins import get_registry, use_plugins_file
 from . import _consume, _groups, _plugins, _produce, _topics
-from ._args import HelpFormatter, UsageError, store_options
+from ._args import HelpFormatter, UsageError, plugins_option, store_options
 
 __all__ = ["build_parser", "main"]
 
@@ -66,13 +66,7 @@ def _core_parser() -> tuple[
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"millstream {_version()}")
-    parser.add_argument(
-        "--plugins",
-        metavar="FILE",
-        type=Path,
-        default=argparse.SUPPRESS,
-        help="the plugins file to read (default: ./plugins.toml when it exists)",
-    )
+    plugins_option(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for area in _AREAS:
         area.register(commands, parents)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 from datetime import UTC, datetime
+from pathlib import Path
 
 from ..client import Connection, connect, resolve_store_url
 
@@ -20,7 +21,10 @@ __all__ = [
     "key_value",
     "non_negative_int",
     "open_store",
+    "plugins_option",
     "positive_int",
+    "reset_target",
+    "reset_targets",
     "shown",
     "store_options",
     "store_url",
@@ -93,6 +97,44 @@ def store_options() -> argparse.ArgumentParser:
         help="show the full traceback of an error",
     )
     return parent
+
+
+def plugins_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--plugins FILE`` (``main`` reads it before parsing: the parser depends on it)."""
+    parser.add_argument(
+        "--plugins",
+        metavar="FILE",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="the plugins file to read (default: ./plugins.toml when it exists)",
+    )
+
+
+def reset_targets(group: argparse._MutuallyExclusiveGroup) -> None:
+    """Add ``--to-earliest``, ``--to-latest`` and ``--to-datetime ISO``, where a reset of a
+    group's offsets may go, to ``group``; :func:`reset_target` reads them back."""
+    group.add_argument("--to-earliest", action="store_true", help="to each partition's start")
+    group.add_argument("--to-latest", action="store_true", help="to each partition's end")
+    group.add_argument(
+        "--to-datetime",
+        type=iso_datetime_ms,
+        metavar="ISO",
+        help="to the first record at or after this time (ISO 8601; no zone means local time)",
+    )
+
+
+def reset_target(args: argparse.Namespace) -> str | int | None:
+    """Where :func:`reset_targets`' options say to go: ``"earliest"``, ``"latest"``, a
+    timestamp in ms (``args.to_datetime`` is then set), ``args.to_offset`` where a command has
+    it, else None."""
+    if args.to_earliest:
+        return "earliest"
+    if args.to_latest:
+        return "latest"
+    if args.to_datetime is not None:
+        return int(args.to_datetime)
+    offset = getattr(args, "to_offset", None)
+    return None if offset is None else int(offset)
 
 
 def store_url(args: argparse.Namespace) -> str:

@@ -12,9 +12,10 @@ from ._args import (
     HelpFormatter,
     format_option,
     group_name,
-    iso_datetime_ms,
     non_negative_int,
     open_store,
+    reset_target,
+    reset_targets,
 )
 from ._output import print_json, print_text, render_table
 
@@ -75,14 +76,7 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
     reset.add_argument("group", type=group_name, metavar="GROUP", help="the consumer group")
     reset.add_argument("--topic", required=True, metavar="TOPIC", help="the topic to reset in")
     target = reset.add_mutually_exclusive_group(required=True)
-    target.add_argument("--to-earliest", action="store_true", help="to each partition's start")
-    target.add_argument("--to-latest", action="store_true", help="to each partition's end")
-    target.add_argument(
-        "--to-datetime",
-        type=iso_datetime_ms,
-        metavar="ISO",
-        help="to the first record at or after this time (ISO 8601; no zone means local time)",
-    )
+    reset_targets(target)
     target.add_argument(
         "--to-offset",
         type=non_negative_int,
@@ -179,14 +173,8 @@ async def _describe(args: argparse.Namespace) -> int:
 
 
 async def _reset(args: argparse.Namespace) -> int:
-    if args.to_earliest:
-        to: str | int = "earliest"
-    elif args.to_latest:
-        to = "latest"
-    elif args.to_datetime is not None:
-        to = args.to_datetime
-    else:
-        to = args.to_offset
+    to = reset_target(args)
+    assert to is not None  # argparse requires one target
     by_timestamp = args.to_datetime is not None
     execute = args.execute
     async with await open_store(args, read_only=not execute) as conn, conn.admin() as admin:

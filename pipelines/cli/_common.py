@@ -14,17 +14,7 @@ from millstream.core.plugins import Registry, get_registry
 
 from ..plan import Pipeline
 
-__all__ = ["add_plugins_option", "load_files", "pipeline_store", "registry_of"]
-
-
-def add_plugins_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--plugins",
-        metavar="FILE",
-        type=Path,
-        default=argparse.SUPPRESS,
-        help="the plugins file to read (default: ./plugins.toml when it exists)",
-    )
+__all__ = ["load_files", "pipeline_store", "registry_of"]
 
 
 def registry_of(args: argparse.Namespace) -> Registry:

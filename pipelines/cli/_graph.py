@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from millstream.core.cli._args import HelpFormatter, UsageError
+from millstream.core.cli._args import HelpFormatter, UsageError, plugins_option
 from millstream.core.cli._output import write_stdout
 from millstream.core.errors import MillstreamError
 
 from ..spec import pipeline_dot, pipeline_mermaid
-from ._common import add_plugins_option, load_files
+from ._common import load_files
 
 __all__ = ["register"]
 
@@ -55,7 +55,7 @@ def register(
         metavar="FILE",
         help="write the drawing to FILE (default: standard output)",
     )
-    add_plugins_option(graph)
+    plugins_option(graph)
     graph.set_defaults(run=_graph)
 
 

@@ -7,14 +7,21 @@ from pathlib import Path
 
 import orjson
 
-from millstream.core.cli._args import HelpFormatter, UsageError, format_option, iso_datetime_ms
+from millstream.core.cli._args import (
+    HelpFormatter,
+    UsageError,
+    format_option,
+    plugins_option,
+    reset_target,
+    reset_targets,
+)
 from millstream.core.cli._output import print_json, print_text, render_table
 from millstream.core.client import connect
 from millstream.core.errors import UnknownGroupError
 
 from ..plan import Pipeline
 from ..runtime import position_key
-from ._common import add_plugins_option, load_files, pipeline_store
+from ._common import load_files, pipeline_store
 
 __all__ = ["register"]
 
@@ -38,17 +45,9 @@ def register(
         formatter_class=HelpFormatter,
     )
     offsets.add_argument("file", type=Path, metavar="FILE", help="the pipeline file")
-    add_plugins_option(offsets)
+    plugins_option(offsets)
     offsets.add_argument("--reset", metavar="NAME", help="the route or sink whose offsets to move")
-    where = offsets.add_mutually_exclusive_group()
-    where.add_argument("--to-earliest", action="store_true", help="to the first record")
-    where.add_argument("--to-latest", action="store_true", help="to the end (skip everything)")
-    where.add_argument(
-        "--to-datetime",
-        type=iso_datetime_ms,
-        metavar="ISO",
-        help="to the first record at or after this time (ISO 8601; local time without a zone)",
-    )
+    reset_targets(offsets.add_mutually_exclusive_group())
     format_option(offsets)
     offsets.set_defaults(run=_offsets)
 
@@ -63,8 +62,7 @@ def _parts(pipeline: Pipeline) -> list[tuple[str, str, str, tuple[str, ...]]]:
 async def _offsets(args: argparse.Namespace) -> int:
     (pipeline,) = load_files(args, [args.file])
     url = pipeline_store(args, [pipeline])
-    choices = (args.to_earliest, args.to_latest, args.to_datetime is not None)
-    if args.reset is None and any(choices):
+    if args.reset is None and reset_target(args) is not None:
         raise UsageError("--to-earliest, --to-latest and --to-datetime go with --reset NAME")
     if args.reset is not None:
         return await _reset(args, pipeline, url)
@@ -129,13 +127,8 @@ async def _reset(args: argparse.Namespace, pipeline: Pipeline, url: str) -> int:
             f"--reset {args.reset!r}: pipeline {pipeline.name!r} has no route or sink of that "
             f"name; known: {known}"
         )
-    if args.to_earliest:
-        to: str | int = "earliest"
-    elif args.to_latest:
-        to = "latest"
-    elif args.to_datetime is not None:
-        to = args.to_datetime
-    else:
+    to = reset_target(args)
+    if to is None:
         raise UsageError("--reset needs --to-earliest, --to-latest or --to-datetime ISO")
     kind, group, inputs = parts[args.reset]
     rows = []

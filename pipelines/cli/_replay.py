@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Container
 from pathlib import Path
 
-from millstream.core.cli._args import HelpFormatter, UsageError
+from millstream.core.cli._args import HelpFormatter, UsageError, plugins_option
 from millstream.core.cli._output import print_text
 from millstream.core.client import connect
 from millstream.core.record import StoredRecord, TopicPartition
@@ -14,7 +14,7 @@ from millstream.core.record import StoredRecord, TopicPartition
 from ..runtime import Stats, strip_dead_letter_headers
 from ..runtime.context import RunContext
 from ..runtime.route import RouteWorker
-from ._common import add_plugins_option, load_files, pipeline_store, registry_of
+from ._common import load_files, pipeline_store, registry_of
 
 __all__ = ["register"]
 
@@ -52,7 +52,7 @@ def register(
         action="store_true",
         help="replay every dead letter, not only those not replayed yet",
     )
-    add_plugins_option(replay)
+    plugins_option(replay)
     replay.set_defaults(run=_replay)
 
 

@@ -11,12 +11,12 @@ import signal
 import sys
 from pathlib import Path
 
-from millstream.core.cli._args import HelpFormatter
+from millstream.core.cli._args import HelpFormatter, plugins_option
 from millstream.core.client import connect
 from millstream.core.errors import MillstreamError
 
 from ..runtime import Runtime, Stats, StatsReporter, tune_gc
-from ._common import add_plugins_option, load_files, pipeline_store, registry_of
+from ._common import load_files, pipeline_store, registry_of
 
 __all__ = ["register"]
 
@@ -42,7 +42,7 @@ def register(
         formatter_class=HelpFormatter,
     )
     run.add_argument("files", nargs="+", type=Path, metavar="FILE", help="pipeline files")
-    add_plugins_option(run)
+    plugins_option(run)
     shown = run.add_mutually_exclusive_group()
     shown.add_argument(
         "--quiet", "-q", action="store_true", help="no statistics while running or at exit"

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import orjson
 
-from millstream.core.cli._args import HelpFormatter
+from millstream.core.cli._args import HelpFormatter, plugins_option
 from millstream.core.cli._output import write_stdout
 from millstream.core.errors import MillstreamError
 
 from ..spec import pipeline_json_schema
-from ._common import add_plugins_option, registry_of
+from ._common import registry_of
 
 __all__ = ["register"]
 
@@ -41,7 +41,7 @@ def register(
         metavar="FILE",
         help="write the schema to FILE (default: standard output)",
     )
-    add_plugins_option(schema)
+    plugins_option(schema)
     schema.set_defaults(run=_schema)
 
 

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from millstream.core.cli._args import HelpFormatter, UsageError
+from millstream.core.cli._args import HelpFormatter, UsageError, plugins_option
 from millstream.core.cli._output import print_json, print_text
 from millstream.core.errors import ConfigError
 
-from ._common import add_plugins_option, registry_of
+from ._common import registry_of
 
 if TYPE_CHECKING:
     from ..testcases import Outcome, Suite
@@ -41,7 +41,7 @@ def register(
     test.add_argument(
         "files", nargs="+", type=Path, metavar="FILE", help="pipeline files or test files"
     )
-    add_plugins_option(test)
+    plugins_option(test)
     test.add_argument(
         "--format",
         choices=("text", "json"),

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from millstream.core.cli._args import HelpFormatter
+from millstream.core.cli._args import HelpFormatter, plugins_option
 from millstream.core.cli._output import print_json, print_text, render_table
 from millstream.core.client import redact_url
 from millstream.core.errors import ConfigError
@@ -18,7 +18,7 @@ from ..plan import Pipeline
 from ..spec import Guarantee, guarantees, load_pipeline
 from ..spec._compile import check_together
 from ..spec._duration import format_duration
-from ._common import add_plugins_option, registry_of
+from ._common import registry_of
 
 __all__ = ["register"]
 
@@ -54,7 +54,7 @@ def register(
         default="text",
         help="text for people (default), json for scripts",
     )
-    add_plugins_option(validate)
+    plugins_option(validate)
     validate.set_defaults(run=_validate)
 
 
