@@ -65,9 +65,8 @@ class RouteProcessor:
         ]
         self.first = plan.switch == "first"
         self.unmatched = plan.unmatched
-        self.topics = list(dict.fromkeys([t for t, _ in self.outputs] + [self.unmatched or ""]))
-        if not self.unmatched:
-            self.topics.remove("")
+        extra = [self.unmatched] if self.unmatched else []
+        self.topics = list(dict.fromkeys([t for t, _ in self.outputs] + extra))
         self.single = (
             self.outputs[0][0] if len(self.outputs) == 1 and self.outputs[0][1] is None else None
         )
