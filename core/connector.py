@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .codecs import Codec, JsonCodec
 from .event import Event
+from .step import Rejection
 
 __all__ = ["ConnectorConfig", "ConnectorContext", "Sink", "Source", "SourceBatch"]
 
@@ -81,10 +82,17 @@ class SourceBatch:
     A position is any JSON value (a file offset, a cursor, a dict of them); the runtime keeps
     the last acknowledged one in the log (topic ``__source_positions``) and gives it back to
     :meth:`Source.open` after a restart. ``None`` means the source has no positions.
+
+    ``rejected`` holds what the source read but could not make into an event (a line that is
+    not JSON, a CSV row with the wrong number of columns, a payload that does not decode): each
+    a :class:`~millstream.core.step.Rejection` whose event carries the input as it came (bytes)
+    and whose reason says what was wrong. The runtime writes them to the pipeline's dead-letter
+    topic, and ``position`` covers them like the events: they are acknowledged with the batch.
     """
 
     events: list[Event]
     position: Any = None
+    rejected: list[Rejection] = field(default_factory=list)
 
 
 class Source(abc.ABC):
@@ -94,7 +102,8 @@ class Source(abc.ABC):
     ``await open(position)``; then ``await read()`` over and over, interleaved with
     ``await ack(position)``; ``await close()`` exactly once at the end, also after a failure.
 
-    - :meth:`read` returns the next batch, waiting for data as long as it must; it returns
+    - :meth:`read` returns the next batch, waiting for data as long as it must (a batch may hold
+      only ``rejected`` input); it returns
       ``None`` only when a finite source has nothing more, ever (end of a file read once, end
       of stdin, a generator's ``count``). It may be cancelled while it waits (at shutdown);
       a cancelled read must lose nothing that a later restart would not read again.
@@ -155,6 +164,9 @@ class Sink(abc.ABC):
       reports it so.
     - A failed ``write`` or ``flush`` raises; the runtime retries the batch with backoff as the
       sink's ``retry`` setting says, then sends it to the dead-letter topic or stops.
+    - Some events refused for good (a 4xx answer, a row the database refuses) are not worth a
+      retry: deal with the others, then raise :class:`~millstream.core.errors.EventsRejected`
+      naming the refused ones; the runtime dead-letters them at once and commits the rest.
     """
 
     name: ClassVar[str]

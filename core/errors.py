@@ -25,6 +25,7 @@ it is, without a traceback.
     │   ├── UnknownGroupError        no such consumer group
     │   └── CommitFailedError        an offset commit for partitions the consumer no longer owns
     ├── ConnectorError               a source or sink failed
+    │   └── EventsRejected           a sink refused some events for good (they go to dead letters)
     ├── CodecError                   a value its topic's codec cannot decode or encode
     ├── PluginError                  a plugin that cannot be loaded or registers something broken
     ├── PipelineError                a running pipeline stopped (``on_error: stop``, a failed part)
@@ -33,12 +34,19 @@ it is, without a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .step import Rejection
+
 __all__ = [
     "CodecError",
     "CommitFailedError",
     "ConfigError",
     "ConnectorError",
     "CorruptBatchError",
+    "EventsRejected",
     "ForeignFileError",
     "InvalidOffsetError",
     "InvalidPartitionsError",
@@ -177,6 +185,22 @@ class CommitFailedError(StoreError):
 
 class ConnectorError(MillstreamError):
     """A source or sink failed."""
+
+
+class EventsRejected(ConnectorError):
+    """A sink refused some events for good: a 4xx answer, a row the database refuses.
+
+    Raised by :meth:`Sink.write` or :meth:`Sink.flush` *after* the sink has dealt with every
+    other event of the call (written, or durable for ``flush``): the runtime sends each of
+    ``rejections`` (:class:`~millstream.core.step.Rejection`: the event and the one-line
+    reason) to the dead-letter topic at once, without retrying them, and goes on.
+    """
+
+    def __init__(self, rejections: Sequence[Rejection]) -> None:
+        self.rejections = list(rejections)
+        first = self.rejections[0].reason if self.rejections else "no reason given"
+        more = f" (and {len(self.rejections) - 1} more)" if len(self.rejections) > 1 else ""
+        super().__init__(f"{len(self.rejections)} event(s) refused: {first}{more}")
 
 
 class CodecError(MillstreamError, ValueError):

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 from millstream.core.client import BatchDelivery
 from millstream.core.connector import Sink
-from millstream.core.errors import PipelineError
+from millstream.core.errors import EventsRejected, PipelineError
 from millstream.core.event import Event
 from millstream.core.record import StoredRecord
+from millstream.core.step import Rejection
 
 from ..plan import SinkPlan
 from .backoff import Exhausted, retrying
@@ -43,9 +44,18 @@ class SinkWorker(ConsumingWorker):
         if self._opened:
             await self.sink.close()
 
-    async def _deliver(self, events: Sequence[Event]) -> None:
-        await self.sink.write(events)
-        await self.sink.flush()
+    async def _deliver(self, events: Sequence[Event]) -> list[Rejection]:
+        """Write and flush ``events``; the ones the sink refused for good."""
+        refused: list[Rejection] = []
+        try:
+            await self.sink.write(events)
+        except EventsRejected as exc:
+            refused += exc.rejections
+        try:
+            await self.sink.flush()
+        except EventsRejected as exc:
+            refused += exc.rejections
+        return refused
 
     async def handle(self, records: list[StoredRecord]) -> list[BatchDelivery]:
         plan = self.plan
@@ -58,13 +68,27 @@ class SinkWorker(ConsumingWorker):
 
         if events:
             try:
-                await retrying(lambda: self._deliver(events), plan.retry, failed)
-                self.stats.events_out += len(events)
+                refused = await retrying(lambda: self._deliver(events), plan.retry, failed)
+                self.stats.events_out += len(events) - len(refused)
+                self._refused(refused, records, failures)
             except Exhausted as exc:
                 if plan.on_error == "stop":
                     raise PipelineError(f"{self.part}: {exc}") from exc.error
                 await self._one_by_one(events, records, failures, exc.attempts)
         return self.send_failures(failures, plan.on_error)
+
+    def _refused(
+        self, refused: list[Rejection], records: list[StoredRecord], failures: list[Failure]
+    ) -> None:
+        """Dead letters for events the sink refused for good, kept as they were read."""
+        if not refused:
+            return
+        self.stats.errors += len(refused)
+        originals = {(r.topic, r.partition, r.offset): r for r in records}
+        for rejection in refused:
+            event = rejection.event
+            record = originals[(event.topic, event.partition, event.offset)]
+            failures.append(failure_of(record, "write", rejection.reason))
 
     async def _one_by_one(
         self,
@@ -76,8 +100,9 @@ class SinkWorker(ConsumingWorker):
         originals = {(r.topic, r.partition, r.offset): r for r in records}
         for event in events:
             try:
-                await self._deliver([event])
-                self.stats.events_out += 1
+                refused = await self._deliver([event])
+                self.stats.events_out += 1 - len(refused)
+                self._refused(refused, records, failures)
             except Exception as exc:
                 self.stats.errors += 1
                 record = originals[(event.topic, event.partition, event.offset)]

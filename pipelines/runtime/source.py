@@ -152,6 +152,7 @@ class SourceRunner:
                 failures.append(self._failure(events[origins[index]], "write", f"{topic}: {error}"))
 
             deliveries += send_each(self.ctx.producer, topic, records, refused)
+        failures += (self._failure(r.event, "read", r.reason) for r in batch.rejected)
         dead = self.dead_letters.write(failures)
         if dead is not None:
             deliveries.append(dead)

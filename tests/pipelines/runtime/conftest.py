@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from millstream.core import ConnectorConfig, Event, Rejection, Sink, Source, SourceBatch, Step
+from millstream.core import (
+    ConnectorConfig,
+    Event,
+    EventsRejected,
+    Rejection,
+    Sink,
+    Source,
+    SourceBatch,
+    Step,
+)
 from millstream.core.plugins import get_registry
 from millstream.pipelines.plan import (
     Output,
@@ -40,6 +49,7 @@ class ListSource(Source):
         batch: int = 10
         forever: bool = False
         pause: float = 0.0  # seconds before each batch
+        malformed: list[Any] = []  # items handed back as rejected input, not as events
 
     async def open(self, position: Any) -> None:
         self.next = position or 0
@@ -58,12 +68,22 @@ class ListSource(Source):
             await asyncio.sleep(self.config.pause)
         chunk = items[self.next : self.next + self.config.batch]
         self.next += len(chunk)
-        return SourceBatch([Event(item) for item in chunk], self.next)
+        bad = self.config.malformed
+        return SourceBatch(
+            [Event(item) for item in chunk if item not in bad],
+            self.next,
+            [
+                Rejection(Event(str(item).encode()), f"malformed: {item}")
+                for item in chunk
+                if item in bad
+            ],
+        )
 
 
 class CollectSink(Sink):
-    """Keeps events in SINKS[name] once flushed; fails ``fail_times`` attempts first, and
-    always fails an event whose value equals ``poison``."""
+    """Keeps events in SINKS[name] once flushed; fails ``fail_times`` attempts first, always
+    fails an event whose value equals ``poison``, and refuses for good (EventsRejected, after
+    keeping the others) an event whose value equals ``refuse``."""
 
     name = "collect"
 
@@ -71,6 +91,7 @@ class CollectSink(Sink):
         name: str = "default"
         fail_times: int = 0
         poison: Any = None
+        refuse: Any = None
 
     def __init__(self, config: Any, context: Any) -> None:
         super().__init__(config, context)
@@ -87,8 +108,19 @@ class CollectSink(Sink):
         self.buffer.extend(events)
 
     async def flush(self) -> None:
-        SINKS[self.config.name].extend(self.buffer)
+        refused = [
+            e
+            for e in self.buffer
+            if self.config.refuse is not None and e.value == self.config.refuse
+        ]
+        SINKS[self.config.name].extend(e for e in self.buffer if e not in refused)
         self.buffer.clear()
+        if refused:
+            WRITES["refused"] += 1
+            raise EventsRejected([Rejection(e, f"HTTP 422: no {e.value}") for e in refused])
+
+
+WRITES: dict[str, int] = defaultdict(int)
 
 
 FAST = Retry(max_attempts=3, initial_s=0.001, max_s=0.01)
@@ -106,6 +138,7 @@ def plan(
     workers: int = 1,
     forever: bool = False,
     name: str = "p",
+    malformed: list[Any] | None = None,
 ) -> Pipeline:
     """A pipeline: list source → topic ``events`` → collect sink (no route)."""
     topics = {
@@ -122,7 +155,7 @@ def plan(
             "src": SourcePlan(
                 "src",
                 ListSource,
-                ListSource.Config(items=items, forever=forever),
+                ListSource.Config(items=items, forever=forever, malformed=malformed or []),
                 ("events",),
             )
         },
@@ -147,7 +180,14 @@ def plan(
 def sinks() -> dict[str, list[Event]]:
     """What each collect sink flushed, by name (empty at the start of each test)."""
     SINKS.clear()
+    WRITES.clear()
     return SINKS
+
+
+@pytest.fixture
+def refusals() -> dict[str, int]:
+    """How many times collect sinks raised EventsRejected (reset by the ``sinks`` fixture)."""
+    return WRITES
 
 
 @pytest.fixture

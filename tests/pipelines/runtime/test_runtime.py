@@ -117,6 +117,39 @@ async def test_bytes_that_the_topic_codec_refuses_become_dead_letters(
     assert "millstream.topic" not in headers  # it never made it into a topic
 
 
+async def test_input_a_source_rejects_becomes_dead_letters_and_is_acknowledged(
+    tmp_path: Path, registry, sinks, make_plan
+) -> None:
+    url = f"file:{tmp_path / 'store'}"
+    p = make_plan(tmp_path, items=[{"n": i} for i in range(5)], malformed=[{"n": 2}])
+    assert await _run(url, [p], registry) == "drained"
+    assert sorted(e.value["n"] for e in sinks["default"]) == [0, 1, 3, 4]
+    (dead,) = await _dead_letters(url)
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert dead.value == b"{'n': 2}"
+    assert headers["millstream.part"] == "sources.src"
+    assert headers["millstream.step"] == "read"
+    assert headers["millstream.error"] == "malformed: {'n': 2}"
+    async with await connect(url, read_only=True) as conn:
+        assert orjson.loads(await conn.positions().get("p/src")) == 5
+
+
+async def test_events_a_sink_refuses_for_good_are_dead_lettered_without_retries(
+    tmp_path: Path, registry, sinks, make_plan, refusals
+) -> None:
+    url = f"file:{tmp_path / 'store'}"
+    p = make_plan(tmp_path, items=[{"n": i} for i in range(6)], sink={"refuse": {"n": 3}})
+    assert await _run(url, [p], registry) == "drained"
+    assert sorted(e.value["n"] for e in sinks["default"]) == [0, 1, 2, 4, 5]
+    assert refusals["refused"] == 1  # refused once, never retried
+    (dead,) = await _dead_letters(url)
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert orjson.loads(dead.value) == {"n": 3}
+    assert headers["millstream.error"] == "HTTP 422: no {'n': 3}"
+    assert headers["millstream.attempts"] == "1"
+    assert headers["millstream.topic"] == "events"
+
+
 async def test_a_stop_finishes_and_commits_what_was_taken(
     tmp_path: Path, registry, sinks, make_plan
 ) -> None:
