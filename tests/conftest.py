@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins: list[str] = []
+"""Modules beside this file that hold fixtures for real servers (each starts its server on a free
+port in a temporary directory and stops it afterwards)."""
+
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
