@@ -6,18 +6,11 @@ from __future__ import annotations
 import argparse
 import difflib
 import inspect
-import types
-import typing
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
-from pydantic import BaseModel, SecretBytes, SecretStr
-from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
-
-from ..connector import ConnectorConfig, Sink, Source
+from ..connector import Sink, Source
+from ..describe import settings_of, shown_default
 from ..errors import ConfigError
 from ..plugins import Registry, get_registry
 from ._args import HelpFormatter, format_option
@@ -199,7 +192,7 @@ async def _connectors_describe(args: argparse.Namespace) -> int:
             (
                 s["name"],
                 s["type"],
-                "-" if s["required"] else _shown_default(s["default"]),
+                "-" if s["required"] else shown_default(s["default"]),
                 _yes(s["required"]),
                 _yes(s["secret"]),
                 s["description"],
@@ -227,87 +220,5 @@ def _described(registry: Registry, kind: str, cls: type[Source] | type[Sink]) ->
         part["resumable"] = bool(getattr(cls, "resumable", False))
     else:
         part["idempotent"] = bool(getattr(cls, "idempotent", False))
-    part["settings"] = _settings_of(cls.Config)
+    part["settings"] = settings_of(cls.Config)
     return part
-
-
-def _settings_of(config: type[ConnectorConfig]) -> list[dict[str, Any]]:
-    """One entry per field of a connector's Config model: name (its alias when it has one),
-    type, default, required, secret, description."""
-    settings = []
-    for field_name, info in config.model_fields.items():
-        secret = _is_secret(info.annotation)
-        settings.append(
-            {
-                "name": info.alias or field_name,
-                "type": _type_text(info.annotation),
-                "default": _default_of(info, secret),
-                "required": info.is_required(),
-                "secret": secret,
-                "description": info.description or "",
-            }
-        )
-    return settings
-
-
-def _default_of(info: FieldInfo, secret: bool) -> Any:
-    if info.is_required():
-        return None
-    if info.default_factory is not None:
-        return "(computed)"
-    default = info.default
-    if default is PydanticUndefined:
-        return None
-    if secret and default is not None:
-        return "********"
-    return orjson.loads(orjson.dumps(default, default=str, option=orjson.OPT_NON_STR_KEYS))
-
-
-def _shown_default(default: Any) -> str:
-    return orjson.dumps(default).decode() if not isinstance(default, str) else f'"{default}"'
-
-
-_TYPE_NAMES: dict[Any, str] = {
-    str: "string",
-    int: "integer",
-    float: "number",
-    bool: "boolean",
-    bytes: "bytes",
-    Path: "path",
-    SecretStr: "string",
-    SecretBytes: "bytes",
-    timedelta: "duration",
-    dict: "mapping",
-    list: "list",
-    type(None): "null",
-    Any: "any",
-}
-
-
-def _type_text(annotation: Any) -> str:
-    """A type as a pipeline author reads it: ``integer | null``, ``list of string``."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is typing.Annotated:
-        return _type_text(args[0])
-    if origin is typing.Literal:
-        return " | ".join(orjson.dumps(a).decode() for a in args)
-    if origin is typing.Union or origin is types.UnionType:
-        return " | ".join(_type_text(a) for a in args)
-    if origin in (list, tuple, set, frozenset) and args:
-        return f"list of {_type_text(args[0])}"
-    if origin is dict and len(args) == 2:
-        return f"mapping of {_type_text(args[1])}"
-    if annotation in _TYPE_NAMES:
-        return _TYPE_NAMES[annotation]
-    if origin in _TYPE_NAMES:
-        return _TYPE_NAMES[origin]
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return "mapping"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def _is_secret(annotation: Any) -> bool:
-    if annotation in (SecretStr, SecretBytes):
-        return True
-    return any(_is_secret(a) for a in typing.get_args(annotation))
