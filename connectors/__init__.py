@@ -5,6 +5,8 @@
 - ``stdout`` (sink): one line per event, the value in its topic's codec or a JSON envelope.
 - ``memory`` (source and sink): named in-process channels, for tests.
 - ``null`` (sink): discards everything.
+- ``sqlite`` (source and sink): rows of a SQLite table or query; events upserted or inserted
+  as rows.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from millstream.core import Sink, Source, hookimpl
 from .generator import GeneratorSource
 from .memory import MemorySink, MemorySource
 from .null import NullSink
+from .sqlite import SqliteSink, SqliteSource
 from .stdin import StdinSource
 from .stdout import StdoutSink
 
@@ -26,6 +29,8 @@ BUILTIN_CONNECTORS: tuple[type[Source] | type[Sink], ...] = (
     MemorySource,
     MemorySink,
     NullSink,
+    SqliteSource,
+    SqliteSink,
 )
 """Every built-in Source and Sink class."""
 

@@ -1,0 +1,11 @@
+"""The ``sqlite`` connector: a source reading rows of a SQLite table or query (a snapshot, or
+new rows as they come) and a sink inserting or upserting events as rows, both through
+sqlite-utils and the standard library's sqlite3, on a thread of their own.
+"""
+
+from __future__ import annotations
+
+from ._sink import SqliteSink, SqliteSinkConfig
+from ._source import SqliteSource, SqliteSourceConfig
+
+__all__ = ["SqliteSink", "SqliteSinkConfig", "SqliteSource", "SqliteSourceConfig"]

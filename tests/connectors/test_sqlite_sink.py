@@ -1,0 +1,300 @@
+"""The sqlite sink against real SQLite files: upserts, inserts, new columns, refused rows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from millstream.connectors.sqlite import SqliteSink, SqliteSinkConfig
+from millstream.core import ConnectorContext, ConnectorError, Event, EventsRejected
+from millstream.core.testing import SinkConformance
+from millstream.pipelines.spec import guarantees, load_pipeline
+
+
+def rows(path: Path, sql: str = "SELECT * FROM readings ORDER BY rowid") -> list[dict[str, Any]]:
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in conn.execute(sql)]
+    finally:
+        conn.close()
+
+
+class TestSqliteUpsertSinkConformance(SinkConformance):
+    sink = SqliteSink
+
+    def settings(self) -> dict[str, Any]:
+        return {"path": str(self.tmp_path / "out.db"), "table": "readings", "pk": "n"}
+
+    def read_back(self) -> list[Any]:
+        path = self.tmp_path / "out.db"
+        if not path.exists():
+            return []
+        with sqlite3.connect(path) as conn:
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'readings'").fetchone():
+                return []
+        return rows(path)
+
+    def landed(self, event: Event) -> Any:
+        value = event.value
+        return {**value, "even": int(value["even"]), "tags": json.dumps(value["tags"])}
+
+
+class _InsertingSink(SqliteSink):
+    idempotent = False  # as the sink is without a pk
+
+
+class TestSqliteInsertSinkConformance(TestSqliteUpsertSinkConformance):
+    sink = _InsertingSink
+
+    def settings(self) -> dict[str, Any]:
+        return {"path": str(self.tmp_path / "out.db"), "table": "readings"}
+
+
+def make_sink(path: Path, **settings: Any) -> SqliteSink:
+    config = SqliteSinkConfig.model_validate({"path": str(path), "table": "readings", **settings})
+    return SqliteSink(config, ConnectorContext("p", "db", base_dir=path.parent))
+
+
+async def write(sink: SqliteSink, *batches: list[Event]) -> list[EventsRejected]:
+    refused: list[EventsRejected] = []
+    await sink.open()
+    try:
+        for batch in batches:
+            await sink.write(batch)
+            try:
+                await sink.flush()
+            except EventsRejected as exc:
+                refused.append(exc)
+    finally:
+        await sink.close()
+    return refused
+
+
+async def test_upsert_by_pk_keeps_one_row_per_key_and_the_latest_values(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    first = [Event({"id": i, "temp": 20.0 + i}) for i in range(5)]
+    again = [Event({"id": i, "temp": 30.0 + i}) for i in range(3, 8)]
+    assert await write(make_sink(path, pk="id"), first, first, again) == []
+    got = {r["id"]: r["temp"] for r in rows(path)}
+    assert got == {0: 20.0, 1: 21.0, 2: 22.0, 3: 33.0, 4: 34.0, 5: 35.0, 6: 36.0, 7: 37.0}
+
+
+async def test_a_composite_pk_upserts_by_all_its_columns(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    events = [Event({"device": d, "day": day, "n": 1}) for d in "ab" for day in (1, 2)]
+    later = [Event({"device": "a", "day": 2, "n": 9})]
+    assert await write(make_sink(path, pk=["device", "day"]), events, later) == []
+    got = sorted((r["device"], r["day"], r["n"]) for r in rows(path))
+    assert got == [("a", 1, 1), ("a", 2, 9), ("b", 1, 1), ("b", 2, 1)]
+
+
+async def test_without_pk_every_event_is_a_new_row(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    events = [Event({"n": 1}), Event({"n": 1})]
+    assert await write(make_sink(path), events, events) == []
+    assert len(rows(path)) == 4
+
+
+async def test_new_columns_are_added_as_they_appear(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    await write(
+        make_sink(path, pk="id"),
+        [Event({"id": 1, "temp": 20.5})],
+        [Event({"id": 2, "temp": 21.0, "humidity": 40})],
+        [Event({"id": 3, "place": {"lat": 1.5, "lon": 2}, "tags": ["x"]})],
+    )
+    assert rows(path) == [
+        {"id": 1, "temp": 20.5, "humidity": None, "place": None, "tags": None},
+        {"id": 2, "temp": 21.0, "humidity": 40, "place": None, "tags": None},
+        {
+            "id": 3,
+            "temp": None,
+            "humidity": None,
+            "place": '{"lat": 1.5, "lon": 2}',
+            "tags": '["x"]',
+        },
+    ]
+
+
+async def test_a_value_that_is_not_a_mapping_goes_in_a_value_column(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    await write(make_sink(path), [Event("a line"), Event(42)])
+    # the column was made TEXT from the first row, so SQLite keeps 42 as text
+    assert rows(path) == [{"value": "a line"}, {"value": "42"}]
+
+
+async def test_the_database_is_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    await write(make_sink(path, pk="id"), [Event({"id": 1})])
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_rows_the_database_refuses_are_named_and_the_others_written(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE readings (id INTEGER PRIMARY KEY, temp REAL CHECK (temp < 100))")
+    events = [
+        Event({"id": 1, "temp": 20.0}, offset=0),
+        Event({"id": 2, "temp": 999.0}, offset=1),  # the CHECK refuses it
+        Event({"id": 3, "temp": 2**70}, offset=2),  # too large for an SQLite integer
+        Event({"temp": 21.0}, offset=3),  # no primary key to upsert by
+        Event({"id": 5, "temp": 22.0}, offset=4),
+    ]
+    (refused,) = await write(make_sink(path, pk="id"), events)
+    reasons = {r.event.offset: r.reason for r in refused.rejections}
+    assert set(reasons) == {1, 2, 3}
+    assert "CHECK constraint failed" in reasons[1]
+    assert "too large" in reasons[2]
+    assert "primary key" in reasons[3]
+    assert all(r.event is events[r.event.offset] for r in refused.rejections)
+    assert [(r["id"], r["temp"]) for r in rows(path)] == [(1, 20.0), (5, 22.0)]
+
+
+async def test_unflushed_writes_are_not_in_the_table(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    sink = make_sink(path, pk="id")
+    await sink.open()
+    await sink.write([Event({"id": 1})])
+    await sink.flush()
+    await sink.write([Event({"id": 2})])
+    await sink.close()
+    assert rows(path) == [{"id": 1}]
+
+
+async def test_a_missing_folder_is_an_error_naming_path(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path / "nowhere" / "out.db", pk="id")
+    with pytest.raises(ConnectorError, match="path: no folder"):
+        await sink.open()
+    await sink.close()
+
+
+def _pipeline(tmp_path: Path, sink_config: str) -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            pipeline: p
+            topics:
+              readings: {{partitions: 1}}
+            sources:
+              gen:
+                connector: generator
+                config: {{count: 10, rate: 0}}
+                to: readings
+            sinks:
+              db:
+                connector: sqlite
+                config: {sink_config}
+                from: readings
+            """
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("config", "level"),
+    [
+        ("{path: out.db, table: readings, pk: device_id}", "exactly-once"),
+        ("{path: out.db, table: readings}", "at-least-once"),
+    ],
+)
+def test_validate_reports_exactly_once_only_with_a_pk(
+    tmp_path: Path, config: str, level: str
+) -> None:
+    pipeline = load_pipeline(_pipeline(tmp_path, config))
+    (sink,) = [g for g in guarantees(pipeline) if g.kind == "sink"]
+    assert sink.level == level
+
+
+def test_a_pipeline_dead_letters_the_refused_row_and_goes_on(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "out.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE readings (n INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    lines = b"".join(
+        json.dumps({"n": n, "v": None if n == 3 else f"v{n}"}).encode() + b"\n" for n in range(6)
+    )
+    (tmp_path / "p.yaml").write_text(
+        textwrap.dedent(
+            """\
+            pipeline: p
+            dead_letter: dead
+            topics:
+              lines: {partitions: 1}
+              dead: {partitions: 1}
+            sources:
+              in: {connector: stdin, to: lines}
+            sinks:
+              db:
+                connector: sqlite
+                config: {path: out.db, table: readings, pk: n}
+                from: lines
+            """
+        )
+    )
+    millstream = Path(sys.executable).parent / "millstream"
+    store = f"file:{tmp_path / 'store'}"
+    done = subprocess.run(
+        [str(millstream), "run", "p.yaml", "--store", store],
+        input=lines,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert [r["n"] for r in rows(db)] == [0, 1, 2, 4, 5]
+    consumed = subprocess.run(
+        [
+            str(millstream),
+            "consume",
+            "dead",
+            "--from-beginning",
+            "--store",
+            store,
+            "--max-messages",
+            "1",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert consumed.returncode == 0, consumed.stderr.decode()
+    dead = consumed.stdout.decode()
+    assert "NOT NULL constraint failed" in dead
+    assert '\\"n\\": 3' in dead or '"n": 3' in dead
+
+
+def test_flush_runs_off_the_event_loop(tmp_path: Path) -> None:
+    async def run() -> int:
+        sink = make_sink(tmp_path / "out.db", pk="id")
+        await sink.open()
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(tick())
+        try:
+            await sink.write([Event({"id": i, "text": "x" * 80}) for i in range(50_000)])
+            await sink.flush()
+        finally:
+            ticker.cancel()
+            await sink.close()
+        return ticks
+
+    assert asyncio.run(run()) > 10
