@@ -5,6 +5,11 @@
 - ``stdout`` (sink): one line per event, the value in its topic's codec or a JSON envelope.
 - ``memory`` (source and sink): named in-process channels, for tests.
 - ``null`` (sink): discards everything.
+- ``http-server`` (source): webhooks, answered 2xx once the log holds their events.
+- ``http-poll`` (source): a URL polled on an interval; a cursor, ETag or Last-Modified as its
+  position; follows pagination.
+- ``http`` (sink): HTTP requests, one per event or batched; retries with backoff; 4xx answers
+  go to the dead-letter topic.
 - ``sqlite`` (source and sink): rows of a SQLite table or query; events upserted or inserted
   as rows.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 from millstream.core import Sink, Source, hookimpl
 
 from .generator import GeneratorSource
+from .http import HttpPollSource, HttpServerSource, HttpSink
 from .memory import MemorySink, MemorySource
 from .null import NullSink
 from .sqlite import SqliteSink, SqliteSource
@@ -29,6 +35,9 @@ BUILTIN_CONNECTORS: tuple[type[Source] | type[Sink], ...] = (
     MemorySource,
     MemorySink,
     NullSink,
+    HttpServerSource,
+    HttpPollSource,
+    HttpSink,
     SqliteSource,
     SqliteSink,
 )
