@@ -1,0 +1,273 @@
+"""The http-poll source: items from a polled URL, a cursor or validators as the position."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from millstream.connectors.http import HttpPollConfig, HttpPollSource
+from millstream.core import ConnectorContext, ConnectorError, SourceBatch
+from millstream.core.testing import SourceConformance
+
+CONTEXT = ConnectorContext("p", "poll")
+
+
+class Api:
+    """A real HTTP API with the shapes a poller meets; ``requests`` keeps what it was asked."""
+
+    def __init__(self, count: int = 10, page: int = 4) -> None:
+        self.items = [{"id": n, "name": f"item {n}"} for n in range(1, count + 1)]
+        self.page = page
+        self.version = 1
+        self.requests: list[web.Request] = []
+        self.failures: list[int] = []
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    def _after(self, request: web.Request) -> list[dict[str, Any]]:
+        after = int(request.query.get("after", 0))
+        return [i for i in self.items if i["id"] > after]
+
+    async def _cursor(self, request: web.Request) -> web.Response:
+        return web.json_response({"data": {"items": self._after(request)[: self.page]}})
+
+    async def _etag(self, request: web.Request) -> web.Response:
+        etag = f'"v{self.version}"'
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304)
+        items = self.items[: self.version * 2]
+        return web.json_response(items, headers={"ETag": etag})
+
+    async def _linked(self, request: web.Request) -> web.Response:
+        start = int(request.query.get("start", 0))
+        headers = {}
+        if start + self.page < len(self.items):
+            headers["Link"] = f'</linked?start={start + self.page}>; rel="next", </x>; rel="last"'
+        return web.json_response(self.items[start : start + self.page], headers=headers)
+
+    async def _tokens(self, request: web.Request) -> web.Response:
+        start = int(request.query.get("token", 0))
+        following = start + self.page if start + self.page < len(self.items) else None
+        return web.json_response(
+            {"results": self.items[start : start + self.page], "meta": {"next": following}}
+        )
+
+    async def _odd(self, request: web.Request) -> web.Response:
+        return web.Response(text="<html>maintenance</html>", content_type="text/html")
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests.append(request)
+        if self.failures:
+            return web.Response(status=self.failures.pop(0), headers={"Retry-After": "0"})
+        return await handler(request)
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._record])
+        app.router.add_get("/cursor", self._cursor)
+        app.router.add_get("/etag", self._etag)
+        app.router.add_get("/linked", self._linked)
+        app.router.add_get("/tokens", self._tokens)
+        app.router.add_get("/odd", self._odd)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Api]:
+    found = Api()
+    await found.start()
+    yield found
+    await found.stop()
+
+
+async def opened(settings: dict[str, Any], position: Any = None) -> HttpPollSource:
+    source = HttpPollSource(HttpPollConfig(**{"interval": 0.05, **settings}), CONTEXT)
+    await source.open(position)
+    return source
+
+
+async def take(source: HttpPollSource, count: int) -> tuple[list[Any], Any]:
+    """``count`` item ids and the position after the last batch read."""
+    ids: list[Any] = []
+    position = None
+    while len(ids) < count:
+        batch = await asyncio.wait_for(source.read(), 5)
+        ids += [e.value["id"] for e in batch.events]
+        position = orjson.loads(orjson.dumps(batch.position))
+    return ids, position
+
+
+async def test_a_cursor_field_is_the_position_and_a_restart_resumes_after_it(api: Api) -> None:
+    settings = {
+        "url": api.url("/cursor"),
+        "items": "data.items",
+        "cursor_field": "id",
+        "cursor_param": "after",
+        "batch_size": 2,
+    }
+    source = await opened(settings)
+    try:
+        ids, position = await take(source, 6)
+    finally:
+        await source.close()
+    assert ids == [1, 2, 3, 4, 5, 6] and position == {"cursor": 6}
+    assert "after" not in api.requests[0].query  # no cursor yet: from the start
+    assert api.requests[-1].query["after"] == "4"  # the second page asked after the first
+    again = await opened(settings, position)
+    try:
+        rest, position = await take(again, 4)
+        api.items.append({"id": 11, "name": "new"})
+        newer, _ = await take(again, 1)
+    finally:
+        await again.close()
+    assert rest == [7, 8, 9, 10] and position == {"cursor": 10}
+    assert newer == [11]
+
+
+async def test_etag_304_means_nothing_new(api: Api) -> None:
+    source = await opened({"url": api.url("/etag")})
+    try:
+        ids, position = await take(source, 2)
+        assert ids == [1, 2] and position == {"etag": '"v1"'}
+        reading = asyncio.create_task(source.read())
+        await asyncio.sleep(0.3)  # several polls, each answered 304
+        assert not reading.done()
+        assert len(api.requests) >= 3
+        assert api.requests[-1].headers["If-None-Match"] == '"v1"'
+        api.version = 2
+        batch = await asyncio.wait_for(reading, 5)
+        assert [e.value["id"] for e in batch.events] == [1, 2, 3, 4]  # the whole new answer
+        assert batch.position == {"etag": '"v2"'}
+    finally:
+        await source.close()
+    again = await opened({"url": api.url("/etag")}, {"etag": '"v2"'})  # after a restart
+    try:
+        reading = asyncio.create_task(again.read())
+        await asyncio.sleep(0.2)
+        assert not reading.done()
+        reading.cancel()
+    finally:
+        await again.close()
+
+
+async def test_link_headers_are_followed_and_validators_wait_for_the_last_page(
+    api: Api,
+) -> None:
+    source = await opened({"url": api.url("/linked"), "batch_size": 100})
+    try:
+        batches: list[SourceBatch] = []
+        while sum(len(b.events) for b in batches) < 10:
+            batches.append(await asyncio.wait_for(source.read(), 5))
+    finally:
+        await source.close()
+    assert [[e.value["id"] for e in b.events] for b in batches] == [
+        [1, 2, 3, 4],
+        [5, 6, 7, 8],
+        [9, 10],
+    ]
+    assert [r.query.get("start") for r in api.requests] == [None, "4", "8"]
+
+
+async def test_a_next_token_field_is_sent_back(api: Api) -> None:
+    source = await opened(
+        {
+            "url": api.url("/tokens"),
+            "items": "results",
+            "next_field": "meta.next",
+            "next_param": "token",
+        }
+    )
+    try:
+        ids, _ = await take(source, 10)
+    finally:
+        await source.close()
+    assert ids == list(range(1, 11))
+    assert [r.query.get("token") for r in api.requests[:3]] == [None, "4", "8"]
+
+
+async def test_an_answer_that_is_not_json_is_rejected_input(api: Api) -> None:
+    source = await opened({"url": api.url("/odd")})
+    try:
+        batch = await asyncio.wait_for(source.read(), 5)
+    finally:
+        await source.close()
+    assert batch.events == []
+    [rejected] = batch.rejected
+    assert rejected.event.value == b"<html>maintenance</html>"
+    assert rejected.reason.startswith("the answer is not JSON")
+
+
+async def test_5xx_is_retried_and_a_404_is_an_error(api: Api) -> None:
+    api.failures = [503, 500]
+    source = await opened({"url": api.url("/linked")})
+    try:
+        ids, _ = await take(source, 4)
+    finally:
+        await source.close()
+    assert ids == [1, 2, 3, 4] and len(api.requests) >= 3
+    missing = await opened({"url": api.url("/nothing-here")})
+    try:
+        with pytest.raises(
+            ConnectorError, match=r"http-poll 'poll': GET .*/nothing-here answered 404"
+        ):
+            await missing.read()
+    finally:
+        await missing.close()
+
+
+# -- the conformance kit ----------------------------------------------------------------------
+
+
+class TestHttpPollConformance(SourceConformance):
+    source = HttpPollSource
+
+    @pytest.fixture(autouse=True)
+    def _api(self) -> Iterator[None]:
+        self.loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        thread.start()
+        self.api: Api | None = None
+        yield
+        if self.api is not None:
+            asyncio.run_coroutine_threadsafe(self.api.stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        thread.join(5)
+        self.loop.close()
+
+    def prepare(self, count: int) -> dict[str, Any]:
+        self.api = Api(count, page=7)
+        asyncio.run_coroutine_threadsafe(self.api.start(), self.loop).result(5)
+        return {
+            "url": self.api.url("/cursor"),
+            "items": "data.items",
+            "cursor_field": "id",
+            "cursor_param": "after",
+            "interval": 0.01,
+            "batch_size": 5,
+        }
+
+    def identity(self, event: Any) -> Any:
+        return event.value
+
+    def invalid_settings(self) -> list[tuple[dict[str, Any], str]]:
+        return [
+            ({"url": "ftp://x"}, "url"),
+            ({"url": "http://x", "items": "a..b"}, "items"),
+            ({"url": "http://x", "interval": -1}, "interval"),
+        ]
