@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import aiohttp
@@ -45,6 +46,7 @@ from millstream.core import (
     Source,
     SourceBatch,
 )
+from millstream.pipelines.spec import Duration
 
 from ._paths import MISSING, check_path, lookup
 from ._retry import backoff, retry_after, worth_retrying
@@ -59,7 +61,11 @@ class HttpPollConfig(ConnectorConfig):
     method: str = Field("GET", description="the HTTP method of each poll")
     headers: dict[str, str] = Field({}, description="headers sent with every request")
     body: Any = Field(None, description="a JSON body sent with every request (for POST)")
-    interval: float = Field(60.0, ge=0, description="seconds between the starts of two polls")
+    interval: Duration = Field(
+        "1m",  # type: ignore[assignment]  # validated into a timedelta
+        validate_default=True,
+        description="the time between the starts of two polls",
+    )
     items: str = Field(
         "$",
         description="the dotted path to the list of items in the JSON answer ('$': the whole "
@@ -92,7 +98,12 @@ class HttpPollConfig(ConnectorConfig):
         "last name of next_field)",
     )
     max_pages: int = Field(1000, ge=1, description="the most pages followed in one poll")
-    timeout: float = Field(30.0, gt=0, description="seconds one request may take")
+    timeout: Duration = Field(
+        "30s",  # type: ignore[assignment]
+        gt=timedelta(0),
+        validate_default=True,
+        description="how long one request may take",
+    )
     batch_size: int = Field(1000, ge=1, le=10_000, description="the most events in one batch")
 
     @field_validator("url")
@@ -127,6 +138,7 @@ class HttpPollSource(Source):
         super().__init__(config, context)
         self.config: HttpPollConfig = config
         self._cursor_param = config.cursor_param or _last_name(config.cursor_field)
+        self._interval = config.interval.total_seconds()
         self._next_param = config.next_param or _last_name(config.next_field)
         self._session: aiohttp.ClientSession | None = None
         self._cursor: Any = None
@@ -149,7 +161,7 @@ class HttpPollSource(Source):
                 k: v for k, v in position.items() if k in ("etag", "last_modified") and v
             }
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
             headers=self.config.headers,
         )
 
@@ -177,7 +189,7 @@ class HttpPollSource(Source):
                 self._validators, self._fresh = self._fresh, {}
                 return SourceBatch([], self._position())
             await asyncio.sleep(max(0.0, self._due - time.monotonic()))
-            self._due = time.monotonic() + self.config.interval
+            self._due = time.monotonic() + self._interval
             self._page = self._first_page()
             self._pages = 0
 
@@ -295,7 +307,7 @@ class HttpPollSource(Source):
                     problem = f"answered {status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
                 problem = f"failed: {type(exc).__name__}: {exc}"
-            most = max(5.0, min(self.config.interval, _MOST_BACKOFF_S))
+            most = max(5.0, min(self._interval, _MOST_BACKOFF_S))
             delay = backoff(attempt, 0.5, most) if wait is None else min(wait, _MOST_BACKOFF_S)
             self.context.log.warning(
                 "http-poll %r: %s %s %s; trying again in %.1fs",

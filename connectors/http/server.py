@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 import orjson
@@ -39,6 +40,7 @@ from millstream.core import (
     Source,
     SourceBatch,
 )
+from millstream.pipelines.spec import Duration
 
 from ._body import BodyError, BodyFormat, split_body
 from ._signature import SignatureStyle, bearer_ok, signature_problem
@@ -78,10 +80,11 @@ class HttpServerConfig(ConnectorConfig):
     batch_size: int = Field(
         5000, ge=1, le=10_000, description="the most events handed to the log in one batch"
     )
-    ack_timeout: float = Field(
-        30.0,
-        gt=0,
-        description="seconds a request waits for the log before it gets 503 (send it again)",
+    ack_timeout: Duration = Field(
+        "30s",  # type: ignore[assignment]  # validated into a timedelta
+        gt=timedelta(0),
+        validate_default=True,
+        description="how long a request waits for the log before it gets 503 (send it again)",
     )
     retry_after: int = Field(
         1, ge=0, description="the Retry-After seconds sent with 429 and 503 answers"
@@ -103,8 +106,11 @@ class HttpServerConfig(ConnectorConfig):
         description="the header holding the signature (default: X-Hub-Signature-256 for "
         "github, Stripe-Signature for stripe)",
     )
-    hmac_tolerance: float = Field(
-        300.0, gt=0, description="stripe style: seconds the signed time may be away from now"
+    hmac_tolerance: Duration = Field(
+        "5m",  # type: ignore[assignment]
+        gt=timedelta(0),
+        validate_default=True,
+        description="stripe style: how far the signed time may be from now",
     )
     headers: list[str] = Field(
         [], description="request headers copied into each event's headers (when present)"
@@ -155,6 +161,7 @@ class HttpServerSource(Source):
         paths = config.path
         self._paths = frozenset([paths] if isinstance(paths, str) else paths)
         self._copied = tuple(config.headers)
+        self._ack_timeout = config.ack_timeout.total_seconds()
         self._signature_header = config.hmac_header or _DEFAULT_SIGNATURE_HEADER[config.hmac_style]
         self._queue: deque[_Request] = deque()  # accepted, not all handed out
         self._handed: deque[_Request] = deque()  # handed out, not acknowledged
@@ -282,7 +289,7 @@ class HttpServerSource(Source):
                     request.headers.get(self._signature_header),
                     body,
                     config.hmac_secret.get_secret_value(),
-                    tolerance_s=config.hmac_tolerance,
+                    tolerance_s=config.hmac_tolerance.total_seconds(),
                 )
                 if problem is not None:
                     return _error(401, f"{self._signature_header}: {problem}")
@@ -304,10 +311,10 @@ class HttpServerSource(Source):
             if not accepted:
                 self._requests -= 1
         try:
-            stored = await asyncio.wait_for(asyncio.shield(answered), config.ack_timeout)
+            stored = await asyncio.wait_for(asyncio.shield(answered), self._ack_timeout)
         except TimeoutError:
             stored = False
-            reason = f"the log did not acknowledge the events within {config.ack_timeout:g}s"
+            reason = f"the log did not acknowledge the events within {self._ack_timeout:g}s"
         else:
             reason = "the server is shutting down"
         if not stored:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import ClassVar, Literal
 
 import aiohttp
@@ -39,6 +40,7 @@ from millstream.core import (
     Rejection,
     Sink,
 )
+from millstream.pipelines.spec import Duration
 
 from ._retry import backoff, retry_after, worth_retrying
 from ._template import TemplateError, UrlTemplate
@@ -62,16 +64,29 @@ class HttpSinkConfig(ConnectorConfig):
         "json", description="the body of a batched request: a JSON array, or one value a line"
     )
     concurrency: int = Field(4, ge=1, le=256, description="the most requests in flight at once")
-    timeout: float = Field(30.0, gt=0, description="seconds one request may take")
+    timeout: Duration = Field(
+        "30s",  # type: ignore[assignment]  # validated into a timedelta
+        gt=timedelta(0),
+        validate_default=True,
+        description="how long one request may take",
+    )
     max_attempts: int = Field(
         5,
         ge=1,
         description="tries of one request (on 408, 429, 5xx, timeouts, refused connections) "
         "before the flush fails and the pipeline's retry takes over",
     )
-    backoff: float = Field(0.2, gt=0, description="seconds before the first retry; then doubled")
-    max_backoff: float = Field(
-        10.0, gt=0, description="the longest wait between tries (a longer Retry-After is cut)"
+    backoff: Duration = Field(
+        "200ms",  # type: ignore[assignment]
+        gt=timedelta(0),
+        validate_default=True,
+        description="the wait before the first retry; doubled for each next one",
+    )
+    max_backoff: Duration = Field(
+        "10s",  # type: ignore[assignment]
+        gt=timedelta(0),
+        validate_default=True,
+        description="the longest wait between tries (a longer Retry-After is cut to it)",
     )
     idempotency_header: str | None = Field(
         "Idempotency-Key",
@@ -121,7 +136,7 @@ class HttpSink(Sink):
     async def open(self) -> None:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.config.concurrency),
-            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
             headers=self.config.headers,
         )
 
@@ -251,10 +266,11 @@ class HttpSink(Sink):
                 problem = f"failed: {type(exc).__name__}: {exc}" if str(exc) else "timed out"
             if attempt >= config.max_attempts:
                 raise ConnectorError(f"{config.method} {url} {problem} ({attempt} tries)")
+            most = config.max_backoff.total_seconds()
             delay = (
-                backoff(attempt, config.backoff, config.max_backoff)
+                backoff(attempt, config.backoff.total_seconds(), most)
                 if wait is None
-                else min(wait, config.max_backoff)
+                else min(wait, most)
             )
             self.context.log.warning(
                 "http sink %r: %s %s %s; trying again in %.1fs",

@@ -97,7 +97,7 @@ async def api() -> AsyncIterator[Api]:
 
 
 async def opened(settings: dict[str, Any], position: Any = None) -> HttpPollSource:
-    source = HttpPollSource(HttpPollConfig(**{"interval": 0.05, **settings}), CONTEXT)
+    source = HttpPollSource(HttpPollConfig(**{"interval": "50ms", **settings}), CONTEXT)
     await source.open(position)
     return source
 
@@ -258,7 +258,7 @@ class TestHttpPollConformance(SourceConformance):
             "items": "data.items",
             "cursor_field": "id",
             "cursor_param": "after",
-            "interval": 0.01,
+            "interval": "10ms",
             "batch_size": 5,
         }
 
@@ -269,5 +269,5 @@ class TestHttpPollConformance(SourceConformance):
         return [
             ({"url": "ftp://x"}, "url"),
             ({"url": "http://x", "items": "a..b"}, "items"),
-            ({"url": "http://x", "interval": -1}, "interval"),
+            ({"url": "http://x", "interval": "-1s"}, "interval"),
         ]

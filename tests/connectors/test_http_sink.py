@@ -195,7 +195,7 @@ async def test_503_is_retried_until_it_succeeds(receiver: Receiver) -> None:
     receiver.answer = lambda r: (
         web.Response(status=status) if (status := next(failures, None)) else None
     )
-    await deliver({"url": receiver.url, "backoff": 0.01}, events(1))
+    await deliver({"url": receiver.url, "backoff": "10ms"}, events(1))
     assert receiver.bodies() == [{"n": 0, "shop": "s0"}]
 
 
@@ -209,7 +209,7 @@ async def test_retry_after_is_honoured(receiver: Receiver) -> None:
         return None
 
     receiver.answer = answer
-    await deliver({"url": receiver.url, "backoff": 0.01}, events(1))
+    await deliver({"url": receiver.url, "backoff": "10ms"}, events(1))
     assert len(asked) == 2 and asked[1] - asked[0] >= 0.95
     assert len(receiver.got) == 1
 
@@ -218,7 +218,7 @@ async def test_when_tries_run_out_flush_fails_and_a_retry_skips_what_was_deliver
     receiver: Receiver,
 ) -> None:
     receiver.answer = lambda r: web.Response(status=503) if r.json()["n"] == 1 else None
-    sink = HttpSink(HttpSinkConfig(url=receiver.url, max_attempts=2, backoff=0.01), CONTEXT)
+    sink = HttpSink(HttpSinkConfig(url=receiver.url, max_attempts=2, backoff="10ms"), CONTEXT)
     await sink.open()
     try:
         await sink.write(events(3))
@@ -275,7 +275,7 @@ async def test_a_timeout_is_retried(receiver: Receiver) -> None:
     receiver.handle = handle  # type: ignore[method-assign]
     await receiver.stop()
     await receiver.start(receiver.port)
-    await deliver({"url": receiver.url, "timeout": 0.2, "backoff": 0.01}, events(1))
+    await deliver({"url": receiver.url, "timeout": "200ms", "backoff": "10ms"}, events(1))
     assert len(receiver.got) == 1
 
 
@@ -299,7 +299,7 @@ sinks:
   hook:
     connector: http
     from: orders
-    config: {{url: "{receiver.url}/in", max_attempts: 2, backoff: 0.05, max_backoff: 0.1}}
+    config: {{url: "{receiver.url}/in", max_attempts: 2, backoff: 50ms, max_backoff: 100ms}}
     retry: {{max_attempts: 100, initial: 50ms, max: 200ms}}
 """
     )
