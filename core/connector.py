@@ -173,7 +173,14 @@ class Sink(abc.ABC):
     """The connector name pipeline files use."""
     Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
     idempotent: ClassVar[bool] = False
-    """True when writing an event twice leaves one copy."""
+    """True when writing an event twice leaves one copy (whatever the settings)."""
+
+    @classmethod
+    def idempotent_for(cls, config: Any) -> bool:
+        """Whether the sink, configured so, keeps one copy of an event written twice: an upsert
+        by key does, an append does not. ``validate`` asks this; the default is
+        :attr:`idempotent`."""
+        return cls.idempotent
 
     def __init__(self, config: Any, context: ConnectorContext) -> None:
         self.config = config

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..plan import Pipeline, SinkPlan
+from ..plan import Pipeline
 
 __all__ = ["Guarantee", "guarantees"]
 
@@ -101,7 +101,7 @@ def guarantees(pipeline: Pipeline) -> list[Guarantee]:
             result.append(
                 Guarantee("sink", name, "best-effort", f"reads {tainted!r}, and {taint[tainted]}")
             )
-        elif _idempotent(sink):
+        elif sink.connector.idempotent_for(sink.config):
             result.append(
                 Guarantee(
                     "sink",
@@ -123,13 +123,3 @@ def guarantees(pipeline: Pipeline) -> list[Guarantee]:
                 )
             )
     return result
-
-
-def _idempotent(sink: SinkPlan) -> bool:
-    """Whether the sink, as configured, keeps one copy of an event written twice: a connector
-    whose answer depends on its settings (an upsert by key is, an append is not) says so with a
-    classmethod ``idempotent_for(config)``; others by their ``idempotent`` flag."""
-    per_config = getattr(sink.connector, "idempotent_for", None)
-    if per_config is None:
-        return sink.connector.idempotent
-    return bool(per_config(sink.config))
