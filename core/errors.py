@@ -29,6 +29,7 @@ it is, without a traceback.
     ├── CodecError                   a value its topic's codec cannot decode or encode
     ├── PluginError                  a plugin that cannot be loaded or registers something broken
     ├── PipelineError                a running pipeline stopped (``on_error: stop``, a failed part)
+    ├── QueryError                   a query that is not valid, not allowed, or failed
     └── ProtocolError                bytes on the wire that do not follow the Kafka protocol
 """
 
@@ -56,6 +57,7 @@ __all__ = [
     "PipelineError",
     "PluginError",
     "ProtocolError",
+    "QueryError",
     "ReadOnlyStoreError",
     "RecordTooLargeError",
     "StoreClosedError",
@@ -213,6 +215,11 @@ class PluginError(MillstreamError):
 
 class PipelineError(MillstreamError):
     """A running pipeline stopped: a part with ``on_error: stop`` failed, or a part crashed."""
+
+
+class QueryError(MillstreamError):
+    """A query that is not valid SQL, names no known topic, is not allowed (it would write or
+    read outside the allowed folders), or failed while it ran."""
 
 
 class ProtocolError(MillstreamError):

@@ -1,0 +1,421 @@
+"""SQL over the topics of a store: :class:`QueryEngine` and :func:`run_query`.
+
+Every topic is a table with the columns
+
+=================  ===========================  ==============================================
+``topic``          VARCHAR                      the topic's name
+``partition``      INTEGER                      the record's partition
+``record_offset``  BIGINT                       its offset (``offset`` is a reserved word)
+``timestamp``      TIMESTAMP WITH TIME ZONE     its timestamp, UTC, millisecond precision
+``key``            VARCHAR                      its key as text (NULL when it has none)
+``headers``        STRUCT(key, value)[]         its headers, names and values as text
+``value``          per the topic's codec        JSON: a STRUCT (``value.temp``); text: VARCHAR;
+                                                bytes: BLOB
+=================  ===========================  ==============================================
+
+A query runs in three steps. The statement is checked (:mod:`.sandbox`: one read-only
+statement) and parsed by DuckDB; the parse tells which topics it reads, which of their columns
+and within which bounds (:mod:`.pushdown`). Each topic is then registered with a fresh, sandboxed
+DuckDB connection as an Arrow stream (:class:`~.scan.TopicScan`) behind a view that gives its
+value its type (:mod:`.schema`). Then DuckDB runs the statement, pulling record batches as it
+goes; every scan counts what it read.
+
+The engine reads the store's log directly, so it needs an embedded store (``file:`` URLs); it
+only reads, so the store may be open read-only while a pipeline writes it. It is synchronous:
+an asyncio caller runs it in a thread (``await asyncio.to_thread(run_query, …)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import QueryError
+from ..log import LogStore
+from .columns import COLUMNS
+from .pushdown import QueryShape, analyse, expression_sql
+from .sandbox import check_statement, load_duckdb, sandboxed_connection
+from .scan import ScanStats, TopicScan
+from .schema import ValueType, value_type
+
+__all__ = ["QueryEngine", "QueryResult", "engine_for", "run_query"]
+
+DEFAULT_MAX_ROWS = 10_000
+"""The most rows :func:`run_query` returns unless told otherwise."""
+
+
+@dataclass
+class QueryResult:
+    """The answer to a query: column names and DuckDB types, the rows, and what was read."""
+
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple[Any, ...]]
+    stats: list[ScanStats] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """The rows as dicts keyed by column name."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+@dataclass
+class _Prepared:
+    con: Any
+    sql: str
+    explain: bool
+    shape: QueryShape
+    scans: dict[str, TopicScan]
+
+
+class QueryEngine:
+    """Runs read-only SQL over the topics of one embedded store.
+
+    ``allow`` lists the folders whose files (CSV, Parquet, JSON) queries may read beside the
+    topics; by default none. ``on_records`` is called with the number of records each scan
+    chunk decodes (for a progress bar); ``threads`` caps DuckDB's worker threads.
+    """
+
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        allow: Sequence[str | os.PathLike[str]] = (),
+        threads: int | None = None,
+    ) -> None:
+        self.store = store
+        self.allow = list(allow)
+        self.threads = threads
+        self._types: dict[str, ValueType] = {}
+
+    # --- the three ways to run a query ---------------------------------------------------------
+
+    def run(
+        self,
+        sql: str,
+        *,
+        max_rows: int | None = DEFAULT_MAX_ROWS,
+        timeout: float | None = None,
+        on_records: Callable[[int], None] | None = None,
+    ) -> QueryResult:
+        """Run ``sql`` and return its rows.
+
+        Raises QueryError when it is not valid or not allowed, when it returns more than
+        ``max_rows`` rows (None: no limit), or when it runs longer than ``timeout`` seconds.
+        """
+        started = time.perf_counter()
+        prepared = self.prepare(sql, on_records=on_records)
+        try:
+            with _deadline(prepared.con, timeout):
+                cursor = self._execute(prepared)
+                columns, types = _describe(cursor)
+                rows = cursor.fetchall() if max_rows is None else cursor.fetchmany(max_rows + 1)
+            if max_rows is not None and len(rows) > max_rows:
+                raise QueryError(
+                    f"the query returns more than {max_rows:,} rows; add a LIMIT, narrow the "
+                    f"WHERE, or raise the limit with --max-rows (0 for none)"
+                )
+            if prepared.explain:
+                rows = [*rows, *_explain_rows(prepared, len(columns))]
+            return QueryResult(
+                columns, types, rows, self._stats(prepared), time.perf_counter() - started
+            )
+        finally:
+            prepared.con.close()
+
+    def stream(
+        self,
+        sql: str,
+        *,
+        timeout: float | None = None,
+        on_records: Callable[[int], None] | None = None,
+        batch_rows: int = 65_536,
+    ) -> Iterator[Any]:
+        """Run ``sql`` and yield its result as Arrow record batches (for exports: no row
+        limit, nothing held in memory but a batch)."""
+        prepared = self.prepare(sql, on_records=on_records)
+        try:
+            with _deadline(prepared.con, timeout):
+                cursor = self._execute(prepared)
+                reader = cursor.to_arrow_reader(batch_rows)
+                yield from reader
+        finally:
+            prepared.con.close()
+
+    def follow(
+        self,
+        sql: str,
+        *,
+        interval_s: float = 0.5,
+        stop: threading.Event | None = None,
+    ) -> Iterator[QueryResult]:
+        """A live tail: run ``sql`` over the records that arrive, again and again, yielding
+        each round's rows (rounds without rows are not yielded).
+
+        It starts at the end of the topic, or where the ``WHERE`` bounds the offsets or
+        timestamps from below (``timestamp > now() - INTERVAL 5 MINUTE`` shows the last five
+        minutes first). The query must read one topic and not aggregate. Ends when ``stop`` is
+        set (or the caller stops iterating).
+        """
+        prepared = self.prepare(sql)
+        try:
+            if prepared.explain:
+                raise QueryError("--follow cannot EXPLAIN; drop one of them")
+            if len(prepared.shape.topics) != 1 or prepared.shape.aggregates:
+                raise QueryError(
+                    "--follow needs a query over one topic without aggregates, GROUP BY, "
+                    "DISTINCT, window functions or UNION: each new record is matched on its own"
+                )
+            name, scan = next(iter(prepared.scans.items()))
+            bounds = scan.bounds
+            from_start = bounds.min_offset is not None or bounds.min_timestamp is not None
+            positions = {} if from_start else scan.ends()
+        finally:
+            prepared.con.close()
+        while stop is None or not stop.is_set():
+            prepared = self.prepare(sql, start_offsets=positions)
+            try:
+                scan = prepared.scans[name]
+                cursor = self._execute(prepared)
+                columns, types = _describe(cursor)
+                rows = cursor.fetchall()
+                positions = {**positions, **scan.ends()}
+            finally:
+                prepared.con.close()
+            if rows:
+                yield QueryResult(columns, types, rows, [scan.stats])
+            if stop is not None:
+                stop.wait(interval_s)
+            else:
+                time.sleep(interval_s)
+
+    # --- preparing -----------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        sql: str,
+        *,
+        start_offsets: dict[int, int] | None = None,
+        on_records: Callable[[int], None] | None = None,
+    ) -> _Prepared:
+        """Check and parse ``sql``, and register the topics it reads with a new connection."""
+        explain = check_statement(sql)
+        con = sandboxed_connection(self.allow, self.threads)
+        try:
+            body = (
+                re.sub(
+                    r"^\s*explain\s*(\([^)]*\))?(\s*analy[sz]e\b)?", "", sql, count=1, flags=re.I
+                )
+                if explain
+                else sql
+            )
+            tree = _parse(con, body)
+            if self.store.read_only:
+                self.store.refresh()
+            topics = set(self.store.topic_names())
+            shape = analyse(tree, topics, _aggregate_names(con), _evaluator(con))
+            scans = {}
+            for i, (name, need) in enumerate(sorted(shape.topics.items())):
+                topic = self.store.topic(name)
+                vtype = self._types.get(name)
+                if vtype is None:
+                    vtype = self._types[name] = value_type(con, topic)
+                scan = TopicScan(
+                    topic,
+                    need.bounds,
+                    wanted=need.columns & set(COLUMNS),
+                    text_value=vtype.text,
+                    start_offsets=start_offsets,
+                    on_records=on_records,
+                )
+                source = f"__millstream_scan_{i}"
+                con.register(source, scan)
+                quoted = '"' + name.replace('"', '""') + '"'
+                literal = "'" + name.replace("'", "''") + "'"
+                con.execute(
+                    f"CREATE TEMP VIEW {quoted} AS SELECT {literal} AS topic, partition, "
+                    f"record_offset, timestamp, key, headers, {vtype.sql} AS value FROM {source}"
+                )
+                scans[name] = scan
+        except BaseException:
+            con.close()
+            raise
+        return _Prepared(con, sql, explain, shape, scans)
+
+    def _execute(self, prepared: _Prepared) -> Any:
+        duckdb = load_duckdb()
+        try:
+            return prepared.con.execute(prepared.sql)
+        except duckdb.InterruptException:
+            raise QueryError("the query was stopped: it ran past its time limit") from None
+        except duckdb.Error as exc:
+            raise _query_error(exc, self.store) from None
+
+    def _stats(self, prepared: _Prepared) -> list[ScanStats]:
+        return [prepared.scans[name].stats for name in sorted(prepared.scans)]
+
+    def topic_scans(self, sql: str) -> dict[str, TopicScan]:
+        """The scans ``sql`` would make, without running it (for plans and tests)."""
+        prepared = self.prepare(sql)
+        prepared.con.close()
+        return prepared.scans
+
+
+def engine_for(store: Any, *, allow: Sequence[str | os.PathLike[str]] = ()) -> QueryEngine:
+    """A QueryEngine over ``store``: a :class:`~millstream.core.log.LogStore` or a connection
+    to an embedded store. Other stores raise QueryError until queries reach them."""
+    if isinstance(store, LogStore):
+        return QueryEngine(store, allow=allow)
+    log = getattr(store, "store", None)
+    if isinstance(log, LogStore):
+        return QueryEngine(log, allow=allow)
+    url = getattr(store, "url", repr(store))
+    raise QueryError(
+        f"queries need an embedded store (file:DIR) for now; {url} is not one: queries over a "
+        "millstream broker or Kafka arrive with the network client"
+    )
+
+
+def run_query(
+    store: Any,
+    sql: str,
+    max_rows: int | None = DEFAULT_MAX_ROWS,
+    timeout: float | None = None,
+    *,
+    allow: Sequence[str | os.PathLike[str]] = (),
+) -> QueryResult:
+    """Run one read-only query over ``store`` (an embedded connection or a LogStore) and
+    return its rows: the function behind ``millstream query`` and, later, ``POST /query``.
+
+    At most ``max_rows`` rows (None: no limit) and ``timeout`` seconds (None: no limit), else
+    QueryError; ``allow`` lists the folders whose files the query may read.
+    """
+    return engine_for(store, allow=allow).run(sql, max_rows=max_rows, timeout=timeout)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _deadline(con: Any, timeout: float | None) -> Iterator[None]:
+    """Interrupt the connection's query after ``timeout`` seconds."""
+    if not timeout:
+        yield
+        return
+    timer = threading.Timer(timeout, con.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _describe(cursor: Any) -> tuple[list[str], list[str]]:
+    description = cursor.description or []
+    return [d[0] for d in description], [str(d[1]) for d in description]
+
+
+def _parse(con: Any, sql: str) -> dict[str, Any]:
+    """DuckDB's syntax tree of ``sql``'s one statement; QueryError with the position when it
+    is not valid SQL."""
+    import json
+
+    raw = con.execute("SELECT json_serialize_sql($1)", [sql]).fetchall()[0][0]
+    tree = json.loads(raw)
+    if tree.get("error"):
+        message = tree.get("error_message", "not valid SQL")
+        position = tree.get("position")
+        if position is not None and str(position).isdigit():
+            line, column = _line_column(sql, int(position))
+            near = sql.splitlines()[line - 1].strip() if sql.splitlines() else sql
+            raise QueryError(f"SQL {message} at line {line}, column {column}: {near}")
+        raise QueryError(f"SQL {message}")
+    return tree["statements"][0]
+
+
+def _line_column(text: str, position: int) -> tuple[int, int]:
+    before = text[:position]
+    line = before.count("\n") + 1
+    column = position - (before.rfind("\n") + 1) + 1
+    return line, column
+
+
+_AGGREGATES: set[str] = set()
+
+
+def _aggregate_names(con: Any) -> set[str]:
+    if not _AGGREGATES:
+        rows = con.execute(
+            "SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+            "WHERE function_type = 'aggregate'"
+        ).fetchall()
+        _AGGREGATES.update(r[0] for r in rows)
+    return _AGGREGATES
+
+
+def _evaluator(con: Any) -> Callable[[dict[str, Any], str], float | int | None]:
+    """Computes the constants of comparisons: microseconds for timestamps, else numbers."""
+    import json
+
+    duckdb = load_duckdb()
+    template = json.loads(con.execute("SELECT json_serialize_sql('SELECT 1')").fetchall()[0][0])
+
+    def evaluate(expr: dict[str, Any], column: str) -> float | int | None:
+        tree = expression_sql(expr, template)
+        try:
+            select = con.execute("SELECT json_deserialize_sql($1)", [json.dumps(tree)])
+            text = select.fetchall()[0][0]
+            if column == "timestamp":
+                query = f"SELECT epoch_us(CAST(x AS TIMESTAMPTZ)) FROM ({text}) AS t(x)"
+            else:
+                query = f"SELECT CAST(x AS DOUBLE) FROM ({text}) AS t(x)"
+            value = con.execute(query).fetchall()[0][0]
+        except duckdb.Error:
+            return None  # the query itself will say what is wrong with it
+        if value is None or (isinstance(value, float) and value != value):
+            return None
+        return value
+
+    return evaluate
+
+
+_MISSING_TABLE = re.compile(r"Table with name (\S+?) does not exist")
+
+
+def _query_error(exc: Exception, store: LogStore) -> QueryError:
+    """DuckDB's error as one line, an unknown table named with the topics there are."""
+    text = str(exc)
+    first = text.splitlines()[0] if text else type(exc).__name__
+    missing = _MISSING_TABLE.search(first)
+    if missing:
+        name = missing.group(1)
+        known = [t for t in store.topic_names() if not t.startswith("__")]
+        listed = ", ".join(known) if known else "none yet"
+        return QueryError(f"unknown topic {name!r}; known topics: {listed}")
+    where = re.search(r"^LINE (\d+): ", text, re.MULTILINE)
+    if where:
+        first += f" (line {where.group(1)})"
+    return QueryError(first)
+
+
+def _explain_rows(prepared: _Prepared, width: int) -> list[tuple[Any, ...]]:
+    """What each topic's scan would read, as rows that fit EXPLAIN's columns."""
+    rows = []
+    for name in sorted(prepared.scans):
+        plan = prepared.scans[name].plan()
+        text = (
+            f"topic {name}: {plan.bounds}; reads {plan.segments_read} of "
+            f"{plan.segments_total} segments, {plan.batches_read} batches, "
+            f"{plan.records_read} of {plan.records_total} records, "
+            f"{plan.partitions_read} of {plan.partitions_total} partitions"
+        )
+        row = ["millstream_scan", text][:width]
+        rows.append(tuple(row + [None] * (width - len(row))))
+    return rows
