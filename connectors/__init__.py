@@ -5,6 +5,8 @@
 - ``stdout`` (sink): one line per event, the value in its topic's codec or a JSON envelope.
 - ``memory`` (source and sink): named in-process channels, for tests.
 - ``null`` (sink): discards everything.
+- ``mqtt`` (source and sink): MQTT topic filters over a persistent session, acknowledged to
+  the broker once the log has each message; events published to templated topics.
 - ``http-server`` (source): webhooks, answered 2xx once the log holds their events.
 - ``http-poll`` (source): a URL polled on an interval; a cursor, ETag or Last-Modified as its
   position; follows pagination.
@@ -21,6 +23,7 @@ from millstream.core import Sink, Source, hookimpl
 from .generator import GeneratorSource
 from .http import HttpPollSource, HttpServerSource, HttpSink
 from .memory import MemorySink, MemorySource
+from .mqtt import MqttSink, MqttSource
 from .null import NullSink
 from .sqlite import SqliteSink, SqliteSource
 from .stdin import StdinSource
@@ -35,6 +38,8 @@ BUILTIN_CONNECTORS: tuple[type[Source] | type[Sink], ...] = (
     MemorySource,
     MemorySink,
     NullSink,
+    MqttSource,
+    MqttSink,
     HttpServerSource,
     HttpPollSource,
     HttpSink,

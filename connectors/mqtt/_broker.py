@@ -1,0 +1,318 @@
+"""What the ``mqtt`` source and sink share: the broker settings, and a connected paho client.
+
+Connections use paho-mqtt 2 (the ``mqtt`` extra). Its network loop runs in a thread of its own
+(``loop_start``); the connectors hand what it receives over to the event loop. After the first
+connection, a dropped one is reconnected by that thread with a doubling delay from 1 s up to
+``reconnect_max``.
+
+A client made by :func:`new_client` with ``manual_ack`` acknowledges nothing by itself: QoS 1
+messages get their PUBACK, and QoS 2 messages their PUBREC, only from :meth:`ack` — paho's own
+client sends a QoS 2 message's PUBREC as soon as it arrives, after which the broker never sends
+that message again; here it waits until the message is safe. The broker's PUBREL is then
+answered with PUBCOMP whether or not this process still knows the message (it was already
+safe when its PUBREC went out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import struct
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+
+from millstream.core import ConnectorConfig, ConnectorContext, ConnectorError
+
+__all__ = ["BrokerConfig", "Endpoint", "connect", "new_client", "paho", "stop"]
+
+_INSTALL = "pip install 'millstream[mqtt]'"
+_PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
+class BrokerConfig(ConnectorConfig):
+    """The settings of the connection to the broker (both the source and the sink)."""
+
+    url: str = Field(
+        description="the broker: mqtt://host:port, or mqtts://host:port for TLS (ports default "
+        "to 1883 and 8883)",
+    )
+    client_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="the MQTT client id; by default millstream-PIPELINE-NAME for a source (stable "
+        "across restarts, so its persistent session is found again) and that plus a random "
+        "suffix for a sink. Two clients with the same id push each other off the broker",
+    )
+    username: str | None = Field(None, description="the user name to log in with")
+    password: SecretStr | None = Field(
+        None, description="the password to log in with (with username)"
+    )
+    ca_file: Path | None = Field(
+        None,
+        description="PEM file of the CA(s) that signed the broker's certificate (mqtts://); "
+        "by default the system's trusted CAs",
+    )
+    cert_file: Path | None = Field(
+        None, description="PEM client certificate, for brokers that ask for one (with key_file)"
+    )
+    key_file: Path | None = Field(None, description="PEM private key of cert_file")
+    insecure: bool = Field(
+        False,
+        description="mqtts:// without checking the broker's certificate or host name (for "
+        "testing only)",
+    )
+    version: Literal["5", "3.1.1"] = Field("5", description="the MQTT protocol version: 5 or 3.1.1")
+    keepalive: int = Field(
+        30, ge=5, le=65535, description="seconds between keep-alive pings when idle"
+    )
+    connect_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="seconds the first connection may take at start before it is an error",
+    )
+    reconnect_max: int = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="the longest wait, in seconds, between attempts to reconnect after the "
+        "connection dropped (waits start at 1 s and double)",
+    )
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {5: "5", 3.1: "3.1.1", 4: "3.1.1"}.get(value, str(value))
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        Endpoint.parse(value)
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _with_username(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and info.data.get("username") is None:
+            raise ValueError("a password needs a username; give both")
+        return value
+
+    @field_validator("ca_file", "cert_file", "key_file", "insecure")
+    @classmethod
+    def _tls_only(cls, value: Any, info: ValidationInfo) -> Any:
+        url = info.data.get("url")
+        if value and url is not None and urlsplit(url).scheme != "mqtts":
+            raise ValueError(f"{info.field_name} is for TLS; use an mqtts:// url")
+        return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> BrokerConfig:
+        if self.cert_file is not None and self.key_file is None:
+            raise ValueError("key_file: cert_file needs the key_file that goes with it")
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("cert_file: key_file needs the cert_file that goes with it")
+        return self
+
+
+class Endpoint:
+    """The host, port and TLS flag of a broker URL."""
+
+    __slots__ = ("host", "port", "tls")
+
+    def __init__(self, host: str, port: int, tls: bool) -> None:
+        self.host, self.port, self.tls = host, port, tls
+
+    @classmethod
+    def parse(cls, url: str) -> Endpoint:
+        """``mqtt://host[:port]`` or ``mqtts://host[:port]``; ValueError saying what is valid."""
+        example = "mqtt://host:1883 or mqtts://host:8883"
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"{url!r} is not a broker URL ({exc}); use {example}") from None
+        if parts.scheme not in _PORTS:
+            raise ValueError(f"{url!r}: the scheme must be mqtt or mqtts; use {example}")
+        if not parts.hostname:
+            raise ValueError(f"{url!r} names no host; use {example}")
+        if parts.username or parts.password:
+            raise ValueError(f"{url!r}: give the user and password as username and password")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"{url!r}: a broker URL has no path or query; use {example}")
+        return cls(parts.hostname, port or _PORTS[parts.scheme], parts.scheme == "mqtts")
+
+
+def paho() -> Any:
+    """The ``paho.mqtt.client`` module, or a ConnectorError saying how to install it."""
+    try:
+        import paho.mqtt.client as client
+    except ImportError:
+        raise ConnectorError(f"the mqtt connector needs paho-mqtt: {_INSTALL}") from None
+    return client
+
+
+_CLIENT_CLASS: Any = None
+
+
+def _client_class() -> Any:
+    """paho's Client, made to hold back a QoS 2 message's PUBREC until :meth:`ack`."""
+    global _CLIENT_CLASS
+    if _CLIENT_CLASS is not None:
+        return _CLIENT_CLASS
+    mqtt = paho()
+
+    class ManualAckClient(mqtt.Client):  # type: ignore[misc,name-defined]
+        """See the module docstring: PUBREC waits for ``ack(mid, 2)``."""
+
+        _holding = False
+        _held_mid = 0
+
+        def _send_pubrec(self, mid: int) -> Any:
+            if self._holding:
+                self._held_mid = mid
+                return mqtt.MQTT_ERR_SUCCESS
+            return super()._send_pubrec(mid)
+
+        def _handle_publish(self) -> Any:
+            qos = (self._in_packet["command"] & 0x06) >> 1
+            if qos != 2 or not self._manual_ack:
+                return super()._handle_publish()
+            self._holding, self._held_mid = True, -1
+            try:
+                rc = super()._handle_publish()  # keeps the message for PUBREL, sends nothing
+            finally:
+                self._holding = False
+            with self._in_message_mutex:
+                message = self._in_messages.pop(self._held_mid, None)
+            if message is not None:
+                self._handle_on_message(message)
+            return rc
+
+        def _handle_pubrel(self) -> Any:
+            if not self._manual_ack:
+                return super()._handle_pubrel()
+            (mid,) = struct.unpack_from("!H", self._in_packet["packet"])
+            rc = super()._handle_pubrel()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return rc
+            return self._send_pubcomp(mid)
+
+        def ack(self, mid: int, qos: int) -> Any:
+            if self._manual_ack and qos == 2:
+                return super()._send_pubrec(mid)
+            return super().ack(mid, qos)
+
+    _CLIENT_CLASS = ManualAckClient
+    return ManualAckClient
+
+
+def new_client(
+    config: BrokerConfig,
+    context: ConnectorContext,
+    client_id: str,
+    *,
+    clean: bool,
+    manual_ack: bool,
+) -> Any:
+    """A paho client for ``config`` (TLS, login, reconnect delays set), not yet connected."""
+    mqtt = paho()
+    v5 = config.version == "5"
+    kwargs: dict[str, Any] = {} if v5 else {"clean_session": clean}
+    client = _client_class()(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        manual_ack=manual_ack,
+        **kwargs,
+    )
+    if config.username is not None:
+        password = config.password.get_secret_value() if config.password else None
+        client.username_pw_set(config.username, password)
+    if Endpoint.parse(config.url).tls:
+        files = {
+            name: str(context.resolve(path)) if path is not None else None
+            for name, path in (
+                ("ca_file", config.ca_file),
+                ("cert_file", config.cert_file),
+                ("key_file", config.key_file),
+            )
+        }
+        for name, path in files.items():
+            if path is not None and not Path(path).is_file():
+                raise ConnectorError(f"{name}: no such file: {path}")
+        try:
+            client.tls_set(
+                ca_certs=files["ca_file"],
+                certfile=files["cert_file"],
+                keyfile=files["key_file"],
+                cert_reqs=ssl.CERT_NONE if config.insecure else ssl.CERT_REQUIRED,
+            )
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ConnectorError(f"ca_file/cert_file/key_file: cannot be used: {exc}") from None
+        client.tls_insecure_set(config.insecure)
+    client.reconnect_delay_set(1, config.reconnect_max)
+    client.connect_timeout = min(config.connect_timeout, 30.0)
+    return client
+
+
+async def connect(
+    client: Any,
+    config: BrokerConfig,
+    what: str,
+    *,
+    clean: bool,
+    properties: Any = None,
+    connected: asyncio.Future[Any],
+) -> None:
+    """Connect ``client`` to the broker, start its network thread and wait for the broker's
+    answer (``connected``, resolved by the caller's ``on_connect`` with the reason code).
+
+    Raises ConnectorError, naming ``what`` and the setting to look at, when the broker cannot
+    be reached, the TLS handshake fails or the broker refuses the login. On failure the
+    network thread is stopped again.
+    """
+    endpoint = Endpoint.parse(config.url)
+    options: dict[str, Any] = {}
+    if config.version == "5":
+        options["clean_start"] = clean
+        options["properties"] = properties
+    try:
+        await asyncio.wait_for(
+            asyncio.to_thread(
+                client.connect, endpoint.host, endpoint.port, config.keepalive, **options
+            ),
+            config.connect_timeout,
+        )
+    except ssl.SSLError as exc:
+        hint = "check ca_file, or set insecure: true for a test broker"
+        raise ConnectorError(f"{what}: url: TLS with {config.url} failed: {exc} ({hint})") from None
+    except (OSError, TimeoutError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ConnectorError(f"{what}: url: cannot reach {config.url}: {reason}") from None
+    client.loop_start()
+    try:
+        reason = await asyncio.wait_for(connected, config.connect_timeout)
+    except TimeoutError:
+        await stop(client)
+        raise ConnectorError(
+            f"{what}: url: {config.url} did not answer the connection within "
+            f"{config.connect_timeout:g}s"
+        ) from None
+    if reason.is_failure:
+        await stop(client)
+        setting = "username/password" if reason.value in (0x86, 0x87, 4, 5) else "url"
+        raise ConnectorError(f"{what}: {setting}: {config.url} refused the connection: {reason}")
+
+
+async def stop(client: Any) -> None:
+    """Disconnect (after what is queued to send) and end the network thread."""
+    with contextlib.suppress(Exception):
+        client.disconnect()
+    await asyncio.to_thread(client.loop_stop)
