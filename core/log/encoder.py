@@ -268,6 +268,14 @@ class RecordColumns:
             stamps = None
         return cls(values, vlens, keys, klens, stamps, headers, sizes, fixed)
 
+    @classmethod
+    def of_values(cls, values: list[bytes]) -> RecordColumns:
+        """Records that are ``bytes`` values alone (no key, headers or timestamp), already
+        checked by the caller: the layout of :meth:`of` without its checks."""
+        vlens = list(map(len, values))
+        sizes = list(map(_FIELD_SIZE.__getitem__, vlens))
+        return cls(values, vlens, None, None, None, None, sizes, 2)
+
     def largest_alone(self) -> int:
         """The bytes of the largest record as a batch of its own (what max.message.bytes
         limits): 61 bytes of header, its length varint, its attributes, timestamp delta and

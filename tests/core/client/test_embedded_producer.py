@@ -384,6 +384,32 @@ async def test_a_consumer_reads_back_exactly_the_records_sent(conn, codec):
         assert all(h.compression == Compression.from_name(codec) for h in batches(conn, "t"))
 
 
+@pytest.mark.parametrize("mixed", [False, True], ids=["values-only", "mixed"])
+async def test_records_sent_one_by_one_are_stored_exactly(conn, mixed):
+    # a batch of bare values is laid out without a second check; one with anything else
+    # (a key, headers, a timestamp, a null value) goes through the full encoder
+    await conn.admin().create_topic("t", 1)
+    rng = random.Random(7)
+    if mixed:
+        sent = [random_record(rng) for _ in range(2000)]
+    else:
+        sent = [Record(None, rng.randbytes(rng.choice([0, 1, 64, 300]))) for _ in range(2000)]
+    async with conn.producer(batch_bytes=32 * 1024) as producer:
+        deliveries = [
+            producer.send("t", r.value, r.key, r.headers, 0, r.timestamp or None) for r in sent
+        ]
+        metas = [await d for d in deliveries]
+    assert [m.offset for m in metas] == list(range(len(sent)))
+    read = conn.store.topic("t").partitions[0].read_records(0, max_bytes=1 << 26)
+    while len(read) < len(sent):
+        read += conn.store.topic("t").partitions[0].read_records(len(read), max_bytes=1 << 26)
+    for record, meta, got in zip(sent, metas, read, strict=True):
+        assert (got.key, got.value, got.headers) == (record.key, record.value, record.headers)
+        assert got.timestamp == meta.timestamp
+        if record.timestamp:
+            assert got.timestamp == record.timestamp
+
+
 def random_record(rng):
     def data(longest):
         if rng.random() < 0.1:

@@ -23,7 +23,7 @@ from millstream.core.log.batch import (
     validate_batch,
 )
 from millstream.core.log.compression import Compression
-from millstream.core.log.encoder import encode_batch, encoded_record_size
+from millstream.core.log.encoder import RecordColumns, encode_batch, encoded_record_size
 from millstream.core.record import Record, StoredRecord
 
 CODECS = list(Compression)
@@ -129,6 +129,19 @@ def test_a_thousand_records_of_every_codec_round_trip() -> None:
     for codec in CODECS:
         buf = encode_batch(recs, base_offset=5000, compression=codec)
         assert decode_records(buf, "readings", 2) == _expected(recs, 5000, "readings", 2)
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.name.lower())
+@pytest.mark.parametrize("count", [1, 64, 65, 8193])
+def test_values_laid_out_unchecked_make_the_batch_records_make(
+    codec: Compression, count: int
+) -> None:
+    rng = random.Random(count)
+    values = [rng.randbytes(rng.choice([0, 1, 63, 64, 100, 9000])) for _ in range(count)]
+    rows = RecordColumns.of_values(values)
+    raw = rows.encode(0, rows.count, codec, NOW)
+    assert raw == encode_batch([Record(None, v) for v in values], compression=codec, now_ms=NOW)
+    assert [r.value for r in decode_records(bytes(raw))] == values
 
 
 def test_timestamp_zero_means_now() -> None:
