@@ -5,6 +5,8 @@
 - ``stdout`` (sink): one line per event, the value in its topic's codec or a JSON envelope.
 - ``memory`` (source and sink): named in-process channels, for tests.
 - ``null`` (sink): discards everything.
+- ``file`` (source and sink): lines of files, read once or followed like ``tail -F``; written
+  as jsonl, csv or lines, rolled by size and age, renamed into place when complete.
 - ``mqtt`` (source and sink): MQTT topic filters over a persistent session, acknowledged to
   the broker once the log has each message; events published to templated topics.
 - ``http-server`` (source): webhooks, answered 2xx once the log holds their events.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from millstream.core import Sink, Source, hookimpl
 
+from .file import FileSink, FileSource
 from .generator import GeneratorSource
 from .http import HttpPollSource, HttpServerSource, HttpSink
 from .memory import MemorySink, MemorySource
@@ -38,6 +41,8 @@ BUILTIN_CONNECTORS: tuple[type[Source] | type[Sink], ...] = (
     MemorySource,
     MemorySink,
     NullSink,
+    FileSource,
+    FileSink,
     MqttSource,
     MqttSink,
     HttpServerSource,

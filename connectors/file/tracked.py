@@ -1,0 +1,205 @@
+"""One file the ``file`` source reads: its descriptor, its offsets, the lines read ahead.
+
+A :class:`TrackedFile` reads its file in big chunks (``os.pread`` in a worker thread, at an
+explicit offset) and splits each into complete lines, kept until handed out. What it has
+handed out ends at :attr:`TrackedFile.offset`, the start of the next line, which is what the
+source's position holds; the end of a chunk that is not a whole line yet (``partial``) waits
+for the rest of its line.
+
+Its state changes only on the event loop, after a read returned: a read cancelled while it
+waits changes nothing, and the same bytes are read again next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from millstream.core import Event, Rejection
+
+from .formats import LineParser
+
+__all__ = ["CHUNK_BYTES", "TrackedFile"]
+
+CHUNK_BYTES = 1024 * 1024
+"""How much one read takes from a file (more when a line is longer)."""
+
+
+class TrackedFile:
+    """A file being read: ``offset`` (bytes handed out), ``line`` (number of the next line).
+
+    ``rotated`` is set once the file is no longer at a path the glob matches (rotated away or
+    deleted): it is read to its end, its last line even without a newline, then dropped.
+    ``dirty`` says it may have more to read than was seen last time.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        fd: int,
+        inode: int,
+        parser: LineParser,
+        *,
+        offset: int = 0,
+        line: int = 1,
+        skipping: bool = False,
+    ) -> None:
+        self.path = path
+        self.fd = fd
+        self.inode = inode
+        self.parser = parser
+        self.offset = offset
+        self.line = line
+        self.skipping = skipping
+        """Inside a line longer than ``max_line_bytes``: its rest is dropped up to its end."""
+        self.read_at = offset
+        self.pending: list[bytes] = []
+        self.partial = b""
+        self.rotated = False
+        self.dirty = True
+        self.done = False
+
+    @classmethod
+    def open(
+        cls,
+        path: str,
+        parser: LineParser,
+        *,
+        offset: int = 0,
+        line: int = 1,
+        skipping: bool = False,
+    ) -> TrackedFile:
+        """Open ``path`` to read from ``offset``; from 0 when the file is shorter than that
+        (it was truncated). OSError when it cannot be opened."""
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            st = os.fstat(fd)
+            if st.st_size < offset:
+                offset, line, skipping = 0, 1, False
+            tracked = cls(path, fd, st.st_ino, parser, offset=offset, line=line, skipping=skipping)
+            tracked._read_header()
+        except BaseException:
+            os.close(fd)
+            raise
+        return tracked
+
+    def size(self) -> int:
+        """The file's size now."""
+        return os.fstat(self.fd).st_size
+
+    def position(self) -> dict[str, Any]:
+        """Where this file stands, as the source's position holds it."""
+        here: dict[str, Any] = {
+            "path": self.path,
+            "inode": self.inode,
+            "offset": self.offset,
+            "line": self.line,
+        }
+        if self.skipping:
+            here["skip"] = True
+        return here
+
+    def rename(self, path: str) -> None:
+        """The file is now at ``path`` (renamed within what the glob matches)."""
+        if path != self.path:
+            self.path = path
+            self.parser.rename(path)
+
+    async def fill(self) -> int:
+        """Read the next chunk into the lines to hand out; the bytes read (0: the end)."""
+        at = self.read_at
+        size = max(CHUNK_BYTES, 2 * len(self.partial))
+        data = await asyncio.to_thread(os.pread, self.fd, size, at)
+        if self.read_at == at:  # nothing else moved this file on meanwhile
+            self._feed(data)
+        return len(data)
+
+    def truncated(self) -> bool:
+        """True when the file is now shorter than what was read (copy-truncate)."""
+        return self.size() < self.read_at
+
+    def restart(self) -> None:
+        """Read again from the start (after a truncation); the unfinished line is dropped."""
+        self.offset = self.read_at = 0
+        self.line = 1
+        self.pending, self.partial, self.skipping = [], b"", False
+        self.parser.restart()
+
+    def take(self, limit: int, *, at_end: bool) -> tuple[list[Event], list[Rejection]] | None:
+        """Hand out up to ``limit`` lines as events and rejections; None when there is no
+        complete line. ``at_end``: the file will not grow, so a last line without a newline
+        is a line too."""
+        if self.pending:
+            lines = self.pending
+            if len(lines) > limit:
+                lines, self.pending = lines[:limit], lines[limit:]
+            else:
+                self.pending = []
+            first = self.line
+            self.offset += sum(map(len, lines)) + len(lines)
+            self.line += len(lines)
+            return self.parser.parse(lines, first)
+        partial = self.partial
+        if len(partial) > self.parser.max_line_bytes:
+            self.offset += len(partial)
+            self.partial, self.skipping = b"", True
+            return [], [self.parser.too_long(partial, self.line)]
+        if at_end and self.skipping:
+            self.skipping = False  # the over-long line ends with the file
+            self.line += 1
+            return None
+        if at_end and partial:
+            first = self.line
+            self.offset += len(partial)
+            self.line += 1
+            self.partial = b""
+            return self.parser.parse([partial], first)
+        return None
+
+    def skip_to_end(self) -> None:
+        """Start after the file's last complete line (counting the lines before it)."""
+        at, lines, last_end = 0, 0, 0
+        while chunk := os.pread(self.fd, CHUNK_BYTES, at):
+            newlines = chunk.count(b"\n")
+            if newlines:
+                lines += newlines
+                last_end = at + chunk.rfind(b"\n") + 1
+            at += len(chunk)
+        self.offset = self.read_at = last_end
+        self.line = lines + 1
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def _feed(self, data: bytes) -> None:
+        self.read_at += len(data)
+        if self.skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                self.offset += len(data)
+                return
+            self.offset += end + 1
+            self.line += 1
+            self.skipping = False
+            data = data[end + 1 :]
+        if self.partial:
+            data = self.partial + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self.partial = data
+            return
+        self.pending.extend(data[:cut].split(b"\n"))
+        self.partial = data[cut + 1 :]
+
+    def _read_header(self) -> None:
+        """Resuming a csv file after its header row: read the columns from its first line."""
+        if not getattr(self.parser, "needs_header", False) or self.offset == 0:
+            return
+        head = os.pread(self.fd, self.parser.max_line_bytes + 1, 0)
+        end = head.find(b"\n")
+        if end >= 0:
+            self.parser.take_header(head[:end].removesuffix(b"\r"))  # type: ignore[attr-defined]
