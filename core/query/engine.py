@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import QueryError
 from ..log import LogStore
@@ -44,7 +44,7 @@ from .sandbox import check_statement, load_duckdb, sandboxed_connection
 from .scan import ScanStats, TopicScan
 from .schema import ValueType, value_type
 
-__all__ = ["QueryEngine", "QueryResult", "engine_for", "run_query"]
+__all__ = ["QueryEngine", "QueryResult", "ScanProgress", "engine_for", "run_query"]
 
 DEFAULT_MAX_ROWS = 10_000
 """The most rows :func:`run_query` returns unless told otherwise."""
@@ -65,6 +65,14 @@ class QueryResult:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
+class ScanProgress(Protocol):
+    """Told how many records a query's scans may read, then of each chunk read."""
+
+    def begin(self, total: int) -> None: ...
+
+    def advance(self, records: int) -> None: ...
+
+
 @dataclass
 class _Prepared:
     con: Any
@@ -78,8 +86,8 @@ class QueryEngine:
     """Runs read-only SQL over the topics of one embedded store.
 
     ``allow`` lists the folders whose files (CSV, Parquet, JSON) queries may read beside the
-    topics; by default none. ``on_records`` is called with the number of records each scan
-    chunk decodes (for a progress bar); ``threads`` caps DuckDB's worker threads.
+    topics; by default none. ``threads`` caps DuckDB's worker threads. A ``progress`` given to
+    :meth:`run` or :meth:`stream` hears how far the scans are (for a progress bar).
     """
 
     def __init__(
@@ -102,7 +110,7 @@ class QueryEngine:
         *,
         max_rows: int | None = DEFAULT_MAX_ROWS,
         timeout: float | None = None,
-        on_records: Callable[[int], None] | None = None,
+        progress: ScanProgress | None = None,
     ) -> QueryResult:
         """Run ``sql`` and return its rows.
 
@@ -110,7 +118,7 @@ class QueryEngine:
         ``max_rows`` rows (None: no limit), or when it runs longer than ``timeout`` seconds.
         """
         started = time.perf_counter()
-        prepared = self.prepare(sql, on_records=on_records)
+        prepared = self.prepare(sql, progress=progress)
         try:
             with _deadline(prepared.con, timeout):
                 cursor = self._execute(prepared)
@@ -134,12 +142,12 @@ class QueryEngine:
         sql: str,
         *,
         timeout: float | None = None,
-        on_records: Callable[[int], None] | None = None,
+        progress: ScanProgress | None = None,
         batch_rows: int = 65_536,
     ) -> Iterator[Any]:
         """Run ``sql`` and yield its result as Arrow record batches (for exports: no row
         limit, nothing held in memory but a batch)."""
-        prepared = self.prepare(sql, on_records=on_records)
+        prepared = self.prepare(sql, progress=progress)
         try:
             with _deadline(prepared.con, timeout):
                 cursor = self._execute(prepared)
@@ -202,7 +210,7 @@ class QueryEngine:
         sql: str,
         *,
         start_offsets: dict[int, int] | None = None,
-        on_records: Callable[[int], None] | None = None,
+        progress: ScanProgress | None = None,
     ) -> _Prepared:
         """Check and parse ``sql``, and register the topics it reads with a new connection."""
         explain = check_statement(sql)
@@ -232,7 +240,7 @@ class QueryEngine:
                     wanted=need.columns & set(COLUMNS),
                     text_value=vtype.text,
                     start_offsets=start_offsets,
-                    on_records=on_records,
+                    on_records=None if progress is None else progress.advance,
                 )
                 source = f"__millstream_scan_{i}"
                 con.register(source, scan)
@@ -246,6 +254,8 @@ class QueryEngine:
         except BaseException:
             con.close()
             raise
+        if progress is not None:
+            progress.begin(sum(scan.records_to_read for scan in scans.values()))
         return _Prepared(con, sql, explain, shape, scans)
 
     def _execute(self, prepared: _Prepared) -> Any:
