@@ -16,6 +16,8 @@
   go to the dead-letter topic.
 - ``sqlite`` (source and sink): rows of a SQLite table or query; events upserted or inserted
   as rows.
+- ``postgres`` (source and sink): rows of a PostgreSQL table or query; events upserted with
+  ``INSERT … ON CONFLICT`` or appended with ``COPY``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .http import HttpPollSource, HttpServerSource, HttpSink
 from .memory import MemorySink, MemorySource
 from .mqtt import MqttSink, MqttSource
 from .null import NullSink
+from .postgres import PostgresSink, PostgresSource
 from .sqlite import SqliteSink, SqliteSource
 from .stdin import StdinSource
 from .stdout import StdoutSink
@@ -50,6 +53,8 @@ BUILTIN_CONNECTORS: tuple[type[Source] | type[Sink], ...] = (
     HttpSink,
     SqliteSource,
     SqliteSink,
+    PostgresSource,
+    PostgresSink,
 )
 """Every built-in Source and Sink class."""
 

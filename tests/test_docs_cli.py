@@ -67,6 +67,7 @@ def test_the_commands_are_the_ones_expected() -> None:
         "test",
         "offsets",
         "replay",
+        "query",
     }
 
 

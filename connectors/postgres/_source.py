@@ -1,0 +1,284 @@
+"""The ``postgres`` source: rows of a table or a query, once (snapshot) or as they come
+(incremental)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from millstream.core import (
+    ConnectorConfig,
+    ConnectorContext,
+    ConnectorError,
+    Event,
+    Source,
+    SourceBatch,
+    key_bytes,
+)
+from millstream.pipelines.spec import Duration
+
+from .._rows import event_value, position_value, whole_groups
+from ._connect import (
+    INSTALL_HINT,
+    backoff,
+    connect,
+    is_connection_error,
+    one_line,
+    printable_dsn,
+)
+from ._table import quote
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["PostgresSource", "PostgresSourceConfig"]
+
+_PRIMARY_KEY_SQL = """
+SELECT a.attname
+FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
+"""
+
+
+class PostgresSourceConfig(ConnectorConfig):
+    dsn: SecretStr = Field(
+        description="where to connect: postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
+        "(or key=value pairs); never printed"
+    )
+    table: str | None = Field(
+        None, description="the table to read, schema.table allowed (or give `query`)"
+    )
+    query: str | None = Field(None, description="a SELECT whose rows to read, in place of `table`")
+    mode: Literal["snapshot", "incremental"] = Field(
+        "snapshot",
+        description="snapshot: read every row once, then end; incremental: read new rows as "
+        "they come, by `column`, every `interval`",
+    )
+    column: str | None = Field(
+        None,
+        description="the column whose value only grows (id, updated_at): rows are read in its "
+        "order and its last value is the position; a table defaults to its one-column "
+        "primary key",
+    )
+    interval: Duration = Field(
+        "1s",  # type: ignore[assignment]  # validated into a timedelta
+        validate_default=True,
+        description="incremental: how often to look for new rows",
+    )
+    batch: int = Field(1000, ge=1, le=100_000, description="the most rows in one batch")
+    key: str | None = Field(None, description="the column whose value becomes the event key")
+    reconnect_for: Duration = Field(
+        "60s",  # type: ignore[assignment]  # validated into a timedelta
+        validate_default=True,
+        description="how long to keep trying to reach the database (at start, and when a "
+        "connection drops) before failing",
+    )
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> PostgresSourceConfig:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ValueError(INSTALL_HINT) from None
+        if (self.table is None) == (self.query is None):
+            raise ValueError("set exactly one of table or query")
+        if self.mode == "incremental" and self.query is not None and self.column is None:
+            raise ValueError("column: incremental mode over a query needs a column to follow")
+        return self
+
+
+class PostgresSource(Source):
+    """Rows of a PostgreSQL table or query as events: a snapshot, or new rows as they come.
+
+    Each row becomes one event whose value maps column names to values (dates and times as
+    ISO 8601 text, numerics as numbers, jsonb as it is). The position is the last value of the
+    column rows are read by (or, for a snapshot without one, the number of rows read), so a
+    restart goes on just after the last acknowledged row; a dropped connection is reconnected
+    and the read goes on from there.
+    """
+
+    name = "postgres"
+    Config: ClassVar[type[ConnectorConfig]] = PostgresSourceConfig
+    resumable = True
+
+    def __init__(self, config: PostgresSourceConfig, context: ConnectorContext) -> None:
+        super().__init__(config, context)
+        self.config: PostgresSourceConfig = config
+        self._dsn = config.dsn.get_secret_value()
+        self._where = f"postgres source {context.name!r}"
+        self._within = config.reconnect_for.total_seconds()
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._subject = (
+            ".".join(quote(p) for p in config.table.split("."))
+            if config.table is not None
+            # every statement has parameters, so a % of the query must be doubled
+            else f"({config.query.replace('%', '%%')}) AS millstream_query"
+        )
+        self._column: str | None = config.column
+        self._names: list[str] = []
+        self._position: Any = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.config.mode == "snapshot"
+
+    async def open(self, position: Any) -> None:
+        conn = await self._connection()
+        config = self.config
+        psycopg = _psycopg()
+        setting = "table" if config.table is not None else "query"
+        try:
+            cursor = await conn.execute(f"SELECT * FROM {self._subject} LIMIT %s", (0,))
+            self._names = [d.name for d in cursor.description or ()]
+            if self._column is None and config.table is not None:
+                cursor = await conn.execute(_PRIMARY_KEY_SQL, (self._subject,))
+                keys = [str(r[0]) for r in await cursor.fetchall()]
+                if len(keys) == 1:
+                    self._column = keys[0]
+        except psycopg.Error as exc:
+            if is_connection_error(exc):
+                raise
+            raise ConnectorError(f"{self._where}: {setting}: {one_line(exc)}") from None
+        known = ", ".join(self._names)
+        if self._column is None and config.mode == "incremental":
+            raise ConnectorError(
+                f"{self._where}: column: table {config.table!r} has no one-column primary "
+                f"key; name a column that only grows, one of: {known}"
+            )
+        if self._column is not None and self._column not in self._names:
+            raise ConnectorError(
+                f"{self._where}: column: no column {self._column!r}; known: {known}"
+            )
+        if config.key is not None and config.key not in self._names:
+            raise ConnectorError(f"{self._where}: key: no column {config.key!r}; known: {known}")
+        wanted = "after" if self._column is not None else "rows"
+        if position is not None and (not isinstance(position, dict) or set(position) != {wanted}):
+            raise ConnectorError(
+                f"{self._where}: the stored position {position!r} does not fit these settings "
+                f"(expected {{{wanted!r}: ...}}); the mode, table, query or column changed"
+            )
+        self._position = position
+
+    async def read(self) -> SourceBatch | None:
+        interval = self.config.interval.total_seconds()
+        while True:
+            events, position = await self._fetch_reconnecting()
+            if events:
+                self._position = position
+                return SourceBatch(events, position)
+            if self.bounded:
+                return None
+            await asyncio.sleep(interval)
+
+    async def close(self) -> None:
+        await self._forget()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def _fetch_reconnecting(self) -> tuple[list[Event], Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._within
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                conn = await self._connection()
+                return await self._fetch(conn, self._position)
+            except Exception as exc:
+                if not is_connection_error(exc):
+                    raise
+                await self._forget()
+                now = loop.time()
+                if now >= deadline:
+                    raise ConnectorError(
+                        f"{self._where}: lost {printable_dsn(self._dsn)} and could not read "
+                        f"again within {self._within:g}s: {one_line(exc)}"
+                    ) from None
+                self.context.log.warning("%s: %s; reading again", self._where, one_line(exc))
+                await asyncio.sleep(min(deadline - now, backoff(attempt)))
+
+    async def _fetch(
+        self, conn: psycopg.AsyncConnection[Any], position: Any
+    ) -> tuple[list[Event], Any]:
+        batch = self.config.batch
+        if self._column is None:
+            done = 0 if position is None else int(position["rows"])
+            cursor = await conn.execute(
+                f"SELECT * FROM {self._subject} LIMIT %s OFFSET %s", (batch, done)
+            )
+            rows = await cursor.fetchall()
+            if not rows:
+                return [], position
+            return self._events(rows), {"rows": done + len(rows)}
+        after = None if position is None else position["after"]
+        rows = await self._keyset(conn, after, batch + 1)
+        at = self._names.index(self._column)
+        kept = whole_groups(rows, lambda row: row[at], batch)
+        if kept is None:  # one value fills the batch: read that whole group
+            kept = await self._keyset(conn, rows[0][at], None, equal=True)
+        if not kept:
+            return [], position
+        return self._events(kept), {"after": position_value(kept[-1][at])}
+
+    async def _keyset(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        after: Any,
+        limit: int | None,
+        *,
+        equal: bool = False,
+    ) -> list[tuple[Any, ...]]:
+        assert self._column is not None
+        column = quote(self._column)
+        sql = f"SELECT * FROM {self._subject} WHERE {column} IS NOT NULL"
+        params: list[Any] = []
+        if after is not None:
+            sql += f" AND {column} {'=' if equal else '>'} %s"
+            params.append(after)
+        sql += f" ORDER BY {column}"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        cursor = await conn.execute(sql, params)
+        return list(await cursor.fetchall())
+
+    def _events(self, rows: list[tuple[Any, ...]]) -> list[Event]:
+        names = self._names
+        key = self.config.key
+        events: list[Event] = []
+        for row in rows:
+            value = {name: event_value(v) for name, v in zip(names, row, strict=True)}
+            events.append(Event(value, key_bytes(value[key]) if key is not None else None))
+        return events
+
+    # -- connecting -------------------------------------------------------------------------
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        await self._forget()
+        self._conn = await connect(
+            self._dsn,
+            self._where,
+            self._within,
+            autocommit=True,
+            log=lambda text: self.context.log.warning("%s", text),
+        )
+        return self._conn
+
+    async def _forget(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            try:
+                await conn.close()
+            except Exception as exc:  # a broken connection may fail to close; it is gone
+                self.context.log.debug("%s: closing: %s", self._where, exc)
+
+
+def _psycopg() -> Any:
+    from ._connect import psycopg_module
+
+    return psycopg_module()
