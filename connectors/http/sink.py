@@ -53,7 +53,7 @@ _CONTENT_TYPES = {"json": "application/json", "text": "text/plain; charset=utf-8
 class HttpSinkConfig(ConnectorConfig):
     url: str = Field(
         description="where to send, a template: {topic}, {partition}, {offset}, {key} and "
-        "{value.<field>} are filled from each event (percent-encoded)"
+        "{value.FIELD} are filled from each event (percent-encoded)"
     )
     method: str = Field("POST", description="the HTTP method")
     headers: dict[str, str] = Field({}, description="headers sent with every request")
