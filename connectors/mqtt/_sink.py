@@ -161,7 +161,7 @@ class MqttSink(Sink):
         try:
             while pending:
                 info, event = pending[0]
-                if not info.is_published():
+                if not _sent(info):
                     if info.rc != mqtt.MQTT_ERR_SUCCESS and self.config.qos == 0:
                         lost += 1  # a QoS 0 message with no connection to go to
                         pending.popleft()
@@ -174,7 +174,7 @@ class MqttSink(Sink):
                         )
                     self._acked.clear()
                     self._waiting = True
-                    if not info.is_published():
+                    if not _sent(info):
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._acked.wait(), min(left, 0.25))
                     continue
@@ -182,8 +182,8 @@ class MqttSink(Sink):
                 refused = self._refused.pop(info.mid, None)
                 if refused is not None:
                     rejected.append(Rejection(event, f"{self.config.url} refused it: {refused}"))
-                elif info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    lost += 1
+                elif info.rc != mqtt.MQTT_ERR_SUCCESS and self.config.qos == 0:
+                    lost += 1  # written to a connection that was then lost
         except BaseException:
             pending.clear()  # the runtime writes the batch again
             raise
@@ -223,3 +223,10 @@ class MqttSink(Sink):
                 self.config.url,
                 reason,
             )
+
+
+def _sent(info: Any) -> bool:
+    """Whether paho is done with a message: acknowledged by the broker (QoS 1/2) or written
+    to the socket (QoS 0). ``is_published()`` raises instead for a message published while
+    the connection was down, even once paho has sent it after reconnecting."""
+    return bool(info._published)
