@@ -44,6 +44,12 @@ class Api:
         items = self.items[: self.version * 2]
         return web.json_response(items, headers={"ETag": etag})
 
+    async def _modified(self, request: web.Request) -> web.Response:
+        stamp = f"Wed, 0{self.version} Jan 2025 00:00:00 GMT"
+        if request.headers.get("If-Modified-Since") == stamp:
+            return web.Response(status=304)
+        return web.json_response(self.items[: self.version], headers={"Last-Modified": stamp})
+
     async def _linked(self, request: web.Request) -> web.Response:
         start = int(request.query.get("start", 0))
         headers = {}
@@ -72,6 +78,7 @@ class Api:
         app = web.Application(middlewares=[self._record])
         app.router.add_get("/cursor", self._cursor)
         app.router.add_get("/etag", self._etag)
+        app.router.add_get("/modified", self._modified)
         app.router.add_get("/linked", self._linked)
         app.router.add_get("/tokens", self._tokens)
         app.router.add_get("/odd", self._odd)
@@ -164,6 +171,22 @@ async def test_etag_304_means_nothing_new(api: Api) -> None:
         reading.cancel()
     finally:
         await again.close()
+
+
+async def test_last_modified_is_sent_back_as_if_modified_since(api: Api) -> None:
+    source = await opened({"url": api.url("/modified")})
+    try:
+        ids, position = await take(source, 1)
+        assert ids == [1] and position == {"last_modified": "Wed, 01 Jan 2025 00:00:00 GMT"}
+        reading = asyncio.create_task(source.read())
+        await asyncio.sleep(0.2)
+        assert not reading.done()
+        assert api.requests[-1].headers["If-Modified-Since"] == position["last_modified"]
+        api.version = 2
+        batch = await asyncio.wait_for(reading, 5)
+        assert [e.value["id"] for e in batch.events] == [1, 2]
+    finally:
+        await source.close()
 
 
 async def test_link_headers_are_followed_and_validators_wait_for_the_last_page(

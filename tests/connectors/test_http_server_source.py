@@ -210,6 +210,19 @@ async def test_too_many_waiting_requests_get_429_with_retry_after(
     assert (await sending)[0] == 200
 
 
+@pytest.mark.parametrize("hooks", [{"ack_timeout": "200ms", "retry_after": 2}], indirect=True)
+async def test_a_request_not_acknowledged_in_time_gets_503_to_send_again(
+    hooks: HttpServerSource, client: aiohttp.ClientSession
+) -> None:
+    sending = asyncio.create_task(post(client, hooks.url + "/hooks", b'{"n": 1}'))
+    batch = await asyncio.wait_for(hooks.read(), 5)
+    status, body, headers = await asyncio.wait_for(sending, 5)
+    assert status == 503 and headers["Retry-After"] == "2"
+    assert "did not acknowledge the events within 0.2s; send them again" in body["error"]
+    await hooks.ack(batch.position)  # late: the events are in the log, and will be again
+    assert hooks._requests == 0 and hooks._events == 0
+
+
 @pytest.mark.parametrize("hooks", [{"bearer_token": "tok"}], indirect=True)
 async def test_a_bearer_token_is_required(
     hooks: HttpServerSource, client: aiohttp.ClientSession
