@@ -47,7 +47,7 @@ def value_type(con: Any, topic: Topic) -> ValueType:
     if codec != "json":
         return ValueType(codec, "value", False)
     sample = _sample(topic)
-    structure = "JSON"
+    structure = '"JSON"'
     if len(sample):
         con.register("__millstream_sample", pa.table({"v": sample}))
         try:
