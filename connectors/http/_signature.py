@@ -71,7 +71,7 @@ def signature_problem(
         return f"the signature time {stamp[:20]!r} is not a number"
     if abs((time.time() if now is None else now) - signed_at) > tolerance_s:
         return f"the signature time is more than {tolerance_s:g}s away from now"
-    expected = hmac.new(key, stamp.encode() + b"." + body, hashlib.sha256).hexdigest().encode()
-    if any(hmac.compare_digest(c.lower().encode(), expected) for c in candidates):
+    signed = hmac.new(key, stamp.encode() + b"." + body, hashlib.sha256).hexdigest().encode()
+    if any(hmac.compare_digest(c.lower().encode(), signed) for c in candidates):
         return None
     return "the signature does not match the body"

@@ -62,7 +62,7 @@ class HttpPollConfig(ConnectorConfig):
     headers: dict[str, str] = Field({}, description="headers sent with every request")
     body: Any = Field(None, description="a JSON body sent with every request (for POST)")
     interval: Duration = Field(
-        "1m",  # type: ignore[assignment]  # validated into a timedelta
+        "1m",  # validated into a timedelta
         validate_default=True,
         description="the time between the starts of two polls",
     )
@@ -99,7 +99,7 @@ class HttpPollConfig(ConnectorConfig):
     )
     max_pages: int = Field(1000, ge=1, description="the most pages followed in one poll")
     timeout: Duration = Field(
-        "30s",  # type: ignore[assignment]
+        "30s",
         gt=timedelta(0),
         validate_default=True,
         description="how long one request may take",

@@ -81,7 +81,7 @@ class HttpServerConfig(ConnectorConfig):
         5000, ge=1, le=10_000, description="the most events handed to the log in one batch"
     )
     ack_timeout: Duration = Field(
-        "30s",  # type: ignore[assignment]  # validated into a timedelta
+        "30s",  # validated into a timedelta
         gt=timedelta(0),
         validate_default=True,
         description="how long a request waits for the log before it gets 503 (send it again)",
@@ -107,7 +107,7 @@ class HttpServerConfig(ConnectorConfig):
         "github, Stripe-Signature for stripe)",
     )
     hmac_tolerance: Duration = Field(
-        "5m",  # type: ignore[assignment]
+        "5m",
         gt=timedelta(0),
         validate_default=True,
         description="stripe style: how far the signed time may be from now",

@@ -65,7 +65,7 @@ class HttpSinkConfig(ConnectorConfig):
     )
     concurrency: int = Field(4, ge=1, le=256, description="the most requests in flight at once")
     timeout: Duration = Field(
-        "30s",  # type: ignore[assignment]  # validated into a timedelta
+        "30s",  # validated into a timedelta
         gt=timedelta(0),
         validate_default=True,
         description="how long one request may take",
@@ -77,13 +77,13 @@ class HttpSinkConfig(ConnectorConfig):
         "before the flush fails and the pipeline's retry takes over",
     )
     backoff: Duration = Field(
-        "200ms",  # type: ignore[assignment]
+        "200ms",
         gt=timedelta(0),
         validate_default=True,
         description="the wait before the first retry; doubled for each next one",
     )
     max_backoff: Duration = Field(
-        "10s",  # type: ignore[assignment]
+        "10s",
         gt=timedelta(0),
         validate_default=True,
         description="the longest wait between tries (a longer Retry-After is cut to it)",

@@ -22,7 +22,9 @@ class Api:
     """A real HTTP API with the shapes a poller meets; ``requests`` keeps what it was asked."""
 
     def __init__(self, count: int = 10, page: int = 4) -> None:
-        self.items = [{"id": n, "name": f"item {n}"} for n in range(1, count + 1)]
+        self.items: list[dict[str, Any]] = [
+            {"id": n, "name": f"item {n}"} for n in range(1, count + 1)
+        ]
         self.page = page
         self.version = 1
         self.requests: list[web.Request] = []
