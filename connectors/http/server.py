@@ -143,7 +143,7 @@ class _Request:
 
     seq: int
     events: list[Event]
-    answered: asyncio.Future[bool]
+    answered: asyncio.Future[bool | None]
     taken: int = 0
 
 
@@ -310,23 +310,26 @@ class HttpServerSource(Source):
         finally:
             if not accepted:
                 self._requests -= 1
+        # one timer, not wait_for: a request costs a future and a timer handle, no task
+        timer = asyncio.get_running_loop().call_later(self._ack_timeout, _time_out, answered)
         try:
-            stored = await asyncio.wait_for(asyncio.shield(answered), self._ack_timeout)
-        except TimeoutError:
-            stored = False
+            stored = await answered
+        finally:
+            timer.cancel()
+        if stored is None:
             reason = f"the log did not acknowledge the events within {self._ack_timeout:g}s"
-        else:
-            reason = "the server is shutting down"
-        if not stored:
             return self._busy(503, f"{reason}; send them again")
+        if not stored:
+            return self._busy(503, "the server is shutting down; send them again")
         return web.Response(
             status=config.status,
             body=b'{"accepted":%d}' % len(values),
             content_type="application/json",
         )
 
-    def _accept(self, request: web.BaseRequest, values: list[bytes]) -> asyncio.Future[bool]:
-        """Queue the events of ``request``; the future resolves when they are acknowledged."""
+    def _accept(self, request: web.BaseRequest, values: list[bytes]) -> asyncio.Future[bool | None]:
+        """Queue the events of ``request``; the future resolves to True once they are
+        acknowledged, False at shutdown, None when ``ack_timeout`` passed first."""
         headers = request.headers
         copied = tuple(
             (name, value.encode())
@@ -339,7 +342,7 @@ class HttpServerSource(Source):
             key = found.encode()
         events = [Event(value, key, copied) for value in values]
         self._seq += 1
-        answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        answered: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Request(self._seq, events, answered))
         self._events += len(events)
         self._arrived.set()
@@ -363,6 +366,12 @@ async def _read_body(request: web.BaseRequest, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _time_out(answered: asyncio.Future[bool | None]) -> None:
+    """The request's wait is over; its events stay queued and may still reach the log."""
+    if not answered.done():
+        answered.set_result(None)
 
 
 def _error(status: int, reason: str) -> web.Response:
