@@ -258,15 +258,18 @@ class PostgresSink(Sink):
         """Write ``rows`` in one transaction; the index and reason of each row refused."""
         try:
             async with conn.transaction():
-                await self._grow(conn, rows)
                 names = columns_of(rows)
-                made, values, refused = self._table.texts(rows, names)
+                await self._grow(conn, rows, names)
+                copy = self.config.mode == "copy"
+                made, values, refused = self._table.values(rows, names, as_text=not copy)
                 try:
                     async with conn.transaction():  # a savepoint: the bulk write alone
                         await self._bulk(conn, names, values)
                 except Exception as exc:
                     if not is_row_error(exc):
                         raise
+                    if copy:  # the statements below need every value as text
+                        made, values, refused = self._table.values(rows, names, as_text=True)
                     refused += await self._one_by_one(conn, names, made, values)
         except BaseException:
             self._table.columns = {}  # what the transaction made is gone: read it again
@@ -274,12 +277,15 @@ class PostgresSink(Sink):
         refused.sort()
         return refused
 
-    async def _grow(self, conn: psycopg.AsyncConnection[Any], rows: list[dict[str, Any]]) -> None:
-        """Make the table, or add the columns it lacks, for ``rows``."""
+    async def _grow(
+        self, conn: psycopg.AsyncConnection[Any], rows: list[dict[str, Any]], names: list[str]
+    ) -> None:
+        """Make the table, or add the columns it lacks, for ``rows`` (whose columns are
+        ``names``)."""
         table = self._table
         if not table.columns:
             await self._load(conn)
-        new = [n for n in columns_of(rows) if n not in table.columns]
+        new = [n for n in names if n not in table.columns]
         if not new and table.columns:
             return
         types = {n: sql_type_of([row.get(n) for row in rows]) for n in new}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any, ClassVar
 
 import sqlite_utils
 from pydantic import Field, field_validator
-from sqlite_utils.db import PrimaryKeyRequired
+from sqlite_utils.utils import suggest_column_types
 
 from millstream.core import (
     ConnectorConfig,
@@ -21,7 +22,7 @@ from millstream.core import (
     Sink,
 )
 
-from .._rows import row_of
+from .._rows import columns_of, row_of
 from ._thread import DatabaseThread
 
 __all__ = ["SqliteSink", "SqliteSinkConfig"]
@@ -32,14 +33,9 @@ _REFUSED = (
     sqlite3.ProgrammingError,
     sqlite3.DataError,
     OverflowError,
-    PrimaryKeyRequired,
 )
 """What SQLite raises for a row it will never take (a constraint, a value it cannot bind, a
 missing primary key); anything else (a locked database, a full disk) fails the whole flush."""
-
-
-_STATEMENT_ROWS = 500
-"""Rows per INSERT statement (within SQLite's limit of bound values for rows of ~60 columns)."""
 
 
 class SqliteSinkConfig(ConnectorConfig):
@@ -69,16 +65,23 @@ class SqliteSinkConfig(ConnectorConfig):
 
 
 class _Writer:
-    """The SQL side of the sink; every method runs on the sink's own thread."""
+    """The SQL side of the sink; every method runs on the sink's own thread.
+
+    sqlite-utils makes the table and adds columns (types suggested from the rows); the rows
+    themselves go in with one prepared ``INSERT … ON CONFLICT … DO UPDATE`` run over the whole
+    batch (``executemany``), which is several times faster than building statements per chunk.
+    """
 
     def __init__(self, config: SqliteSinkConfig, path: Path, where: str) -> None:
         self.config = config
         self.path = path
         self.where = where
         self.db: sqlite_utils.Database | None = None
-        self.pk: str | tuple[str, ...] | None = (
-            tuple(config.pk) if isinstance(config.pk, list) else config.pk
+        self.pk: list[str] = (
+            [] if config.pk is None else [config.pk] if isinstance(config.pk, str) else config.pk
         )
+        self._known: set[str] = set()  # the table's columns, lower-cased ('' while missing)
+        self._statements: dict[tuple[str, ...], str] = {}
 
     def open(self) -> None:
         if not self.path.parent.is_dir():
@@ -89,40 +92,110 @@ class _Writer:
         try:
             self.db = sqlite_utils.Database(self.path, execute_plugins=False)
             self.db.enable_wal()
+            self._load()
         except sqlite3.DatabaseError as exc:
             raise ConnectorError(f"{self.where}: path: {exc} ({self.path})") from None
+
+    def _load(self) -> None:
+        assert self.db is not None
+        table = self.db.table(self.config.table)
+        self._known = {c.lower() for c in table.columns_dict} if table.exists() else set()
 
     def write(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
         """Write ``rows`` in one transaction; the index and reason of each row refused."""
         assert self.db is not None
+        names = columns_of(rows)
         try:
             with self.db.atomic():
-                self._put(rows)
-            return []
-        except _REFUSED:
-            pass  # find the rows at fault; the others go in
-        refused: list[tuple[int, str]] = []
-        with self.db.atomic():
-            for index, row in enumerate(rows):
+                self._grow(rows, names)
+                sql = self._statement(names)
+                made, values, refused = self._values(rows, names)
                 try:
-                    with self.db.atomic():  # a savepoint
-                        self._put([row])
-                except _REFUSED as exc:
-                    refused.append((index, _reason(exc)))
+                    with self.db.atomic():  # a savepoint: the whole batch at once
+                        self.db.conn.executemany(sql, values)
+                except _REFUSED:  # find the rows at fault; the others go in
+                    for index, row in zip(made, values, strict=True):
+                        try:
+                            with self.db.atomic():
+                                self.db.conn.execute(sql, row)
+                        except _REFUSED as exc:
+                            refused.append((index, _reason(exc)))
+        except BaseException:
+            self._load()  # a column added in the transaction is gone with it
+            raise
+        refused.sort()
         return refused
 
-    def _put(self, rows: list[dict[str, Any]]) -> None:
+    def _grow(self, rows: list[dict[str, Any]], names: list[str]) -> None:
+        """Make the table, or add the columns it lacks, for ``rows``."""
         assert self.db is not None
+        new = [n for n in names if n.lower() not in self._known]
+        if not new:
+            return
         table = self.db.table(self.config.table)
-        if self.pk is None:
-            table.insert_all(rows, alter=True, batch_size=_STATEMENT_ROWS)
+        wanted = set(new)
+        types = suggest_column_types([{k: v for k, v in r.items() if k in wanted} for r in rows])
+        if not self._known:
+            for key in self.pk:
+                types.setdefault(key, str)
+            table.create(types, pk=self.pk[0] if len(self.pk) == 1 else (self.pk or None))
         else:
-            table.upsert_all(rows, pk=self.pk, alter=True, batch_size=_STATEMENT_ROWS)
+            for name in new:
+                table.add_column(name, types.get(name, str))
+        self._known.update(n.lower() for n in types)
+
+    def _statement(self, names: list[str]) -> str:
+        key = tuple(names)
+        sql = self._statements.get(key)
+        if sql is None:
+            table = _quote(self.config.table)
+            cols = ", ".join(_quote(n) for n in names)
+            sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(names))})"
+            if self.pk:
+                others = [n for n in names if n not in self.pk]
+                conflict = ", ".join(_quote(k) for k in self.pk)
+                if others:
+                    sets = ", ".join(f"{_quote(n)} = excluded.{_quote(n)}" for n in others)
+                    sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
+                else:
+                    sql += f" ON CONFLICT ({conflict}) DO NOTHING"
+            self._statements[key] = sql
+        return sql
+
+    def _values(
+        self, rows: list[dict[str, Any]], names: list[str]
+    ) -> tuple[list[int], list[tuple[Any, ...]], list[tuple[int, str]]]:
+        """Each row's values for ``names`` (nested ones as JSON text): the indexes of the rows
+        made, their values, and the rows refused before SQLite sees them (no primary key)."""
+        keys = [names.index(k) for k in self.pk if k in names]
+        missing_key = len(keys) < len(self.pk)
+        made: list[int] = []
+        values: list[tuple[Any, ...]] = []
+        refused: list[tuple[int, str]] = []
+        for index, row in enumerate(rows):
+            value = [row.get(n) for n in names]
+            for place, item in enumerate(value):
+                if type(item) in _NESTED:
+                    value[place] = json.dumps(item, default=repr)
+            if self.pk and (missing_key or any(value[k] is None for k in keys)):
+                wanted = ", ".join(self.pk)
+                refused.append((index, f"no value for the primary key ({wanted}) to upsert by"))
+                continue
+            made.append(index)
+            values.append(tuple(value))
+        return made, values, refused
 
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
             self.db = None
+
+
+_NESTED = (dict, list, tuple)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _reason(exc: BaseException) -> str:
