@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
+import signal
 import socket
+import sys
 import threading
 import time
 import urllib.error
@@ -355,6 +358,56 @@ sources:
         await consumer.close()
         stop.set()
         assert await asyncio.wait_for(running, 10) == "stopped"
+
+
+async def test_millstream_run_takes_webhooks_until_sigterm(
+    tmp_path: Path, client: aiohttp.ClientSession
+) -> None:
+    port = free_port()
+    (tmp_path / "p.yaml").write_text(
+        f"""
+pipeline: webhooks
+store: file:./store
+topics:
+  events: {{partitions: 1}}
+sources:
+  hooks:
+    connector: http-server
+    config: {{port: {port}, path: /hooks, bearer_token: "${{HOOK_TOKEN}}"}}
+    to: events
+"""
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MILLSTREAM_")}
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "millstream"),
+        "run",
+        "p.yaml",
+        "--quiet",
+        cwd=tmp_path,
+        env={**env, "HOOK_TOKEN": "t0k"},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/hooks"
+        auth = {"Authorization": "Bearer t0k"}
+        for _ in range(200):
+            try:
+                status, body, _ = await post(client, url, b'{"n": 0}\n{"n": 1}', **auth)
+                break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+        assert (status, body) == (200, {"accepted": 2})
+        assert (await post(client, url, b"[]"))[0] == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, stderr.decode()
+    async with await connect(f"file:{tmp_path / 'store'}", read_only=True) as conn:
+        consumer = conn.consumer(auto_offset_reset="earliest")
+        consumer.assign([TopicPartition("events", 0)])
+        got = await consumer.getmany(timeout_ms=200)
+        await consumer.close()
+    assert [orjson.loads(r.value) for rs in got.values() for r in rs] == [{"n": 0}, {"n": 1}]
 
 
 # -- the conformance kit ---------------------------------------------------------------------
