@@ -221,7 +221,7 @@ class RecordColumns:
             records = list(records)  # read field by field: it must iterate more than once
         try:
             values: list[Any] = [r.value for r in records]
-            keys: list[Any] | None = [r.key for r in records]
+            keys: list[Any] = [r.key for r in records]
             # most calls have neither headers nor timestamps: one pass tells
             special = any([r.headers or r.timestamp for r in records])
             headers: list[Any] | None = [r.headers for r in records] if special else None
@@ -232,7 +232,20 @@ class RecordColumns:
                 f"send_batch takes Record objects, not {type(bad).__name__}; "
                 "e.g. Record(key, value)"
             ) from None
-        assert keys is not None
+        return cls.of_columns(values, keys, headers, stamps, now)
+
+    @classmethod
+    def of_columns(
+        cls,
+        values: list[Any],
+        keys: list[Any],
+        headers: list[Any] | None,
+        stamps: list[Any] | None,
+        now: int,
+    ) -> RecordColumns:
+        """Records given field by field (``headers`` and ``stamps`` None when no record has
+        any), checked as :meth:`of` checks them. The lists are taken over."""
+        keys_: list[Any] | None = keys
         if set(map(type, values)) <= {bytes}:
             vlens = list(map(len, values))
         else:
@@ -241,13 +254,13 @@ class RecordColumns:
         fixed = 0
         klens: list[int] | None = None
         if keys.count(None) == len(keys):
-            keys = None
+            keys_ = None
             fixed += 1  # each null key's length
         else:
             if set(map(type, keys)) <= {bytes}:
                 klens = list(map(len, keys))
             else:
-                keys, klens = _column(keys, "key")
+                keys_, klens = _column(keys, "key")
             sizes = list(map(add, sizes, map(_FIELD_SIZE.__getitem__, klens)))
         if headers is not None and any(headers):
             headers = [_encode_headers(check_headers(h)) if h else b"\x00" for h in headers]
@@ -266,7 +279,7 @@ class RecordColumns:
             stamps = [stamp or now for stamp in stamps]
         else:
             stamps = None
-        return cls(values, vlens, keys, klens, stamps, headers, sizes, fixed)
+        return cls(values, vlens, keys_, klens, stamps, headers, sizes, fixed)
 
     @classmethod
     def of_values(cls, values: list[bytes]) -> RecordColumns:

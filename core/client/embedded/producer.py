@@ -1,12 +1,17 @@
 """The embedded producer: records gathered into batches and appended to the log in-process.
 
 Each partition has at most one open batch. ``send`` adds a record to it and returns a
-:class:`_Delivery`, which is the record itself plus its place in the batch: there is no future
-per record, only one per batch. A batch is sealed when the next record would take it past the
-batch size (``batch_bytes``, and never past the topic's ``max.message.bytes``) or ``linger_ms``
-after its first record, whichever comes first. Sealing encodes it as one RecordBatch v2 and
-appends it to the partition at once (the log writes to the OS synchronously); the batch's future
-resolves when the partition says the batch is durable, per the topic's ``flush.policy``.
+:class:`_Delivery`, which is only the record's place in the batch: there is no future per
+record, only one per batch, and the batch keeps the records' fields in lists, not their
+deliveries. So a delivery that its sender drops is freed at once, and a sent record adds
+nothing for the cyclic garbage collector to walk (a batch holding thousands of deliveries had it
+walk each of them, and the value each held, a few times before the batch was sealed).
+
+A batch is sealed when the next record would take it past the batch size (``batch_bytes``, and
+never past the topic's ``max.message.bytes``) or ``linger_ms`` after its first record,
+whichever comes first. Sealing encodes it as one RecordBatch v2 and appends it to the partition
+at once (the log writes to the OS synchronously); the batch's future resolves when the
+partition says the batch is durable, per the topic's ``flush.policy``.
 
 ``send_batch`` is the bulk path: it checks every record of the call first, seals the open batch
 of each partition it writes to, then encodes the records straight into as many batches as the
@@ -46,9 +51,11 @@ _RECORD_OVERHEAD = 21  # upper bound of a record's framing (see log.encoder.enco
 class _Batch:
     """Records on their way into one partition, and the one future they share.
 
-    A batch made by ``send`` holds its records' deliveries; one made by ``send_batch`` holds
-    instead where its records were in the call (``places``) and their timestamps (``stamps``,
-    None when every one was "now").
+    A batch made by ``send`` holds its records' values and, for the few records that have
+    them, ``(place, key)`` pairs (``keyed``) and ``(place, headers, timestamp)`` triples
+    (``stamped``); ``plain`` says there is nothing but bytes values. One made by ``send_batch``
+    holds instead where its records were in the call (``places``) and their timestamps
+    (``stamps``, None when every one was "now").
     """
 
     __slots__ = (
@@ -56,47 +63,47 @@ class _Batch:
         "awaited",
         "base_offset",
         "future",
+        "keyed",
         "now_ms",
         "partition",
         "places",
         "plain",
-        "records",
         "room",
+        "stamped",
         "stamps",
         "timer",
         "topic",
+        "values",
     )
 
     def __init__(self, topic: str, partition: int, future: asyncio.Future[None], room: int) -> None:
         self.topic = topic
         self.partition = partition
         self.future = future
-        self.records: list[_Delivery] = []
+        self.values: list[bytes | None] = []
         self.room = room  # bytes left, counted by an upper bound of each record's size
         self.base_offset = -1
         self.append_time = -1
         self.now_ms = 0
         self.awaited = False
         self.plain = True  # every record a bytes value without key, headers or timestamp
+        self.keyed: list[tuple[int, bytes]] = []
+        self.stamped: list[tuple[int, tuple[Header, ...], int]] = []
         self.timer: asyncio.Handle | None = None
         self.places: range | list[int] = range(0)
         self.stamps: list[int] | None = None
 
 
 class _Delivery(Delivery):
-    """One sent record: its fields (the encoder reads them as a Record) and its batch.
+    """One sent record: its batch and its place there (the batch holds its fields).
 
-    Most records have no headers and the default timestamp; they are plain ``_Delivery``
-    objects with the two as class defaults, which saves two stores per record.
+    Most records have the default timestamp ("now"): a class default, one store saved.
     """
 
-    __slots__ = ("_batch", "_index", "key", "value")
+    __slots__ = ("_batch", "_index")
 
     _batch: _Batch
     _index: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[Header, ...] = ()
     timestamp: int = 0
 
     def done(self) -> bool:
@@ -116,9 +123,9 @@ class _Delivery(Delivery):
 
 
 class _StampedDelivery(_Delivery):
-    """A sent record with headers or its own timestamp."""
+    """A sent record with its own timestamp."""
 
-    __slots__ = ("headers", "timestamp")
+    __slots__ = ("timestamp",)
 
 
 _new = object.__new__
@@ -299,37 +306,43 @@ class EmbeddedProducer(Producer):
         delivery: _Delivery
         if headers or timestamp:
             plain = False
-            delivery = _new(_StampedDelivery)
             if headers:
-                delivery.headers = headers = check_headers(headers)
+                headers = check_headers(headers)
                 for name, hval in headers:
                     size += 10 + len(name) * 3 + (len(hval) if hval else 0)
             else:
-                delivery.headers = ()
+                headers = ()
             if timestamp is not None and (type(timestamp) is not int or timestamp < 0):
                 raise ValueError(
                     f"record timestamp {timestamp!r} is not valid; give milliseconds since the "
                     "epoch (an int >= 0), or None for now"
                 )
-            delivery.timestamp = timestamp or 0
+            if timestamp:
+                delivery = _new(_StampedDelivery)
+                delivery.timestamp = timestamp
+            else:
+                delivery = _new(_Delivery)
         else:
             delivery = _new(_Delivery)
         batch = state.batches[partition]
         if batch is None or batch.room < size:
             if size > state.limit:
-                self._check_record_size(state, key, value, delivery.headers)
+                self._check_record_size(state, key, value, tuple(headers))
             if batch is not None:
                 self._seal(state, partition)
             batch = self._open_batch(state, partition)
+        batch.room -= size
+        values = batch.values
+        index = len(values)
+        delivery._batch = batch
+        delivery._index = index
+        values.append(value)
         if not plain:
             batch.plain = False
-        batch.room -= size
-        records = batch.records
-        delivery.key = key
-        delivery.value = value
-        delivery._batch = batch
-        delivery._index = len(records)
-        records.append(delivery)
+            if key is not None:
+                batch.keyed.append((index, key))
+            if headers or timestamp:
+                batch.stamped.append((index, headers, timestamp or 0))  # type: ignore[arg-type]
         return delivery
 
     def send_batch(
@@ -428,15 +441,27 @@ class EmbeddedProducer(Producer):
             batch.timer = None
         if partition == state.sticky.partition:
             state.sticky.next_batch()
-        records, batch.records = batch.records, []
+        values, batch.values = batch.values, []
         now = int(time.time() * 1000)
         batch.now_ms = now
         try:
             if batch.plain:  # send checked every value: lay them out without checking again
-                rows = RecordColumns.of_values([d.value for d in records])  # type: ignore[misc]
-                raw = rows.encode(0, rows.count, state.compression, now)
+                rows = RecordColumns.of_values(values)  # type: ignore[arg-type]
             else:
-                raw = encode_batch(records, compression=state.compression, now_ms=now)  # type: ignore[arg-type]
+                count = len(values)
+                keys: list[bytes | None] = [None] * count
+                for place, key in batch.keyed:
+                    keys[place] = key
+                headers: list[tuple[Header, ...]] | None = None
+                stamps: list[int] | None = None
+                if batch.stamped:
+                    headers, stamps = [()] * count, [0] * count
+                    for place, fields, stamp in batch.stamped:
+                        headers[place] = fields
+                        stamps[place] = stamp
+                batch.keyed, batch.stamped = [], []
+                rows = RecordColumns.of_columns(values, keys, headers, stamps, now)
+            raw = rows.encode(0, rows.count, state.compression, now)
         except Exception as exc:  # whatever it is, it goes to the deliveries, never lost
             self._fail(batch, exc)
             return
