@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -258,3 +260,29 @@ def test_without_psycopg_the_error_says_what_to_install(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now raises ImportError
     with pytest.raises(ValueError, match=r"pip install 'millstream\[postgres\]'"):
         PostgresSinkConfig.model_validate({"dsn": "postgresql://x/y", "table": "t", "pk": "i"})
+
+
+def test_validate_without_psycopg_names_the_setting_and_the_install(tmp_path: Path) -> None:
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        "pipeline: p\n"
+        "topics: {rows: {partitions: 1}}\n"
+        "sources: {gen: {connector: generator, config: {count: 1}, to: rows}}\n"
+        "sinks:\n"
+        "  db:\n"
+        "    connector: postgres\n"
+        "    config: {dsn: 'postgresql://app:pw@db/shop', table: t, pk: id}\n"
+        "    from: rows\n"
+    )
+    # the connector package imports without psycopg; the pipeline using it is refused
+    script = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from millstream.core.cli import main\n"
+        f"sys.exit(main(['validate', {str(pipeline)!r}]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert "p.yaml:7:13: sinks.db.config: " in done.stderr
+    assert "pip install 'millstream[postgres]'" in done.stderr
