@@ -96,6 +96,7 @@ class FolderWatch:
         self._written = 0  # counts, written only by the observer's thread
         self._renamed = 0
         self._seen = (0, 0)
+        self._also: frozenset[str] = frozenset()
 
     def start(self) -> None:
         """Start watching; OSError when the folder cannot be watched."""
@@ -130,9 +131,15 @@ class FolderWatch:
             return
         await self._woken.wait()
 
+    def follow(self, paths: Iterable[str]) -> None:
+        """Report changes to ``paths`` too (files rotated away, which the glob no longer
+        matches, but which are still read)."""
+        self._also = frozenset(paths)  # replaced whole: the observer's thread reads it
+
     def relevant(self, paths: Iterable[str]) -> bool:
-        """True when one of ``paths`` matches the glob."""
-        return any(self._match(path) for path in paths)
+        """True when one of ``paths`` matches the glob or is followed."""
+        also = self._also
+        return any(self._match(path) or path in also for path in paths)
 
     def notice(self, renamed: bool) -> None:
         """Count a change (called in the observer's thread) and wake the loop."""

@@ -16,10 +16,14 @@ now at the path starts from 0; a file shorter than its offset (truncated) starts
 
 from __future__ import annotations
 
+import asyncio
 import codecs
+import contextlib
 import glob
 import os
 import stat
+import time
+from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -31,6 +35,7 @@ from millstream.core import (
     Source,
     SourceBatch,
 )
+from millstream.pipelines.spec import Duration
 
 from .follow import FolderWatch
 from .formats import LineFormat, LineParser, parser_for
@@ -80,11 +85,24 @@ class FileSourceConfig(ConnectorConfig):
         "or only what is written from now on (after a restart the position decides; files "
         "that appear later are read from their beginning)",
     )
+    rotate_wait: Duration = Field(
+        "5s",  # type: ignore[assignment]  # validated into a timedelta
+        validate_default=True,
+        description="tail: how long a file rotated away is still followed for lines its writer "
+        "adds before reopening its log (read first, ahead of the new file)",
+    )
     line_header: bool = Field(
         False,
         description="give each event a `line` header with its line number (every event has a "
         "`file` header with its file's path)",
     )
+
+    @field_validator("rotate_wait")
+    @classmethod
+    def _rotate_wait(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("rotate_wait cannot be negative")
+        return value
 
     @field_validator("columns")
     @classmethod
@@ -173,6 +191,8 @@ class FileSource(Source):
             self._last = position["last"]
         for entry in _entries(position):
             self._resume(entry, matches)
+        if not matches and self.config.mode == "once":
+            self.context.log.warning("%s: no file matches %s", self._where(), self.pattern)
         first_run = position is None
         for key, path in matches.items():
             if key in self._files:
@@ -195,7 +215,13 @@ class FileSource(Source):
                     return batch
             if self._watch is None:
                 return None  # once: every file read to its end
-            await self._watch.wait()
+            self._watch.follow(t.path for t in self._files.values() if t.rotated)
+            due = self._next_drop()
+            if due is None:
+                await self._watch.wait()
+            else:  # a rotated file is due to be dropped then, if nothing new comes
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._watch.wait(), max(0.0, due - time.monotonic()))
 
     async def close(self) -> None:
         if self._watch is not None:
@@ -206,6 +232,12 @@ class FileSource(Source):
         self._files.clear()
 
     # -- reading ---------------------------------------------------------------------------
+
+    def _next_drop(self) -> float | None:
+        """When the first rotated file's ``rotate_wait`` ends (None: no rotated file)."""
+        wait = self.config.rotate_wait.total_seconds()
+        ends = [t.rotated_at + wait for t in self._files.values() if t.rotated_at is not None]
+        return min(ends) if ends else None
 
     def _order(self) -> list[TrackedFile]:
         """Rotated files first (to their end); then, once, each file in path order to its end;
@@ -233,7 +265,7 @@ class FileSource(Source):
             if at_end:
                 self._finish(tracked)
                 return None
-            if not tracked.dirty and not once:
+            if not tracked.dirty and not once and not self._due(tracked):
                 return None
             try:
                 read = await tracked.fill()
@@ -251,10 +283,16 @@ class FileSource(Source):
                 tracked.restart()
                 tracked.dirty = True
                 continue
-            if once or tracked.rotated:
+            if once or self._due(tracked):
                 at_end = True
                 continue
             return None
+
+    def _due(self, tracked: TrackedFile) -> bool:
+        """True when ``tracked`` was rotated away longer than ``rotate_wait`` ago."""
+        rotated_at = tracked.rotated_at
+        wait = self.config.rotate_wait.total_seconds()
+        return rotated_at is not None and time.monotonic() >= rotated_at + wait
 
     def _finish(self, tracked: TrackedFile) -> None:
         """``tracked`` was read to its end for good: in once mode it stays (its position
@@ -291,8 +329,11 @@ class FileSource(Source):
             if path is not None:
                 tracked.rename(path)
             elif not tracked.rotated:
-                tracked.rotated = True
+                tracked.rotated_at = time.monotonic()
                 tracked.dirty = True
+                moved = _sibling(tracked.path, tracked.inode)
+                if moved is not None:
+                    tracked.rename(moved[1])
         for key, path in matches.items():
             if key not in self._files:
                 self._track(key, path)
@@ -356,7 +397,7 @@ class FileSource(Source):
         key, path = found
         tracked = self._track(key, path, entry=entry)
         if tracked is not None:
-            tracked.rotated = True  # rotated while the pipeline was down: read to its end
+            tracked.rotated_at = time.monotonic()  # rotated while the pipeline was down
 
 
 def _entries(position: Any) -> list[dict[str, Any]]:

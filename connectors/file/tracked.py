@@ -29,8 +29,10 @@ CHUNK_BYTES = 1024 * 1024
 class TrackedFile:
     """A file being read: ``offset`` (bytes handed out), ``line`` (number of the next line).
 
-    ``rotated`` is set once the file is no longer at a path the glob matches (rotated away or
-    deleted): it is read to its end, its last line even without a newline, then dropped.
+    ``rotated_at`` is set (a ``time.monotonic()``) once the file is no longer at a path the
+    glob matches (rotated away or deleted): it is read first, to its end, and dropped once it
+    has had nothing new for the source's ``rotate_wait`` (a writer may still add its last
+    lines before it reopens its log), its last line then even without a newline.
     ``dirty`` says it may have more to read than was seen last time.
     """
 
@@ -56,7 +58,7 @@ class TrackedFile:
         self.read_at = offset
         self.pending: list[bytes] = []
         self.partial = b""
-        self.rotated = False
+        self.rotated_at: float | None = None
         self.dirty = True
         self.done = False
 
@@ -83,6 +85,11 @@ class TrackedFile:
             os.close(fd)
             raise
         return tracked
+
+    @property
+    def rotated(self) -> bool:
+        """True once the file was rotated away (see ``rotated_at``)."""
+        return self.rotated_at is not None
 
     def size(self) -> int:
         """The file's size now."""

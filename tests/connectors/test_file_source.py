@@ -342,6 +342,33 @@ async def test_rename_rotation_mid_stream_loses_and_repeats_nothing(tmp_path: Pa
     assert got == [f"line {n}" for n in range(total)]
 
 
+async def test_lines_a_writer_adds_after_rotation_are_read_until_rotate_wait(
+    tmp_path: Path,
+) -> None:
+    """A writer that reopens its log late (logrotate renames, then signals the program) still
+    writes a few lines to the renamed file: they are read, and so is its last line without a
+    newline once ``rotate_wait`` has passed; then the renamed file is let go."""
+    log = tmp_path / "app.log"
+    log.write_text("old 1\n")
+    source = _source(tmp_path, path="app.log", rotate_wait="400ms")
+    await source.open(None)
+    try:
+        assert (await _values(source, 1))[0] == ["old 1"]
+        with log.open("a") as old:
+            log.rename(tmp_path / "app.log.1")
+            log.write_text("new 1\n")
+            assert (await _values(source, 1))[0] == ["new 1"]
+            old.write("old 2, late\nold 3, cut")
+        got, _ = await _values(source, 2)
+        assert got == ["old 2, late", "old 3, cut"]
+        _append(log, "new 2\n")
+        got, position = await _values(source, 1)
+        assert got == ["new 2"]
+        assert [f["path"] for f in position["files"]] == [str(log)]  # the old one let go
+    finally:
+        await source.close()
+
+
 async def test_copy_truncate_starts_the_file_again_from_its_start(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     log.write_text(_lines(0, 10))
