@@ -341,20 +341,21 @@ def decode_records(
                         pos += 3
                     else:
                         od, pos = varint(buf, pos)
-            # key
+            # key (null, the varint 1, is the common case)
             b = buf[pos]
-            if b < 0x80:
-                n = zigzag[b]
+            if b == 1:
+                key = None
                 pos += 1
             else:
-                n, pos = varint(buf, pos)
-            if n >= 0:
+                if b < 0x80:
+                    n = zigzag[b]
+                    pos += 1
+                else:
+                    n, pos = varint(buf, pos)
+                if n < 0:
+                    raise CorruptBatchError(f"record key length {n} in batch at {base_offset}")
                 key = buf[pos : pos + n]
                 pos += n
-            elif n == -1:
-                key = None
-            else:
-                raise CorruptBatchError(f"record key length {n} in batch at {base_offset}")
             # value
             b = buf[pos]
             if b < 0x80:
@@ -390,7 +391,7 @@ def decode_records(
             r.topic = topic
             r.partition = partition
             r.offset = base_offset + od
-            r.timestamp = base_ts + td
+            r.timestamp = base_ts + td if td else base_ts  # one int for all: no new one
             r.key = key
             r.value = value
             r.headers = headers
