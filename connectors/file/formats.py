@@ -42,6 +42,7 @@ LineFormat = Literal["lines", "jsonl", "csv"]
 WriteFormat = Literal["jsonl", "csv", "lines"]
 """The formats the sink writes."""
 
+_BOM = b"\xef\xbb\xbf"
 _LONG_SAMPLE = 64 * 1024
 """At most this many bytes of an over-long line are kept in its dead letter."""
 
@@ -69,6 +70,8 @@ class LineParser:
         """Events of the good lines, in order, and a rejection for each bad one."""
         if not lines:
             return [], []
+        if first == 1 and self.utf8 and lines[0].startswith(_BOM):
+            lines = [lines[0][len(_BOM) :], *lines[1:]]  # a byte-order mark is not text
         limit = self.max_line_bytes
         if sum(map(len, lines)) > limit and max(map(len, lines)) > limit:
             return self._one_by_one(lines, first)
@@ -216,7 +219,7 @@ class _CsvRows(LineParser):
 
     def take_header(self, line: bytes) -> None:
         """Take the columns from ``line`` (the file's first row), as on resuming mid-file."""
-        row = self._row(line)
+        row = self._row(line.removeprefix(_BOM) if self.utf8 else line)
         if row:
             self.columns = tuple(row)
 

@@ -197,8 +197,12 @@ class FileSource(Source):
         for key, path in matches.items():
             if key in self._files:
                 continue
-            at_end = first_run and self.config.mode == "tail" and self.config.start_at == "end"
-            self._track(key, path, at_end=at_end)
+            tracked = self._track(key, path)
+            start_at_end = (
+                first_run and self.config.mode == "tail" and self.config.start_at == "end"
+            )
+            if tracked is not None and start_at_end:
+                await asyncio.to_thread(tracked.skip_to_end)
 
     async def read(self) -> SourceBatch | None:
         while True:
@@ -351,7 +355,7 @@ class FileSource(Source):
         )
 
     def _track(
-        self, key: _Key, path: str, *, at_end: bool = False, entry: dict[str, Any] | None = None
+        self, key: _Key, path: str, *, entry: dict[str, Any] | None = None
     ) -> TrackedFile | None:
         """Start reading ``path`` (None when it vanished meanwhile)."""
         offset, line, skipping = 0, 1, False
@@ -372,8 +376,6 @@ class FileSource(Source):
                 path,
                 offset,
             )
-        if at_end:
-            tracked.skip_to_end()
         self._files[key] = tracked
         return tracked
 

@@ -131,7 +131,7 @@ async def test_lines_come_in_batches_of_at_most_batch(tmp_path: Path) -> None:
 
 
 async def test_csv_rows_with_a_header_or_given_columns(tmp_path: Path) -> None:
-    (tmp_path / "h.csv").write_text('id;name\n1;ann\n2;"b;ob"\n')
+    (tmp_path / "h.csv").write_bytes(b'\xef\xbb\xbfid;name\n1;ann\n2;"b;ob"\n')  # a BOM first
     (tmp_path / "c.csv").write_text("3,cy\n")
     with_header = _source(tmp_path, path="h.csv", mode="once", format="csv", delimiter=";")
     given = _source(tmp_path, path="c.csv", mode="once", format="csv", columns=["id", "name"])
