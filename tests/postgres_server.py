@@ -161,12 +161,13 @@ class PostgresServer:
             return " | ".join(self._log.read_text(errors="replace").splitlines()[-5:])
         return "(no log)"
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the server (a fast shutdown: clients are disconnected at once)."""
+    def stop(self, timeout: float = 30.0, *, immediate: bool = False) -> None:
+        """Stop the server: a fast shutdown (clients are disconnected at once, the data is
+        checkpointed), or with ``immediate`` no checkpoint at all (as a crash would)."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGQUIT if immediate else signal.SIGINT)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -189,7 +190,7 @@ class PostgresServer:
 
     def close(self) -> None:
         """Stop the server and delete its folder."""
-        self.stop()
+        self.stop(immediate=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> PostgresServer:

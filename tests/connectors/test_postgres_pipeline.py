@@ -1,5 +1,5 @@
-"""A pipeline from PostgreSQL to PostgreSQL keeps every row exactly once while the server
-restarts in the middle of the run."""
+"""Pipelines with PostgreSQL at both ends: every row exactly once while the server restarts in
+the middle of the run; a row the database refuses goes to the dead-letter topic."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import psycopg
 import pytest
 from postgres_server import PostgresDatabase, PostgresServer
 
+from millstream.connectors.memory import channel, reset_channels
+from millstream.core import Event
 from millstream.core.client import connect
 from millstream.core.plugins import get_registry
 from millstream.core.record import TopicPartition
@@ -126,3 +129,47 @@ async def test_rows_land_exactly_once_across_a_server_restart(
     warnings = [r.getMessage() for r in caplog.records]
     assert any("postgres source 'table'" in w for w in warnings), warnings
     assert any("postgres sink 'copy'" in w for w in warnings), warnings
+
+
+async def test_a_refused_row_goes_to_the_dead_letter_topic_and_the_rest_land(
+    postgres: PostgresDatabase, tmp_path: Path
+) -> None:
+    postgres.execute("CREATE TABLE dst (id bigint PRIMARY KEY, temp double precision)")
+    reset_channels()
+    channel("pg-in").append(
+        Event({"id": n, "temp": "hot" if n == 2 else 20.0 + n}) for n in range(5)
+    )
+    pipeline_file = tmp_path / "p.yaml"
+    pipeline_file.write_text(
+        textwrap.dedent(
+            f"""\
+            pipeline: p
+            dead_letter: dead
+            topics:
+              rows: {{partitions: 1}}
+              dead: {{partitions: 1}}
+            sources:
+              in: {{connector: memory, config: {{channel: pg-in, bounded: true}}, to: rows}}
+            sinks:
+              db:
+                connector: postgres
+                config: {{dsn: "{postgres.dsn}", table: dst, pk: id}}
+                from: rows
+            """
+        )
+    )
+    pipeline = load_pipeline(pipeline_file)
+    async with await connect(f"file:{tmp_path / 'store'}") as store:
+        runtime = Runtime([pipeline], store, get_registry())
+        await runtime.prepare()
+        assert await asyncio.wait_for(runtime.run(asyncio.Event()), 30) == "drained"
+        consumer = store.consumer(auto_offset_reset="earliest")
+        consumer.assign([TopicPartition("dead", 0)])
+        got = await consumer.getmany(timeout_ms=500)
+        await consumer.close()
+    assert postgres.query("SELECT id FROM dst ORDER BY id") == [(0,), (1,), (3,), (4,)]
+    (dead,) = [r for records in got.values() for r in records]
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert orjson.loads(dead.value) == {"id": 2, "temp": "hot"}
+    assert headers["millstream.step"] == "write"
+    assert "invalid input syntax for type double precision" in headers["millstream.error"]

@@ -11,10 +11,20 @@ from typing import Any
 
 import pytest
 
+from millstream.connectors.memory import channel, reset_channels
 from millstream.connectors.sqlite import SqliteSink, SqliteSinkConfig
 from millstream.core import ConnectorContext, ConnectorError, Event, EventsRejected
+from millstream.core.client import connect
+from millstream.core.plugins import get_registry
+from millstream.core.record import TopicPartition
 from millstream.core.testing import SinkConformance
+from millstream.pipelines.runtime import Runtime
 from millstream.pipelines.spec import guarantees, load_pipeline
+
+
+@pytest.fixture(autouse=True)
+def fresh_channels() -> None:
+    reset_channels()
 
 
 def rows(path: Path, sql: str = "SELECT * FROM readings ORDER BY rowid") -> list[dict[str, Any]]:
@@ -215,16 +225,11 @@ def test_validate_reports_exactly_once_only_with_a_pk(
     assert sink.level == level
 
 
-def test_a_pipeline_dead_letters_the_refused_row_and_goes_on(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
+async def test_a_pipeline_dead_letters_the_refused_row_and_goes_on(tmp_path: Path) -> None:
     db = tmp_path / "out.db"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE readings (n INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-    lines = b"".join(
-        json.dumps({"n": n, "v": None if n == 3 else f"v{n}"}).encode() + b"\n" for n in range(6)
-    )
+    channel("sqlite-in").append(Event({"n": n, "v": None if n == 3 else f"v{n}"}) for n in range(6))
     (tmp_path / "p.yaml").write_text(
         textwrap.dedent(
             """\
@@ -234,7 +239,7 @@ def test_a_pipeline_dead_letters_the_refused_row_and_goes_on(tmp_path: Path) -> 
               lines: {partitions: 1}
               dead: {partitions: 1}
             sources:
-              in: {connector: stdin, to: lines}
+              in: {connector: memory, config: {channel: sqlite-in, bounded: true}, to: lines}
             sinks:
               db:
                 connector: sqlite
@@ -243,37 +248,21 @@ def test_a_pipeline_dead_letters_the_refused_row_and_goes_on(tmp_path: Path) -> 
             """
         )
     )
-    millstream = Path(sys.executable).parent / "millstream"
-    store = f"file:{tmp_path / 'store'}"
-    done = subprocess.run(
-        [str(millstream), "run", "p.yaml", "--store", store],
-        input=lines,
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr.decode()
+    pipeline = load_pipeline(tmp_path / "p.yaml")
+    async with await connect(f"file:{tmp_path / 'store'}") as store:
+        runtime = Runtime([pipeline], store, get_registry())
+        await runtime.prepare()
+        assert await asyncio.wait_for(runtime.run(asyncio.Event()), 30) == "drained"
+        consumer = store.consumer(auto_offset_reset="earliest")
+        consumer.assign([TopicPartition("dead", 0)])
+        got = await consumer.getmany(timeout_ms=500)
+        await consumer.close()
     assert [r["n"] for r in rows(db)] == [0, 1, 2, 4, 5]
-    consumed = subprocess.run(
-        [
-            str(millstream),
-            "consume",
-            "dead",
-            "--from-beginning",
-            "--store",
-            store,
-            "--max-messages",
-            "1",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        timeout=60,
-    )
-    assert consumed.returncode == 0, consumed.stderr.decode()
-    dead = consumed.stdout.decode()
-    assert "NOT NULL constraint failed" in dead
-    assert '\\"n\\": 3' in dead or '"n": 3' in dead
+    (dead,) = [r for records in got.values() for r in records]
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert json.loads(dead.value) == {"n": 3, "v": None}
+    assert headers["millstream.step"] == "write"
+    assert "NOT NULL constraint failed: readings.v" in headers["millstream.error"]
 
 
 def test_flush_runs_off_the_event_loop(tmp_path: Path) -> None:
@@ -290,7 +279,7 @@ def test_flush_runs_off_the_event_loop(tmp_path: Path) -> None:
 
         ticker = asyncio.create_task(tick())
         try:
-            await sink.write([Event({"id": i, "text": "x" * 80}) for i in range(50_000)])
+            await sink.write([Event({"id": i, "text": "x" * 80}) for i in range(20_000)])
             await sink.flush()
         finally:
             ticker.cancel()
