@@ -67,19 +67,32 @@ def split_body(body: bytes, fmt: BodyFormat = "auto", content_type: str = "") ->
 
 def _lines(body: bytes) -> list[bytes]:
     """One event per non-blank line; the first line that is not JSON refuses the body."""
+    if b"\r" in body:
+        body = body.replace(b"\r\n", b"\n")
+    lines = body.split(b"\n")
+    if not lines[-1]:
+        lines.pop()  # the end of the last line
     loads = orjson.loads
-    values: list[bytes] = []
-    append = values.append
-    for number, line in enumerate(body.split(b"\n"), 1):
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        try:
+    try:
+        for line in lines:
             loads(line)
+    except orjson.JSONDecodeError:
+        return _lines_checked(lines)  # blank lines to leave out, or a line that is not JSON
+    if not lines:
+        raise BodyError("the body holds no JSON lines; send a JSON object, a JSON array or NDJSON")
+    return lines
+
+
+def _lines_checked(lines: list[bytes]) -> list[bytes]:
+    values: list[bytes] = []
+    for number, line in enumerate(lines, 1):
+        try:
+            orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             if not line.strip(_BLANK):
-                continue  # a blank line, such as the one after the last newline
+                continue
             raise BodyError(f"line {number} is not JSON: {exc}") from None
-        append(line)
+        values.append(line)
     if not values:
         raise BodyError("the body holds no JSON lines; send a JSON object, a JSON array or NDJSON")
     return values
