@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EmbeddedProducer"]
 
+_KEYS_REMEMBERED = 1 << 16
 _RECORD_OVERHEAD = 21  # upper bound of a record's framing (see log.encoder.encoded_record_size)
 
 
@@ -210,6 +211,7 @@ class _TopicState:
         "batches",
         "compression",
         "count",
+        "key_partitions",
         "limit",
         "max_bytes",
         "name",
@@ -235,6 +237,17 @@ class _TopicState:
         self.compression = compression
         self.batches: list[_Batch | None] = [None] * self.count
         self.sticky = StickyPartitioner(self.count)
+        # the partition of each key seen lately: murmur2 in Python costs about a microsecond,
+        # and keys repeat (the state is made anew when the partition count changes)
+        self.key_partitions: dict[bytes, int] = {}
+
+    def partition_of(self, key: bytes) -> int:
+        """The partition of ``key`` (Kafka's murmur2 partitioner), remembered."""
+        found = self.key_partitions
+        if len(found) >= _KEYS_REMEMBERED:
+            found.clear()
+        partition = found[key] = (murmur2(key) & 0x7FFFFFFF) % self.count
+        return partition
 
 
 class EmbeddedProducer(Producer):
@@ -296,7 +309,9 @@ class EmbeddedProducer(Producer):
                 key = as_bytes(key, "key")
             size += len(key)
             if partition is None:
-                partition = (murmur2(key) & 0x7FFFFFFF) % state.count
+                partition = state.key_partitions.get(key)
+                if partition is None:
+                    partition = state.partition_of(key)
             else:
                 _check_partition(state, partition)
         elif partition is None:
@@ -585,7 +600,7 @@ def _route(
     keys, klens, count = rows.keys, rows.klens, state.count
     if keys is None or klens is None or count == 1:
         return [(sticky, None)]
-    places: dict[bytes, int] = {}  # keys repeat: hash each once per call
+    places = state.key_partitions  # keys repeat: each is hashed once
     groups: dict[int, list[int]] = {}
     for place, key in enumerate(keys):
         if klens[place] < 0:
@@ -593,7 +608,7 @@ def _route(
         else:
             found = places.get(key)
             if found is None:
-                found = places[key] = (murmur2(key) & 0x7FFFFFFF) % count
+                found = state.partition_of(key)
             target = found
         group = groups.get(target)
         if group is None:

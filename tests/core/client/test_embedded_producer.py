@@ -101,6 +101,20 @@ async def test_keys_go_where_kafka_puts_them(conn):
     assert len({m.partition for m in metas}) > 1
 
 
+async def test_keys_follow_the_partition_count_when_it_grows(conn):
+    # the producer remembers where each key goes; growing the topic must not keep old answers
+    await conn.admin().create_topic("t", 2)
+    keys = [b"k%d" % i for i in range(40)]
+    async with conn.producer() as producer:
+        before = [await d for d in [producer.send("t", b"v", key=k) for k in keys]]
+        await conn.admin().alter_topic("t", partitions=7)
+        after = [await d for d in [producer.send("t", b"v", key=k) for k in keys]]
+        batched = await producer.send_batch("t", [Record(k, b"v") for k in keys])
+    assert [m.partition for m in before] == [partition_for_key(k, 2) for k in keys]
+    assert [m.partition for m in after] == [partition_for_key(k, 7) for k in keys]
+    assert [m.partition for m in batched] == [partition_for_key(k, 7) for k in keys]
+
+
 async def test_keyless_records_stick_to_one_partition_per_batch(conn):
     await conn.admin().create_topic("t", 4)
     producer = conn.producer(linger_ms=1000)
