@@ -77,7 +77,7 @@ class PostgresSinkConfig(ConnectorConfig):
         "payload: jsonb); without it the types are guessed from the first rows",
     )
     reconnect_for: Duration = Field(
-        "60s",  # type: ignore[assignment]  # validated into a timedelta
+        "60s",  # validated into a timedelta
         validate_default=True,
         description="how long to keep trying to reach the database (at start, and when a "
         "connection drops) before failing",

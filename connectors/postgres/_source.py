@@ -63,14 +63,14 @@ class PostgresSourceConfig(ConnectorConfig):
         "primary key",
     )
     interval: Duration = Field(
-        "1s",  # type: ignore[assignment]  # validated into a timedelta
+        "1s",  # validated into a timedelta
         validate_default=True,
         description="incremental: how often to look for new rows",
     )
     batch: int = Field(1000, ge=1, le=100_000, description="the most rows in one batch")
     key: str | None = Field(None, description="the column whose value becomes the event key")
     reconnect_for: Duration = Field(
-        "60s",  # type: ignore[assignment]  # validated into a timedelta
+        "60s",  # validated into a timedelta
         validate_default=True,
         description="how long to keep trying to reach the database (at start, and when a "
         "connection drops) before failing",
@@ -110,12 +110,10 @@ class PostgresSource(Source):
         self._where = f"postgres source {context.name!r}"
         self._within = config.reconnect_for.total_seconds()
         self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._subject = (
-            ".".join(quote(p) for p in config.table.split("."))
-            if config.table is not None
-            # every statement has parameters, so a % of the query must be doubled
-            else f"({config.query.replace('%', '%%')}) AS millstream_query"
-        )
+        if config.table is not None:
+            self._subject = ".".join(quote(p) for p in config.table.split("."))
+        else:  # every statement has parameters, so a % of the query must be doubled
+            self._subject = f"({(config.query or '').replace('%', '%%')}) AS millstream_query"
         self._column: str | None = config.column
         self._names: list[str] = []
         self._position: Any = None

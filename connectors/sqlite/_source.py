@@ -46,7 +46,7 @@ class SqliteSourceConfig(ConnectorConfig):
         "defaults to rowid",
     )
     interval: Duration = Field(
-        "1s",  # type: ignore[assignment]  # validated into a timedelta
+        "1s",  # validated into a timedelta
         validate_default=True,
         description="incremental: how often to look for new rows",
     )
