@@ -66,21 +66,22 @@ class LineParser:
         self.line_header = line_header
         self.headers: tuple[Header, ...] = (("file", file.encode()),)
 
-    def parse(self, lines: list[bytes], first: int) -> tuple[list[Event], list[Rejection]]:
-        """Events of the good lines, in order, and a rejection for each bad one."""
-        if not lines:
-            return [], []
-        if first == 1 and self.utf8 and lines[0].startswith(_BOM):
-            lines = [lines[0][len(_BOM) :], *lines[1:]]  # a byte-order mark is not text
+    def parse(self, block: bytes, first: int) -> tuple[list[Event], list[Rejection]]:
+        """Events of the good lines of ``block`` (complete lines joined by ``\\n``, the first
+        numbered ``first``), in order, and a rejection for each bad one."""
+        if first == 1 and self.utf8 and block.startswith(_BOM):
+            block = block[len(_BOM) :]  # a byte-order mark is not text
         limit = self.max_line_bytes
-        if sum(map(len, lines)) > limit and max(map(len, lines)) > limit:
-            return self._one_by_one(lines, first)
+        if len(block) > limit:
+            lines = block.split(b"\n")
+            if max(map(len, lines)) > limit:
+                return self._one_by_one(lines, first)
         try:
-            values = self._all(lines, first)
+            values = self._all(block, first)
         except (ValueError, UnicodeDecodeError, csv.Error, _Skip):
-            return self._one_by_one(lines, first)
+            values = None
         if values is None:
-            return self._one_by_one(lines, first)
+            return self._one_by_one(block.split(b"\n"), first)
         headers = self.headers
         if self.line_header:
             return [
@@ -113,9 +114,10 @@ class LineParser:
 
     # -- for each format -------------------------------------------------------------------
 
-    def _all(self, lines: list[bytes], first: int) -> list[Any] | None:
-        """The values of all lines when every one is good (raise, or return None, if not)."""
-        return [self._one(line, n) for n, line in enumerate(lines, first)]
+    def _all(self, block: bytes, first: int) -> list[Any] | None:
+        """The values of all lines of ``block`` when every one is good (raise, or return
+        None, if not)."""
+        return [self._one(line, n) for n, line in enumerate(block.split(b"\n"), first)]
 
     def _one(self, line: bytes, number: int) -> Any:
         """The value of one line; ValueError/UnicodeDecodeError when bad, _Skip for none."""
@@ -150,11 +152,9 @@ class LineParser:
 
 
 class _TextLines(LineParser):
-    def _all(self, lines: list[bytes], first: int) -> list[Any] | None:
-        text = b"\n".join(lines).decode(self.encoding)
+    def _all(self, block: bytes, first: int) -> list[Any] | None:
+        text = block.decode(self.encoding)
         values = text.split("\n")
-        if len(values) != len(lines):  # a line held a character that split() saw as a break
-            return None
         if "\r" in text:
             values = [v[:-1] if v.endswith("\r") else v for v in values]
         return values
@@ -165,11 +165,11 @@ class _TextLines(LineParser):
 
 
 class _JsonLines(LineParser):
-    def _all(self, lines: list[bytes], first: int) -> list[Any] | None:
+    def _all(self, block: bytes, first: int) -> list[Any] | None:
         loads = orjson.loads
         if self.utf8:
-            return [loads(line) for line in lines]
-        return [loads(line.decode(self.encoding)) for line in lines]
+            return [loads(line) for line in block.split(b"\n")]
+        return [loads(line) for line in block.decode(self.encoding).split("\n")]
 
     def _one(self, line: bytes, number: int) -> Any:
         if not line.strip():
@@ -223,18 +223,18 @@ class _CsvRows(LineParser):
         if row:
             self.columns = tuple(row)
 
-    def _all(self, lines: list[bytes], first: int) -> list[Any] | None:
+    def _all(self, block: bytes, first: int) -> list[Any] | None:
         if first == 1 and self.header_row:
             return None  # the header is the first line: taken one by one
         columns = self.columns
         if columns is None:
             return None
         width = len(columns)
-        text = b"\n".join(lines).decode(self.encoding)
+        text = block.decode(self.encoding)
         rows = list(
             csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter, strict=True)
         )
-        if len(rows) != len(lines) or any(len(row) != width for row in rows):
+        if len(rows) != block.count(b"\n") + 1 or any(len(row) != width for row in rows):
             return None
         return [dict(zip(columns, row, strict=True)) for row in rows]
 

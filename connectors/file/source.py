@@ -272,7 +272,7 @@ class FileSource(Source):
             if not tracked.dirty and not once and not self._due(tracked):
                 return None
             try:
-                read = await tracked.fill()
+                read = await tracked.fill(self.config.batch)
             except OSError as exc:
                 raise ConnectorError(f"{self._where()}: cannot read {tracked.path}: {exc}") from exc
             if read:

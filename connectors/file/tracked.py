@@ -1,10 +1,11 @@
 """One file the ``file`` source reads: its descriptor, its offsets, the lines read ahead.
 
 A :class:`TrackedFile` reads its file in big chunks (``os.pread`` in a worker thread, at an
-explicit offset) and splits each into complete lines, kept until handed out. What it has
-handed out ends at :attr:`TrackedFile.offset`, the start of the next line, which is what the
-source's position holds; the end of a chunk that is not a whole line yet (``partial``) waits
-for the rest of its line.
+explicit offset) and keeps the complete lines of each as one block of bytes until they are
+handed out; a chunk is sized to hold about one batch of lines, so a block is seldom split.
+What it has handed out ends at :attr:`TrackedFile.offset`, the start of the next line, which
+is what the source's position holds; the end of a chunk that is not a whole line yet
+(``partial``) waits for the rest of its line.
 
 Its state changes only on the event loop, after a read returned: a read cancelled while it
 waits changes nothing, and the same bytes are read again next time.
@@ -23,7 +24,9 @@ from .formats import LineParser
 __all__ = ["CHUNK_BYTES", "TrackedFile"]
 
 CHUNK_BYTES = 1024 * 1024
-"""How much one read takes from a file (more when a line is longer)."""
+"""The most one read takes from a file (more only when a line is longer)."""
+MIN_CHUNK_BYTES = 16 * 1024
+"""The least one read takes."""
 
 
 class TrackedFile:
@@ -56,8 +59,10 @@ class TrackedFile:
         self.skipping = skipping
         """Inside a line longer than ``max_line_bytes``: its rest is dropped up to its end."""
         self.read_at = offset
-        self.pending: list[bytes] = []
+        self.block: bytes | None = None
+        """Complete lines read and not handed out, joined by ``\\n`` (no newline at its end)."""
         self.partial = b""
+        self.read_size = CHUNK_BYTES
         self.rotated_at: float | None = None
         self.dirty = True
         self.done = False
@@ -113,13 +118,18 @@ class TrackedFile:
             self.path = path
             self.parser.rename(path)
 
-    async def fill(self) -> int:
-        """Read the next chunk into the lines to hand out; the bytes read (0: the end)."""
+    async def fill(self, lines: int) -> int:
+        """Read the next chunk, about ``lines`` lines; the bytes read (0: the end)."""
         at = self.read_at
-        size = max(CHUNK_BYTES, 2 * len(self.partial))
+        size = max(self.read_size, 2 * len(self.partial))
         data = await asyncio.to_thread(os.pread, self.fd, size, at)
         if self.read_at == at:  # nothing else moved this file on meanwhile
             self._feed(data)
+            block = self.block
+            if block is not None and len(block) > MIN_CHUNK_BYTES:
+                per_line = len(block) / (block.count(b"\n") + 1)
+                wanted = int(per_line * lines * 0.97)
+                self.read_size = min(CHUNK_BYTES, max(MIN_CHUNK_BYTES, wanted))
         return len(data)
 
     def truncated(self) -> bool:
@@ -130,23 +140,26 @@ class TrackedFile:
         """Read again from the start (after a truncation); the unfinished line is dropped."""
         self.offset = self.read_at = 0
         self.line = 1
-        self.pending, self.partial, self.skipping = [], b"", False
+        self.block, self.partial, self.skipping = None, b"", False
         self.parser.restart()
 
     def take(self, limit: int, *, at_end: bool) -> tuple[list[Event], list[Rejection]] | None:
         """Hand out up to ``limit`` lines as events and rejections; None when there is no
         complete line. ``at_end``: the file will not grow, so a last line without a newline
         is a line too."""
-        if self.pending:
-            lines = self.pending
-            if len(lines) > limit:
-                lines, self.pending = lines[:limit], lines[limit:]
+        block = self.block
+        if block is not None:
+            count = block.count(b"\n") + 1
+            if count > limit:
+                rest = block.split(b"\n", limit)[-1]
+                block, self.block = block[: len(block) - len(rest) - 1], rest
+                count = limit
             else:
-                self.pending = []
+                self.block = None
             first = self.line
-            self.offset += sum(map(len, lines)) + len(lines)
-            self.line += len(lines)
-            return self.parser.parse(lines, first)
+            self.offset += len(block) + 1
+            self.line += count
+            return self.parser.parse(block, first)
         partial = self.partial
         if len(partial) > self.parser.max_line_bytes:
             self.offset += len(partial)
@@ -161,7 +174,7 @@ class TrackedFile:
             self.offset += len(partial)
             self.line += 1
             self.partial = b""
-            return self.parser.parse([partial], first)
+            return self.parser.parse(partial, first)
         return None
 
     def skip_to_end(self) -> None:
@@ -199,7 +212,8 @@ class TrackedFile:
         if cut < 0:
             self.partial = data
             return
-        self.pending.extend(data[:cut].split(b"\n"))
+        block = data[:cut]
+        self.block = block if self.block is None else self.block + b"\n" + block
         self.partial = data[cut + 1 :]
 
     def _read_header(self) -> None:
