@@ -52,6 +52,12 @@ GROUP BY i.indexrelid
 """
 
 
+_STAGE = "millstream_stage"
+"""The temporary table an upsert batch is copied into first."""
+_ORDER = "millstream_order"
+"""Its column numbering the rows in the order they came."""
+
+
 class PostgresSinkConfig(ConnectorConfig):
     dsn: SecretStr = Field(
         description="where to connect: postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
@@ -260,16 +266,15 @@ class PostgresSink(Sink):
             async with conn.transaction():
                 names = columns_of(rows)
                 await self._grow(conn, rows, names)
-                copy = self.config.mode == "copy"
-                made, values, refused = self._table.values(rows, names, as_text=not copy)
+                made, values, refused = self._table.values(rows, names, as_text=False)
                 try:
                     async with conn.transaction():  # a savepoint: the bulk write alone
                         await self._bulk(conn, names, values)
                 except Exception as exc:
                     if not is_row_error(exc):
                         raise
-                    if copy:  # the statements below need every value as text
-                        made, values, refused = self._table.values(rows, names, as_text=True)
+                    # the statements below need every value as text
+                    made, values, refused = self._table.values(rows, names, as_text=True)
                     refused += await self._one_by_one(conn, names, made, values)
         except BaseException:
             self._table.columns = {}  # what the transaction made is gone: read it again
@@ -302,33 +307,55 @@ class PostgresSink(Sink):
                 await conn.execute(table.add_column_sql(name, sql_type))
         await self._load(conn)
 
-    def _statement(self, names: Sequence[str], upsert: bool) -> str:
+    def _statement(self, names: Sequence[str]) -> str:
+        """The statement that writes one row: an upsert, or an insert in copy mode."""
         cols = ", ".join(quote(n) for n in names)
         sql = f"INSERT INTO {self._table.sql} ({cols}) VALUES ({', '.join(['%s'] * len(names))})"
-        if upsert:
-            keys = self.config.keys
-            others = [n for n in names if n not in keys]
-            conflict = ", ".join(quote(k) for k in keys)
-            if others:
-                sets = ", ".join(f"{quote(n)} = EXCLUDED.{quote(n)}" for n in others)
-                sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
-            else:
-                sql += f" ON CONFLICT ({conflict}) DO NOTHING"
+        if self.config.mode == "upsert":
+            sql += f" {self._on_conflict(names)}"
         return sql
+
+    def _on_conflict(self, names: Sequence[str]) -> str:
+        keys = self.config.keys
+        others = [n for n in names if n not in keys]
+        conflict = ", ".join(quote(k) for k in keys)
+        if not others:
+            return f"ON CONFLICT ({conflict}) DO NOTHING"
+        sets = ", ".join(f"{quote(n)} = EXCLUDED.{quote(n)}" for n in others)
+        return f"ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
 
     async def _bulk(
         self, conn: psycopg.AsyncConnection[Any], names: list[str], values: list[tuple[Any, ...]]
     ) -> None:
+        """Write every row at once: COPY straight into the table, or, to upsert, COPY into a
+        temporary table dropped at commit, then one ``INSERT … SELECT … ON CONFLICT`` keeping
+        the last row of each key (a key may come twice in a batch; one statement may not
+        update a row twice)."""
         if not values:
             return
+        cols = ", ".join(quote(n) for n in names)
+        target = self._table.sql
         async with conn.cursor() as cursor:
-            if self.config.mode == "copy":
-                cols = ", ".join(quote(n) for n in names)
-                async with cursor.copy(f"COPY {self._table.sql} ({cols}) FROM STDIN") as copy:
-                    for row in values:
-                        await copy.write_row(row)
-            else:
-                await cursor.executemany(self._statement(names, upsert=True), values)
+            if self.config.mode == "upsert":
+                await cursor.execute(
+                    f"CREATE TEMP TABLE {_STAGE} ON COMMIT DROP AS "
+                    f"SELECT {cols} FROM {target} WITH NO DATA"
+                )
+                await cursor.execute(
+                    f"ALTER TABLE {_STAGE} ADD COLUMN {_ORDER} bigint GENERATED ALWAYS AS IDENTITY"
+                )
+                target = _STAGE
+            async with cursor.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
+                for row in values:
+                    await copy.write_row(row)
+            if self.config.mode == "upsert":
+                keys = ", ".join(quote(k) for k in self.config.keys)
+                await cursor.execute(
+                    f"INSERT INTO {self._table.sql} ({cols}) "
+                    f"SELECT DISTINCT ON ({keys}) {cols} FROM {_STAGE} "
+                    f"ORDER BY {keys}, {_ORDER} DESC {self._on_conflict(names)}"
+                )
+                await cursor.execute(f"DROP TABLE {_STAGE}")
 
     async def _one_by_one(
         self,
@@ -339,7 +366,7 @@ class PostgresSink(Sink):
     ) -> list[tuple[int, str]]:
         """Each row in a savepoint of its own: the ones the database refuses, with its
         message; the others stay in the transaction."""
-        sql = self._statement(names, upsert=self.config.mode == "upsert")
+        sql = self._statement(names)
         refused: list[tuple[int, str]] = []
         async with conn.cursor() as cursor:
             for index, row in zip(made, values, strict=True):
