@@ -6,7 +6,7 @@ connection, a dropped one is reconnected by that thread with a doubling delay fr
 ``reconnect_max``.
 
 A client made by :func:`new_client` with ``manual_ack`` acknowledges nothing by itself: QoS 1
-messages get their PUBACK, and QoS 2 messages their PUBREC, only from :meth:`ack` — paho's own
+messages get their PUBACK, and QoS 2 messages their PUBREC, only from ``ack_many`` — paho's own
 client sends a QoS 2 message's PUBREC as soon as it arrives, after which the broker never sends
 that message again; here it waits until the message is safe. The broker's PUBREL is then
 answered with PUBCOMP whether or not this process still knows the message (it was already
@@ -169,31 +169,82 @@ def _client_class() -> Any:
     mqtt = paho()
 
     class ManualAckClient(mqtt.Client):  # type: ignore[misc,name-defined]
-        """See the module docstring: PUBREC waits for ``ack(mid, 2)``."""
+        """A client whose acknowledgements wait for :meth:`ack_many` (see the module docstring).
 
-        _holding = False
-        _held_mid = 0
+        A receiving client sets ``on_publish_packet`` (with ``manual_ack``): each PUBLISH is
+        handed to it as ``(topic bytes, payload, packet id, qos)``, on the network thread,
+        without paho's message and MQTT 5 property objects, and nothing is acknowledged, not
+        even a QoS 2 message's PUBREC. The socket is read 64 KiB at a time, not a few bytes
+        per call. Both matter: they are the network thread's hot path.
+        """
 
-        def _send_pubrec(self, mid: int) -> Any:
-            if self._holding:
-                self._held_mid = mid
+        on_publish_packet: Any = None
+        _buffer = b""
+        _at = 0  # where the unread part of _buffer begins
+
+        def _sock_recv(self, bufsize: int) -> bytes:
+            at = self._at
+            buffer = self._buffer
+            if at >= len(buffer):
+                buffer = self._buffer = super()._sock_recv(65536)
+                at = self._at = 0
+                if not buffer:
+                    return buffer
+            end = at + bufsize
+            self._at = end
+            return buffer[at:end]
+
+        def _sock_close(self) -> None:
+            self._buffer, self._at = b"", 0
+            super()._sock_close()
+
+        def loop_read(self, max_packets: int = 1) -> Any:
+            rc = super().loop_read(max_packets)
+            while (
+                rc == mqtt.MQTT_ERR_SUCCESS
+                and self._at < len(self._buffer)
+                and self._sock is not None
+            ):
+                rc = super().loop_read(1)  # what was read ahead: no select() will say so
+            return rc
+
+        def ack_many(self, acks: list[tuple[int, int]]) -> Any:
+            """PUBACK (QoS 1) or PUBREC (QoS 2) for each (packet id, qos), in that order, in
+            one write."""
+            if not acks:
                 return mqtt.MQTT_ERR_SUCCESS
-            return super()._send_pubrec(mid)
+            blob = b"".join(
+                (b"\x40\x02" if qos == 1 else b"\x50\x02") + mid.to_bytes(2, "big")
+                for mid, qos in acks
+            )
+            return self._packet_queue(0x40, blob, 0, 0)
 
         def _handle_publish(self) -> Any:
-            qos = (self._in_packet["command"] & 0x06) >> 1
-            if qos != 2 or not self._manual_ack:
-                return super()._handle_publish()
-            self._holding, self._held_mid = True, -1
-            try:
-                rc = super()._handle_publish()  # keeps the message for PUBREL, sends nothing
-            finally:
-                self._holding = False
-            with self._in_message_mutex:
-                message = self._in_messages.pop(self._held_mid, None)
-            if message is not None:
-                self._handle_on_message(message)
-            return rc
+            command = self._in_packet["command"]
+            qos = (command & 0x06) >> 1
+            deliver = self.on_publish_packet
+            if deliver is not None and self._manual_ack:
+                packet = self._in_packet["packet"]
+                (size,) = struct.unpack_from("!H", packet)
+                at = 2 + size
+                topic = bytes(packet[2:at])
+                mid = 0
+                if qos:
+                    (mid,) = struct.unpack_from("!H", packet, at)
+                    at += 2
+                if self._protocol == mqtt.MQTTv5:  # skip the properties
+                    length = shift = 0
+                    while True:
+                        digit = packet[at]
+                        at += 1
+                        length |= (digit & 0x7F) << shift
+                        shift += 7
+                        if not digit & 0x80:
+                            break
+                    at += length
+                deliver(topic, bytes(packet[at:]), mid, qos)
+                return mqtt.MQTT_ERR_SUCCESS
+            return super()._handle_publish()
 
         def _handle_pubrel(self) -> Any:
             if not self._manual_ack:

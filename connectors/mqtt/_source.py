@@ -148,7 +148,7 @@ class MqttSource(Source):
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # filled by the network thread, emptied by read()
-        self._inbox: deque[tuple[Any, int]] = deque()
+        self._inbox: deque[tuple[bytes, bytes, int, int, int]] = deque()
         self._wake_pending = False
         self._wakeup = asyncio.Event()
         self._room = threading.Event()
@@ -174,7 +174,7 @@ class MqttSource(Source):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
+        client.on_publish_packet = self._on_publish
         properties = None
         if config.version == "5":
             from paho.mqtt.packettypes import PacketTypes
@@ -225,14 +225,13 @@ class MqttSource(Source):
         decode = self._codec.decode
         by_topic = config.key == "topic"
         seq = self._seq
+        popleft = inbox.popleft
         for _ in range(take):
-            message, connection = inbox.popleft()
+            raw_topic, payload, mid, qos, connection = popleft()
             seq += 1
-            if message.qos:
-                unacked.append((seq, message.mid, message.qos, connection))
-            raw_topic: bytes = message._topic  # the topic's bytes as they came
+            if qos:
+                unacked.append((seq, mid, qos, connection))
             headers = ((TOPIC_HEADER, raw_topic),)
-            payload: bytes = message.payload
             try:
                 value = decode(payload)
             except CodecError as exc:
@@ -248,12 +247,15 @@ class MqttSource(Source):
     async def ack(self, position: Any) -> None:
         unacked = self._unacked
         client = self._client
+        acks: list[tuple[int, int]] = []
         with self._lock:
             current = self._connection
             while unacked and unacked[0][0] <= position:
                 _, mid, qos, connection = unacked.popleft()
-                if connection == current and client is not None:
-                    client.ack(mid, qos)
+                if connection == current:
+                    acks.append((mid, qos))
+            if client is not None:
+                client.ack_many(acks)
 
     async def close(self) -> None:
         self._closing = True
@@ -306,15 +308,15 @@ class MqttSource(Source):
                 reason,
             )
 
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        self._inbox.append((message, self._connection))
+    def _on_publish(self, topic: bytes, payload: bytes, mid: int, qos: int) -> None:
+        self._inbox.append((topic, payload, mid, qos, self._connection))
         if not self._wake_pending:
             self._wake_pending = True
             try:
                 self._loop.call_soon_threadsafe(self._wake)  # type: ignore[union-attr]
             except RuntimeError:  # the event loop is closed: the source is gone
                 return
-        if message.qos == 0 and len(self._inbox) >= self.config.max_inflight:
+        if qos == 0 and len(self._inbox) >= self.config.max_inflight:
             self._room.clear()
             while not self._room.wait(0.5) and not self._closing:
                 pass

@@ -125,6 +125,19 @@ class Running:
             assert time.monotonic() < deadline, f"{stats.events_out} of {out} in {timeout}s"
             await asyncio.sleep(0.02)
 
+    async def records(self, topic: str) -> list[StoredRecord]:
+        """Every record of partition 0 of ``topic``, read through the running store."""
+        consumer = self._conn.consumer(auto_offset_reset="earliest")
+        consumer.assign([TopicPartition(topic, 0)])
+        got: list[StoredRecord] = []
+        while True:
+            batch = await consumer.getmany(timeout_ms=50)
+            if not any(batch.values()):
+                break
+            got.extend(r for rs in batch.values() for r in rs)
+        await consumer.close()
+        return got
+
     async def __aexit__(self, *exc: object) -> None:
         self._stop.set()
         try:
@@ -187,7 +200,11 @@ async def test_a_broker_restart_in_the_middle_loses_nothing_it_acknowledged(
     async with Running(write_pipeline(tmp_path, mosquitto.url)) as run:
         await asyncio.to_thread(publisher)
         await run.wait_for(out=total, timeout=60)
-        await asyncio.sleep(0.3)
+        deadline = time.monotonic() + 30  # copies count too: wait for every number
+        while set(numbers(await run.records("readings"))) != set(range(total)):
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
     assert restarted.is_set()
     got = numbers(await records(tmp_path, "readings"))
     assert set(acknowledged) == set(range(total))
