@@ -1,6 +1,6 @@
 """The ``sqlite`` connector: a source reading rows of a SQLite table or query (a snapshot, or
-new rows as they come) and a sink inserting or upserting events as rows, both through
-sqlite-utils and the standard library's sqlite3, on a thread of their own.
+new rows as they come) and a sink inserting or upserting events as rows (its table made and
+grown with sqlite-utils), each instance working on a thread of its own.
 """
 
 from __future__ import annotations
