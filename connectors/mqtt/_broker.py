@@ -358,7 +358,9 @@ async def connect(
         ) from None
     if reason.is_failure:
         await stop(client)
-        setting = "username/password" if reason.value in (0x86, 0x87, 4, 5) else "url"
+        setting = {0x86: "username/password", 0x87: "username/password", 0x84: "version"}.get(
+            reason.value, "url"
+        )
         raise ConnectorError(f"{what}: {setting}: {config.url} refused the connection: {reason}")
 
 
