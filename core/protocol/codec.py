@@ -52,6 +52,7 @@ _HELPERS: dict[str, Any] = {
     "_trunc": _truncated,
     "_tag_overrun": _tag_overrun,
     "_pack": struct.pack,
+    "_I32": struct.Struct(">i"),
     "_unpack_from": struct.unpack_from,
     "_bytearray": bytearray,
     "_ws": prim.write_string,
@@ -205,8 +206,16 @@ class _Compiler:
             lines.append(f"{ind}if {v} is None: {write_len}({out}, None)")
             lines.append(f"{ind}else:")
             inner = ind + "    "
-        lines.append(f"{inner}{write_len}({out}, len({v}))")
         x = self.name("x")
+        if f.item_type in _FIXED and not compact:
+            # count and items in one pack
+            fmt = _FIXED[f.item_type or ""]
+            lines.append(f"{inner}{out} += _pack('>i%d{fmt}' % len({v}), len({v}), *{v})")
+            return 4
+        if compact:
+            lines.append(f"{inner}_wcal({out}, len({v}))")
+        else:
+            lines.append(f"{inner}{out} += _I32.pack(len({v}))")
         if f.fields:
             sub_enc, _, _ = self.structure(getattr(cls, _camel(f.name)), label)
             lines.append(f"{inner}for {x} in {v}: {sub_enc}({out}, {x})")

@@ -303,7 +303,4 @@ class ErrorCode(IntEnum):
     @classmethod
     def for_code(cls, code: int) -> ErrorCode:
         """The member for ``code``; a number this table does not know is UNKNOWN_SERVER_ERROR."""
-        try:
-            return cls(code)
-        except ValueError:
-            return cls.UNKNOWN_SERVER_ERROR
+        return cls._value2member_map_.get(code, cls.UNKNOWN_SERVER_ERROR)  # type: ignore[return-value]

@@ -29,6 +29,7 @@ __all__ = [
     "decode_response_header",
     "encode_request_header",
     "encode_response_header",
+    "skip_tagged_fields",
 ]
 
 _FIXED = struct.Struct(">hhi")
@@ -79,7 +80,7 @@ def decode_request_header(frame: bytes, flexible: bool | None = None) -> tuple[R
     try:
         client_id, pos = prim.read_string(frame, _FIXED.size, nullable=True)
         if flexible:
-            pos = _skip_tagged_fields(frame, pos)
+            pos = skip_tagged_fields(frame, pos)
     except ProtocolError as exc:
         raise ProtocolError(f"malformed request header: {exc}") from None
     return RequestHeader(api_key, api_version, correlation_id, client_id), pos
@@ -100,18 +101,21 @@ def decode_response_header(frame: bytes, version: int) -> tuple[ResponseHeader, 
     pos = 4
     if version >= 1:
         try:
-            pos = _skip_tagged_fields(frame, pos)
+            pos = skip_tagged_fields(frame, pos)
         except ProtocolError as exc:
             raise ProtocolError(f"malformed response header: {exc}") from None
     return ResponseHeader(correlation_id), pos
 
 
-def _skip_tagged_fields(frame: bytes, pos: int) -> int:
+def skip_tagged_fields(frame: bytes, pos: int) -> int:
+    """The position after the (ignored) tagged fields of a header that start at ``pos``."""
     count, pos = prim.read_unsigned_varint(frame, pos)
     for _ in range(count):
         _tag, pos = prim.read_unsigned_varint(frame, pos)
         size, pos = prim.read_unsigned_varint(frame, pos)
         pos += size
         if pos > len(frame):
-            raise ProtocolError(f"tagged field runs past the end of the frame ({len(frame)} bytes)")
+            raise ProtocolError(
+                f"header tagged field runs past the end of the frame ({len(frame)} bytes)"
+            )
     return pos

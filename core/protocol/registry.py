@@ -31,6 +31,7 @@ from .headers import (
     decode_response_header,
     encode_request_header,
     encode_response_header,
+    skip_tagged_fields,
 )
 from .message import Message, make_message_class
 from .schema import ApiSchema
@@ -269,8 +270,11 @@ def decode_request(frame: bytes) -> tuple[RequestHeader, Any]:
     A broker that must answer unknown versions (ApiVersions) reads the header first with
     :func:`~.headers.decode_request_header` and then calls :func:`decode_request_body`.
     """
-    header, _ = decode_request_header(frame)
-    return header, decode_request_body(header, frame)
+    header, pos = decode_request_header(frame)
+    codec = request_schema(header.api_key, header.api_version)
+    if codec.flexible:
+        pos = skip_tagged_fields(frame, pos)
+    return header, codec.decode_all(frame, pos)
 
 
 def decode_request_body(header: RequestHeader, frame: bytes) -> Any:
