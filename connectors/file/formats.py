@@ -58,13 +58,22 @@ class LineParser:
     longer than ``max_line_bytes`` is rejected without being parsed.
     """
 
-    def __init__(self, file: str, *, encoding: str, max_line_bytes: int, line_header: bool) -> None:
+    def __init__(
+        self,
+        file: str,
+        *,
+        encoding: str,
+        max_line_bytes: int,
+        line_header: bool,
+        file_header: bool = True,
+    ) -> None:
         self.file = file
         self.encoding = encoding
         self.utf8 = encoding.replace("-", "").replace("_", "").lower() == "utf8"
         self.max_line_bytes = max_line_bytes
         self.line_header = line_header
-        self.headers: tuple[Header, ...] = (("file", file.encode()),)
+        self.file_header = file_header
+        self.headers: tuple[Header, ...] = (("file", file.encode()),) if file_header else ()
 
     def parse(self, block: bytes, first: int) -> tuple[list[Event], list[Rejection]]:
         """Events of the good lines of ``block`` (complete lines joined by ``\\n``, the first
@@ -93,14 +102,15 @@ class LineParser:
     def rename(self, file: str) -> None:
         """The file is now called ``file``: its events say so from now on."""
         self.file = file
-        self.headers = (("file", file.encode()),)
+        if self.file_header:
+            self.headers = (("file", file.encode()),)
 
     def restart(self) -> None:
         """The file starts again from its first line (it was truncated)."""
 
     def reject(self, raw: bytes, line: int, reason: str) -> Rejection:
         """A rejection of line ``line`` (``raw``: its bytes) with ``reason``."""
-        headers = (*self.headers, ("line", b"%d" % line))
+        headers = (("file", self.file.encode()), ("line", b"%d" % line))
         return Rejection(Event(raw, None, headers), f"{self.file}:{line}: {reason}")
 
     def too_long(self, raw: bytes, line: int, length: int | None = None) -> Rejection:
@@ -198,11 +208,16 @@ class _CsvRows(LineParser):
         encoding: str,
         max_line_bytes: int,
         line_header: bool,
+        file_header: bool,
         columns: Sequence[str] | None,
         delimiter: str,
     ) -> None:
         super().__init__(
-            file, encoding=encoding, max_line_bytes=max_line_bytes, line_header=line_header
+            file,
+            encoding=encoding,
+            max_line_bytes=max_line_bytes,
+            line_header=line_header,
+            file_header=file_header,
         )
         self.columns: tuple[str, ...] | None = tuple(columns) if columns else None
         self.header_row = columns is None
@@ -264,6 +279,7 @@ def parser_for(
     encoding: str = "utf-8",
     max_line_bytes: int = 1024 * 1024,
     line_header: bool = False,
+    file_header: bool = True,
     columns: Sequence[str] | None = None,
     delimiter: str = ",",
 ) -> LineParser:
@@ -272,6 +288,7 @@ def parser_for(
         "encoding": encoding,
         "max_line_bytes": max_line_bytes,
         "line_header": line_header,
+        "file_header": file_header,
     }
     if format == "csv":
         return _CsvRows(file, columns=columns, delimiter=delimiter, **common)

@@ -117,7 +117,7 @@ async def test_once_reads_every_matching_file_to_its_end_then_ends(tmp_path: Pat
 
 async def test_lines_come_in_batches_of_at_most_batch(tmp_path: Path) -> None:
     (tmp_path / "big.log").write_text(_lines(0, 2500))
-    source = _source(tmp_path, path="big.log", mode="once", batch=1000, line_header=True)
+    source = _source(tmp_path, path="big.log", mode="once", batch=1000, headers=["line"])
     await source.open(None)
     try:
         sizes, last = [], None
@@ -247,7 +247,7 @@ async def test_tail_follows_appends_and_waits_for_a_line_to_end(tmp_path: Path) 
 async def test_tail_start_at_end_reads_only_what_comes_after(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     log.write_text("old 1\nold 2\nhalf")
-    source = _source(tmp_path, path="app.log", start_at="end", line_header=True)
+    source = _source(tmp_path, path="app.log", start_at="end", headers=["file", "line"])
     await source.open(None)
     try:
         await _nothing_more(source)
@@ -496,3 +496,21 @@ async def test_a_missing_folder_in_tail_mode_is_a_clear_error(tmp_path: Path) ->
 def test_a_relative_path_is_resolved_against_the_pipeline_folder(tmp_path: Path) -> None:
     source = _source(tmp_path, path="logs/*.log")
     assert source.pattern == os.path.join(tmp_path, "logs", "*.log")
+
+
+async def test_headers_are_chosen_and_dead_letters_always_say_file_and_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "in.jsonl").write_text('{"a": 1}\nnope\n')
+    source = _source(tmp_path, path="in.jsonl", mode="once", format="jsonl", headers=[])
+    await source.open(None)
+    try:
+        batch = await _next(source)
+    finally:
+        await source.close()
+    assert batch is not None
+    assert [(e.value, e.headers) for e in batch.events] == [({"a": 1}, ())]
+    assert batch.rejected[0].event.headers == (
+        ("file", str(tmp_path / "in.jsonl").encode()),
+        ("line", b"2"),
+    )
