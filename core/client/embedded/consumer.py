@@ -1,9 +1,12 @@
 """The embedded consumer: reads partitions of the log in-process.
 
 Each partition it reads has a :class:`_Fetch`: the log partition, the position (the next offset
-to return) and a buffer of decoded records. A fetch reads whole batches from the log (up to
-``_FETCH_BYTES`` at a time) and decodes them once; ``getmany`` and ``async for`` hand out slices
-of that buffer, so the per-record work is the decoding alone.
+to return), the batches read but not yet decoded and a buffer of decoded records. A fetch reads
+whole batches from the log (up to ``_FETCH_BYTES`` at a time) and decodes them one at a time, as
+they are needed; ``getmany`` and ``async for`` hand out slices of the buffer, so the per-record
+work is the decoding alone. Decoding a batch only when its records are wanted keeps few decoded
+records waiting in a consumer of many partitions: they are short-lived objects that the cyclic
+garbage collector would otherwise walk, and age, while they wait.
 
 With a group, membership goes through the connection's :class:`GroupCoordinator`. The consumer
 notices a rebalance before it returns records (its member's generation has moved on): it drops
@@ -41,7 +44,7 @@ _FETCH_BYTES = 1 << 20
 class _Fetch:
     """One partition being read: where, and what is buffered."""
 
-    __slots__ = ("end", "index", "partition", "position", "records", "settled", "tp")
+    __slots__ = ("end", "index", "partition", "pending", "position", "records", "settled", "tp")
 
     def __init__(self, tp: TopicPartition, partition: Partition) -> None:
         self.tp = tp
@@ -49,7 +52,8 @@ class _Fetch:
         self.position: int | None = None  # None: not chosen yet (committed offset or reset)
         self.records: list[StoredRecord] = []
         self.index = 0
-        self.end = 0  # the offset after the last batch fetched
+        self.end = 0  # the offset after the batch decoded last
+        self.pending: list[bytes] = []  # batches read after it, not yet decoded, last first
         # the position last committed, or started from: commit() writes a position only once
         # it has moved past this, and a partition taken away beyond it had uncommitted progress
         self.settled: int | None = None
@@ -57,6 +61,7 @@ class _Fetch:
     def clear(self) -> None:
         self.records = []
         self.index = 0
+        self.pending = []
 
 
 class EmbeddedConsumer(Consumer):
@@ -266,7 +271,24 @@ class EmbeddedConsumer(Consumer):
     # --- reading ---------------------------------------------------------------------------
 
     def _fill_one(self, fetch: _Fetch) -> bool:
-        """Read and decode the next batches of ``fetch`` into its buffer; False at the end."""
+        """Decode the next batch of ``fetch`` that has records into its buffer, reading more
+        from the log when none is pending; False at the end."""
+        topic, index = fetch.tp.topic, fetch.tp.partition
+        while True:
+            if not fetch.pending and not self._read_more(fetch):
+                return False
+            raw = fetch.pending.pop()
+            records = decode_records(raw, topic, index, min_offset=fetch.position or 0)
+            fetch.end = read_header(raw).next_offset
+            if records:
+                fetch.records = records
+                fetch.index = 0
+                return True
+            fetch.position = fetch.end  # a control batch, or records compacted away
+
+    def _read_more(self, fetch: _Fetch) -> bool:
+        """Read the batches from ``fetch``'s position into its pending list; False when there
+        are none yet."""
         position = fetch.position
         if position is None:
             position = fetch.position = self._start(fetch)
@@ -282,39 +304,43 @@ class EmbeddedConsumer(Consumer):
         except InvalidOffsetError:  # retention or a truncation moved the log under us
             position = fetch.position = self._reset_position(fetch, position)
             batches = partition.read(position, _FETCH_BYTES)
-        if not batches:
-            return False
-        topic, index = fetch.tp.topic, fetch.tp.partition
-        records = decode_records(batches[0], topic, index, min_offset=position)
-        for raw in batches[1:]:
-            records.extend(decode_records(raw, topic, index))
-        fetch.records = records
-        fetch.index = 0
-        fetch.end = read_header(batches[-1]).next_offset
-        if not records:  # control batches or records compacted away
-            fetch.position = fetch.end
-        return bool(records)
+        batches.reverse()
+        fetch.pending = batches
+        return bool(batches)
 
     def _take(self, fetch: _Fetch, limit: int) -> list[StoredRecord]:
-        records = fetch.records
-        index = fetch.index
-        if index >= len(records) and not self._fill_one(fetch):
-            return []
-        records = fetch.records
-        index = fetch.index
-        if index == 0 and len(records) <= limit:
-            taken = records
-            fetch.records = []
-        else:
-            taken = records[index : index + limit]
-            fetch.index = index + len(taken)
-        if fetch.index >= len(fetch.records):
-            fetch.records = []
-            fetch.index = 0
-            fetch.position = fetch.end
-        else:
-            fetch.position = taken[-1].offset + 1
-        return taken
+        """Up to ``limit`` records of ``fetch``: those buffered, then those of the batches
+        pending, reading from the log only when nothing else is at hand."""
+        taken: list[StoredRecord] | None = None
+        while True:
+            records = fetch.records
+            index = fetch.index
+            if index >= len(records):
+                if taken is not None and not fetch.pending:
+                    break
+                if not self._fill_one(fetch):
+                    break
+                records = fetch.records
+                index = 0
+            room = limit if taken is None else limit - len(taken)
+            # the whole buffer is handed over, not copied
+            whole = index == 0 and len(records) <= room
+            chunk = records if whole else records[index : index + room]
+            index += len(chunk)
+            if index >= len(records):
+                fetch.records = []
+                fetch.index = 0
+                fetch.position = fetch.end
+            else:
+                fetch.index = index
+                fetch.position = chunk[-1].offset + 1
+            if taken is None:
+                taken = chunk
+            else:
+                taken += chunk
+            if len(taken) >= limit:
+                break
+        return [] if taken is None else taken
 
     async def getmany(
         self, timeout_ms: int = 0, max_records: int | None = None

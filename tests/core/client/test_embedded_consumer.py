@@ -15,6 +15,7 @@ from millstream.core.errors import (
     StoreError,
     UnknownTopicError,
 )
+from millstream.core.record import Record
 from millstream.core.record import TopicPartition as TP
 
 
@@ -106,6 +107,32 @@ async def test_async_for_yields_records_and_advances_one_by_one(conn):
     assert consumer.position(TP("t", 0)) == 5
     await consumer.commit()
     assert await consumer.committed(TP("t", 0)) == 5
+
+
+async def test_getmany_gathers_many_small_batches_up_to_max_records(conn):
+    # batches are decoded one at a time as they are wanted; a call still fills up to its limit
+    await conn.admin().create_topic("t", 1)
+    async with conn.producer() as producer:
+        for start in range(0, 500, 10):  # fifty batches of ten records
+            await producer.send_batch(
+                "t", [Record(None, b"%d" % i) for i in range(start, start + 10)]
+            )
+    consumer = conn.consumer(auto_offset_reset="earliest")
+    consumer.assign([TP("t", 0)])
+    sizes, got = [], []
+    while len(got) < 500:
+        batches = await consumer.getmany(timeout_ms=1000, max_records=64)
+        assert batches, "the consumer stopped before reading every record"
+        records = batches[TP("t", 0)]
+        sizes.append(len(records))
+        got += [int(r.value) for r in records]
+        assert consumer.position(TP("t", 0)) == records[-1].offset + 1
+    assert got == list(range(500))
+    assert sizes[:-1] == [64] * (len(sizes) - 1)
+    consumer.seek(TP("t", 0), 95)  # inside a batch: the records before it are left out
+    again = await consumer.getmany(timeout_ms=1000, max_records=3)
+    assert [int(r.value) for r in again[TP("t", 0)]] == [95, 96, 97]
+    await consumer.close()
 
 
 async def test_seeking(conn):
