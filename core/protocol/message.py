@@ -3,7 +3,8 @@
 Each API gets a class per message (``MetadataRequest``, ``MetadataResponse``) and one per
 nested structure, reachable as an attribute named after the field in CamelCase
 (``MetadataResponse.Brokers``, ``ProduceRequest.TopicData.PartitionData``). A class carries the
-fields of every version of its API; a field a version does not carry holds its default.
+fields of every version of its API; a field a version does not carry holds its default. The
+classes are made, and named as ``__module__``, by the registry.
 
 Why slotted classes rather than dicts: a misspelt field is an ``AttributeError`` instead of a
 silent new key, an object is about half the size of a dict with the same fields, and attribute

@@ -173,7 +173,7 @@ SUPPORTED_VERSIONS: dict[int, VersionSupport] = {
 
 # -- message classes and compiled codecs ----------------------------------------------------
 
-_MODULE = "millstream.core.protocol.messages"
+_MODULE = __name__
 _CLASSES: dict[tuple[int, str], type[Message]] = {}
 _CODECS: dict[tuple[int, int, str], MessageCodec] = {}
 
