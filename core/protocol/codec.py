@@ -327,7 +327,10 @@ class _Compiler:
             return
         enc.append("    tags = []")
         for f in tagged:
-            default = self.const(f.default_value(), "_D")
+            if f.type == "struct":
+                default = self.const(getattr(cls, _camel(f.name))(), "_D")
+            else:
+                default = self.const(f.default_value(), "_D")
             v = self.name("t")
             enc.append(f"    {v} = o.{f.name}")
             enc.append(f"    if {v} != {default}:")
