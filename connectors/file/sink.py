@@ -70,7 +70,7 @@ class FileSinkConfig(ConnectorConfig):
         description="a file is closed (renamed to its name) before it would grow past this",
     )
     max_age: Duration | None = Field(
-        "1h",  # type: ignore[assignment]  # validated into a timedelta
+        "1h",  # validated into a timedelta
         validate_default=True,
         description="a file is closed this long after it was opened, even with no new events "
         "(null: only by size and when the pipeline stops)",
@@ -137,7 +137,12 @@ class FileSink(Sink):
         self._base = context.resolve(".")
         self._columns: tuple[str, ...] | None = tuple(config.columns) if config.columns else None
         self._writer = (
-            line_writer(config.format, context.codec, columns=self._columns)
+            line_writer(
+                config.format,
+                context.codec,
+                columns=self._columns or (),
+                delimiter=config.delimiter,
+            )
             if config.format != "csv" or self._columns
             else None
         )

@@ -86,7 +86,7 @@ class FileSourceConfig(ConnectorConfig):
         "that appear later are read from their beginning)",
     )
     rotate_wait: Duration = Field(
-        "5s",  # type: ignore[assignment]  # validated into a timedelta
+        "5s",  # validated into a timedelta
         validate_default=True,
         description="tail: how long a file rotated away is still followed for lines its writer "
         "adds before reopening its log (read first, ahead of the new file)",

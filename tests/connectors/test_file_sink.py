@@ -230,6 +230,16 @@ async def test_a_value_csv_cannot_hold_is_refused_and_the_rest_written(tmp_path:
     assert (tmp_path / "out" / "part-0.csv").read_text() == "n\n0\n1\n"
 
 
+async def test_csv_with_given_columns_and_delimiter(tmp_path: Path) -> None:
+    sink = _sink(tmp_path, path="part-{n}.csv", format="csv", columns=["name", "n"], delimiter=";")
+    await sink.open()
+    try:
+        await sink.write(_events(2, extra="ignored"))
+    finally:
+        await sink.close()
+    assert (tmp_path / "part-0.csv").read_text() == "name;n\nitem 0;0\nitem 1;1\n"
+
+
 async def test_lines_format_writes_text_as_it_is(tmp_path: Path) -> None:
     sink = _sink(tmp_path, path="part-{n}.log", format="lines")
     await sink.open()
