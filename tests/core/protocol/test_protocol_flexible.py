@@ -169,7 +169,7 @@ def test_schema_mistakes_are_caught_when_written() -> None:
 def test_messages_are_plain_values() -> None:
     message = EVERYTHING_CLASS(name="a", items=[EVERYTHING_CLASS.Items(key="k")])
     assert isinstance(message, Message)
-    assert message.to_dict()["items"] == [{"key": "k", "value": 0}]
+    assert message.to_dict()["items"] == [{"key": "k", "value": -1}]
     assert "EverythingRequest(i8=0" in repr(message)
     with pytest.raises(AttributeError):
         message.nmae = "typo"  # type: ignore[attr-defined]
