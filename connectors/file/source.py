@@ -229,8 +229,8 @@ class FileSource(Source):
 
     async def close(self) -> None:
         if self._watch is not None:
-            self._watch.stop()
-            self._watch = None
+            watch, self._watch = self._watch, None
+            await asyncio.to_thread(watch.stop)  # joins the observer's thread
         for tracked in self._files.values():
             tracked.close()
         self._files.clear()
