@@ -55,12 +55,14 @@ class MqttSinkConfig(BrokerConfig):
         description="how values become payloads: json (compact JSON; bytes as they are), "
         "text (a string as UTF-8, anything else its text) or bytes (bytes or strings only)",
     )
-    max_inflight: int = Field(
-        100,
+    max_inflight: int | None = Field(
+        None,
         ge=1,
         le=65535,
-        description="the most QoS 1/2 messages sent and not yet acknowledged; the rest wait "
-        "(MQTT 5: never more than the broker's Receive Maximum)",
+        description="the most QoS 1/2 messages sent and not yet acknowledged (the rest wait); "
+        "by default MQTT 5's Receive Maximum of the broker (at most 1000), or 20 with 3.1.1, "
+        "where brokers may drop a client that sends more than their limit (Mosquitto: "
+        "max_inflight_messages, 20)",
     )
     flush_timeout: float = Field(
         30.0,
@@ -108,14 +110,15 @@ class MqttSink(Sink):
         self._loop = loop = asyncio.get_running_loop()
         connected: asyncio.Future[Any] = loop.create_future()
         client = new_client(config, self.context, self.client_id, clean=True, manual_ack=False)
-        client.max_inflight_messages_set(config.max_inflight)
+        inflight = config.max_inflight or (1000 if config.version == "5" else 20)
+        client.max_inflight_messages_set(inflight)
         client.max_queued_messages_set(0)
 
         def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
             # MQTT 5: never more in flight than the broker says it takes (it may disconnect)
             most = getattr(props, "ReceiveMaximum", None) if props is not None else None
             if most:
-                client._max_inflight_messages = min(config.max_inflight, most)
+                client._max_inflight_messages = min(inflight, most)
 
             def settle() -> None:
                 if not connected.done():

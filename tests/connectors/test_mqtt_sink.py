@@ -201,3 +201,18 @@ def test_topic_templates() -> None:
     for bad in ("{value", "a/{x}", "a/#", ""):
         with pytest.raises(ValueError):
             TopicTemplate(bad)
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+async def test_mqtt_3_1_1_publishes_too(mosquitto: MosquittoServer, qos: int) -> None:
+    subscriber = mosquitto.subscribe("v3/#")
+    sink = new_sink(mosquitto, topic="v3/{value.n}", version="3.1.1", qos=qos)
+    await sink.open()
+    try:
+        await sink.write([Event({"n": n}) for n in range(50)])
+        await sink.flush()
+        got = await asyncio.to_thread(subscriber.wait_for, 50)
+    finally:
+        await sink.close()
+        subscriber.close()
+    assert sorted(orjson.loads(m.payload)["n"] for m in got) == list(range(50))

@@ -276,3 +276,20 @@ async def test_an_unreachable_broker_is_a_clear_error_at_open(mosquitto: Mosquit
     with pytest.raises(ConnectorError, match=r"mqtt source 's': url: cannot reach mqtt://"):
         await source.open(None)
     await source.close()
+
+
+async def test_unread_qos_0_messages_are_held_to_max_inflight(mosquitto: MosquittoServer) -> None:
+    """QoS 0 has no window of unacknowledged messages: the client stops reading its socket
+    once max_inflight wait unread, and goes on when the pipeline reads."""
+    source = new_source(mosquitto, qos=0, max_inflight=100, batch_size=1000, format="bytes")
+    await source.open(None)
+    try:
+        await asyncio.to_thread(mosquitto.publish, "t/z", [b"%d" % i for i in range(2000)], qos=0)
+        await asyncio.sleep(0.5)
+        first = await source.read()
+        assert len(first.events) <= 100
+        events, _ = await read_events(source, 2000 - len(first.events))
+    finally:
+        await source.close()
+    got = [int(e.value) for e in first.events + events]
+    assert got == sorted(got) and len(got) == len(set(got))
