@@ -162,13 +162,13 @@ _CLIENT_CLASS: Any = None
 
 
 def _client_class() -> Any:
-    """paho's Client, made to hold back a QoS 2 message's PUBREC until :meth:`ack`."""
+    """paho's Client, acknowledging received messages only when asked (see below)."""
     global _CLIENT_CLASS
     if _CLIENT_CLASS is not None:
         return _CLIENT_CLASS
     mqtt = paho()
 
-    class ManualAckClient(mqtt.Client):  # type: ignore[misc,name-defined]
+    class ManualAckClient(mqtt.Client):  # type: ignore[name-defined]
         """A client whose acknowledgements wait for :meth:`ack_many` (see the module docstring).
 
         A receiving client sets ``on_publish_packet`` (with ``manual_ack``): each PUBLISH is
@@ -345,8 +345,8 @@ async def connect(
         hint = "check ca_file, or set insecure: true for a test broker"
         raise ConnectorError(f"{what}: url: TLS with {config.url} failed: {exc} ({hint})") from None
     except (OSError, TimeoutError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise ConnectorError(f"{what}: url: cannot reach {config.url}: {reason}") from None
+        why = str(exc) or type(exc).__name__
+        raise ConnectorError(f"{what}: url: cannot reach {config.url}: {why}") from None
     client.loop_start()
     try:
         reason = await asyncio.wait_for(connected, config.connect_timeout)

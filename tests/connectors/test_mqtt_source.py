@@ -212,8 +212,9 @@ async def test_only_acknowledged_messages_are_forgotten_by_the_broker(
     mosquitto: MosquittoServer, qos: int, version: str
 ) -> None:
     """Read 10, acknowledge the first batch only, leave: the rest come again, the first not."""
-    settings = {"client_id": f"acker-{qos}", "qos": qos, "batch_size": 4, "version": version}
-    await asyncio.to_thread(make_session, mosquitto, settings["client_id"], "t/#", qos)
+    client_id = f"acker-{qos}"
+    settings = {"client_id": client_id, "qos": qos, "batch_size": 4, "version": version}
+    await asyncio.to_thread(make_session, mosquitto, client_id, "t/#", qos)
     await asyncio.to_thread(publish, mosquitto, [("t/a", b'{"n": %d}' % i) for i in range(10)], qos)
     first = new_source(mosquitto, **settings)
     await first.open(None)
