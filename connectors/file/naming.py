@@ -3,10 +3,12 @@
 A template such as ``out/{topic}/{date}/part-{n}.jsonl`` names its folders with
 ``{topic}``, ``{partition}``, ``{date}`` (UTC, ``YYYY-MM-DD``) and ``{hour}`` (UTC, ``HH``);
 its file name holds ``{n}`` once (a format spec such as ``{n:05d}`` is allowed), the file's
-sequence number in its folder. A :class:`Slot` is the template with everything but ``n``
-filled in: one file of it is open at a time, and the next ``n`` is one more than the highest
-already there (finished files and temporary ones alike), so numbering continues after a
-restart.
+sequence number in its folder; a file name without it gets ``-{n}`` before its extension
+(``out/archive.jsonl`` names ``out/archive-0.jsonl``, ``out/archive-1.jsonl``…).
+
+A :class:`Slot` is the template with everything but ``n`` filled in: one file of it is open
+at a time, and the next ``n`` is one more than the highest already there (finished files and
+temporary ones alike), so numbering continues after a restart.
 
 A file being written is hidden under a temporary name in the same folder, ``.<name>.tmp``
 (``.part-3.jsonl.tmp`` for ``part-3.jsonl``), and renamed when it is complete.
@@ -90,10 +92,14 @@ class PathTemplate:
                     format(0, spec)  # ValueError for a spec that cannot format a number
                 used.add(field)
         pieces = list(Formatter().parse(name))
-        if sum(1 for p in pieces if p[1] == "n") != 1:
+        count = sum(1 for p in pieces if p[1] == "n")
+        if count == 0:
+            name = _numbered(name)
+            pieces = list(Formatter().parse(name))
+        elif count > 1:
             raise ValueError(
-                f"the file name must hold {{n}} once (files roll, each with its number): "
-                f"{template!r}, e.g. out/{{topic}}/part-{{n}}.jsonl"
+                f"the file name holds {{n}} {count} times; once is enough: {template!r}, "
+                "e.g. out/{topic}/part-{n}.jsonl"
             )
         index = next(i for i, p in enumerate(pieces) if p[1] == "n")
         self.folder = folder
@@ -121,6 +127,14 @@ class PathTemplate:
         )
         path = Path(folder) / name
         return str(path if path.is_absolute() else base / path)
+
+
+def _numbered(name: str) -> str:
+    """``name`` with ``-{n}`` before its extension (after the name when it has none)."""
+    dot = name.find(".", 1)
+    if not name:
+        raise ValueError("the path ends with a folder; give a file name, e.g. part-{n}.jsonl")
+    return f"{name}-{{n}}" if dot < 0 else f"{name[:dot]}-{{n}}{name[dot:]}"
 
 
 def _escape(text: str) -> str:

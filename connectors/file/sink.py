@@ -55,8 +55,9 @@ class FileSinkConfig(ConnectorConfig):
     path: str = Field(
         description="the file name template, relative to the pipeline file's folder: "
         "`{topic}`, `{partition}`, `{date}` (UTC YYYY-MM-DD) and `{hour}` (UTC HH) of each "
-        "event's timestamp, and `{n}`, the file's number in its folder (required, in the file "
-        "name), e.g. `out/{topic}/{date}/part-{n}.jsonl`",
+        "event's timestamp, and `{n}`, the file's number in its folder (in the file name; "
+        "without it, `-{n}` goes before the extension), e.g. "
+        "`out/{topic}/{date}/part-{n}.jsonl`",
         min_length=1,
     )
     format: WriteFormat = Field(

@@ -39,7 +39,8 @@ class TestFileSinkConformance(SinkConformance):
 
     def invalid_settings(self) -> list[tuple[dict[str, Any], str]]:
         return [
-            ({"path": "out/part.jsonl"}, "path"),
+            ({"path": "out/part-{n}{n}.jsonl"}, "path"),
+            ({"path": "out/"}, "path"),
             ({"path": "out/{nope}/part-{n}.jsonl"}, "path"),
             ({"path": "out/{n}/part.jsonl"}, "path"),
             ({"path": "out/part-{n}.jsonl", "max_age": "0s"}, "max_age"),
@@ -98,6 +99,16 @@ async def test_names_come_from_the_template_and_files_roll_by_size(tmp_path: Pat
     assert max(sizes) <= 200
     lines = [v for name in names for v in _jsonl(folder / name)]
     assert [v["n"] for v in lines] == list(range(20))
+
+
+async def test_a_file_name_without_n_is_numbered_before_its_extension(tmp_path: Path) -> None:
+    sink = _sink(tmp_path, path="out/archive.jsonl", max_bytes=60)
+    await sink.open()
+    try:
+        await sink.write(_events(4))
+    finally:
+        await sink.close()
+    assert _visible(tmp_path / "out") == ["archive-0.jsonl", "archive-1.jsonl"]
 
 
 async def test_numbering_goes_on_after_a_restart(tmp_path: Path) -> None:
@@ -290,8 +301,8 @@ async def test_a_file_another_live_writer_holds_is_left_alone(tmp_path: Path) ->
 
 
 def test_template_mistakes_are_named() -> None:
-    with pytest.raises(ValidationError, match=r"must hold \{n\} once"):
-        FileSinkConfig(path="out/{topic}/part.jsonl")
+    with pytest.raises(ValidationError, match=r"holds \{n\} 2 times"):
+        FileSinkConfig(path="out/{topic}/part-{n}-{n}.jsonl")
     with pytest.raises(ValidationError, match=r"unknown placeholder \{day\}"):
         FileSinkConfig(path="out/{day}/part-{n}.jsonl")
     with pytest.raises(ValidationError, match="has no unit"):
