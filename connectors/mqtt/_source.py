@@ -270,6 +270,10 @@ class MqttSource(Source):
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if not reason.is_failure:
             self._subscribe(client)
+        elif self._connected is not None and self._connected.done():
+            self.context.log.warning(
+                "%s: %s refused the connection again: %s", self._what, self.config.url, reason
+            )
         self._resolve(self._connected, reason)
 
     def _subscribe(self, client: Any) -> None:
