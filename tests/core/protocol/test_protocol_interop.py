@@ -44,7 +44,7 @@ def _message_classes() -> dict[tuple[int, str], Any]:
 
 HAND_WRITTEN = _hand_written_classes()
 MESSAGE_CLASSES = _message_classes()
-_SETTINGS = settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_SETTINGS = settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _encode_drawn(described: Any, messages: Messages, data: st.DataObject) -> bytes:

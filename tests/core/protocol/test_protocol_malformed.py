@@ -168,14 +168,14 @@ def test_split_frames_keeps_the_incomplete_tail() -> None:
     assert data[used:] == b"\x00\x00\x00\x05xy"
 
 
-@settings(max_examples=400, deadline=200)
+@settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=64), st.sampled_from(sorted(ApiKey)), st.integers(-1, 12))
 def test_garbage_bodies_raise_only_protocol_errors(body: bytes, api_key: int, version: int) -> None:
     with contextlib.suppress(ProtocolError):
         decode_request(_header(api_key, version) + body)
 
 
-@settings(max_examples=200, deadline=200)
+@settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_corrupted_valid_frames_raise_only_protocol_errors(data: st.DataObject) -> None:
     response = response_class(ApiKey.METADATA)

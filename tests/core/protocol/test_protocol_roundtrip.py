@@ -24,7 +24,7 @@ from millstream.core.protocol import (
 Messages = Callable[[type[Message], int], st.SearchStrategy[Message]]
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=st.data(),
     correlation_id=st.integers(-(2**31), 2**31 - 1),
