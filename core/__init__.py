@@ -6,6 +6,7 @@ Plugin authors and applications import from here and nothing deeper.
 from .client import Connection, Consumer, Producer, connect
 from .codecs import Codec
 from .connector import ConnectorConfig, ConnectorContext, Sink, Source, SourceBatch
+from .duration import Duration
 from .errors import (
     CodecError,
     CommitFailedError,
@@ -35,6 +36,7 @@ __all__ = [
     "ConnectorContext",
     "ConnectorError",
     "Consumer",
+    "Duration",
     "Event",
     "EventsRejected",
     "Expression",

@@ -1,4 +1,5 @@
-"""Durations as pipeline files write them: ``200ms``, ``10s``, ``30m``, ``12h``, ``7d``, ``1w``.
+"""Durations as pipeline files and connector settings write them: ``200ms``, ``10s``, ``30m``,
+``12h``, ``7d``, ``1w``.
 
 Parts may be combined (``1h30m``) and numbers may have a fraction (``1.5s``). A bare number is
 refused: ``10`` could mean seconds or milliseconds, and a file should not leave that open.

@@ -12,12 +12,12 @@ from typing import Any
 from millstream.core.cli._args import HelpFormatter, plugins_option
 from millstream.core.cli._output import print_json, print_text, render_table
 from millstream.core.client import redact_url
+from millstream.core.duration import format_duration
 from millstream.core.errors import ConfigError
 
 from ..plan import Pipeline
 from ..spec import Guarantee, guarantees, load_pipeline
 from ..spec._compile import check_together
-from ..spec._duration import format_duration
 from ._common import registry_of
 
 __all__ = ["register"]

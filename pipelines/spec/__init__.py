@@ -22,10 +22,11 @@ wrong and what would be valid. docs/pipelines.md is the reference of the file fo
 - :func:`parse_duration`, :data:`Duration`: durations as files write them (``200ms``, ``7d``).
 """
 
+from millstream.core.duration import Duration, parse_duration
+
 from ._compile import load_pipeline, load_pipelines
 from ._document import Document, Position, Positions, YamlPath, format_path, read_yaml
 from ._drawing import pipeline_dot, pipeline_mermaid
-from ._duration import Duration, parse_duration
 from ._guarantees import Guarantee, guarantees
 from ._schema import pipeline_json_schema
 from ._validation import validate_node

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from ._duration import Duration, RetentionMs
+from millstream.core.duration import Duration, RetentionMs
 
 __all__ = [
     "FileSpec",

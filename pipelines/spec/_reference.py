@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from ._duration import Duration, RetentionMs, format_duration
+from millstream.core.duration import Duration, RetentionMs, format_duration
+
 from ._models import (
     ExpressionText,
     FileSpec,

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from millstream.pipelines.spec import Duration, parse_duration
+from millstream.core.duration import Duration, parse_duration
 
 
 @pytest.mark.parametrize(
