@@ -46,7 +46,7 @@ from millstream.core import (
     Source,
     SourceBatch,
 )
-from millstream.pipelines.spec import Duration
+from millstream.core.duration import Duration
 
 from ._paths import MISSING, check_path, lookup
 from ._retry import backoff, retry_after, worth_retrying

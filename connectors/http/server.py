@@ -40,7 +40,7 @@ from millstream.core import (
     Source,
     SourceBatch,
 )
-from millstream.pipelines.spec import Duration
+from millstream.core.duration import Duration
 
 from ._body import BodyError, BodyFormat, split_body
 from ._signature import SignatureStyle, bearer_ok, signature_problem

@@ -40,7 +40,7 @@ from millstream.core import (
     Rejection,
     Sink,
 )
-from millstream.pipelines.spec import Duration
+from millstream.core.duration import Duration
 
 from ._retry import backoff, retry_after, worth_retrying
 from ._template import TemplateError, UrlTemplate

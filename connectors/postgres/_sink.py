@@ -18,7 +18,7 @@ from millstream.core import (
     Rejection,
     Sink,
 )
-from millstream.pipelines.spec import Duration
+from millstream.core.duration import Duration
 
 from .._rows import columns_of, row_of
 from ._connect import (

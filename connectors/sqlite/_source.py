@@ -19,7 +19,7 @@ from millstream.core import (
     SourceBatch,
     key_bytes,
 )
-from millstream.pipelines.spec import Duration
+from millstream.core.duration import Duration
 
 from .._rows import event_value, position_value, whole_groups
 from ._thread import DatabaseThread
