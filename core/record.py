@@ -2,7 +2,9 @@
 
 A :class:`Record` is what a producer sends: key, value, headers and a timestamp, all bytes
 except the header names. A :class:`StoredRecord` is what a consumer receives: the same fields plus
-where the log put it (topic, partition, offset).
+where the log put it (topic, partition, offset). A :class:`RecordBlock` is many stored records of
+one partition laid out field by field, the batch-level way to read: it has no object per record
+but the record's value (and key).
 
 Both are plain slotted dataclasses (not frozen: a frozen dataclass costs five times as much to
 build, and consumers build hundreds of thousands a second). Treat them as values all the same.
@@ -10,9 +12,10 @@ build, and consumers build hundreds of thousands a second). Treat them as values
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Header", "Record", "StoredRecord", "TopicPartition"]
+__all__ = ["Header", "Record", "RecordBlock", "StoredRecord", "TopicPartition"]
 
 Header = tuple[str, bytes]
 """One record header: a name (text) and a value (bytes)."""
@@ -50,3 +53,60 @@ class TopicPartition:
 
     def __str__(self) -> str:
         return f"{self.topic}-{self.partition}"
+
+
+@dataclass(slots=True)
+class RecordBlock:
+    """Stored records of one partition, in offset order, field by field.
+
+    Record ``i`` is ``offsets[i]``, ``timestamps[i]``, ``keys[i]``, ``values[i]`` and
+    ``headers[i]``. The columns share what records have in common: ``offsets`` is a ``range``
+    when the offsets follow each other, and a timestamp, a null key or the empty headers shared
+    by many records is one object. Treat the columns as read-only.
+    """
+
+    topic: str
+    partition: int
+    offsets: Sequence[int]
+    timestamps: Sequence[int]
+    keys: Sequence[bytes | None]
+    values: Sequence[bytes | None]
+    headers: Sequence[tuple[Header, ...]]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def records(self) -> list[StoredRecord]:
+        """The block's records as :class:`StoredRecord` objects."""
+        topic, partition = self.topic, self.partition
+        return [
+            StoredRecord(topic, partition, o, t, k, v, h)
+            for o, t, k, v, h in zip(
+                self.offsets, self.timestamps, self.keys, self.values, self.headers, strict=True
+            )
+        ]
+
+    def slice(self, start: int, stop: int) -> RecordBlock:
+        """Records ``start`` to ``stop`` (list indices) as a block of their own."""
+        return RecordBlock(
+            self.topic,
+            self.partition,
+            self.offsets[start:stop],
+            self.timestamps[start:stop],
+            self.keys[start:stop],
+            self.values[start:stop],
+            self.headers[start:stop],
+        )
+
+    @classmethod
+    def of_records(cls, topic: str, partition: int, records: Sequence[StoredRecord]) -> RecordBlock:
+        """A block of ``records`` (all of ``topic``/``partition``)."""
+        return cls(
+            topic,
+            partition,
+            [r.offset for r in records],
+            [r.timestamp for r in records],
+            [r.key for r in records],
+            [r.value for r in records],
+            [r.headers for r in records],
+        )

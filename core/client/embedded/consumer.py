@@ -17,8 +17,9 @@ at the group's committed offset (else where ``auto_offset_reset`` says).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sized
+from itertools import chain
+from typing import TYPE_CHECKING, TypeVar
 
 from ...errors import (
     CommitFailedError,
@@ -27,8 +28,8 @@ from ...errors import (
     StoreClosedError,
     StoreError,
 )
-from ...log.batch import decode_records, read_header
-from ...record import StoredRecord, TopicPartition
+from ...log.batch import decode_columns, decode_records, read_header
+from ...record import RecordBlock, StoredRecord, TopicPartition
 from ..interface import Consumer, OffsetReset
 
 if TYPE_CHECKING:
@@ -39,6 +40,22 @@ if TYPE_CHECKING:
 __all__ = ["EmbeddedConsumer"]
 
 _FETCH_BYTES = 1 << 20
+
+_Taken = TypeVar("_Taken", bound=Sized)
+
+
+def _joined(blocks: list[RecordBlock]) -> RecordBlock:
+    """Consecutive blocks of one partition as one."""
+    first = blocks[0]
+    return RecordBlock(
+        first.topic,
+        first.partition,
+        list(chain.from_iterable(b.offsets for b in blocks)),
+        list(chain.from_iterable(b.timestamps for b in blocks)),
+        list(chain.from_iterable(b.keys for b in blocks)),
+        list(chain.from_iterable(b.values for b in blocks)),
+        list(chain.from_iterable(b.headers for b in blocks)),
+    )
 
 
 class _Fetch:
@@ -345,6 +362,18 @@ class EmbeddedConsumer(Consumer):
     async def getmany(
         self, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[TopicPartition, list[StoredRecord]]:
+        return await self._poll(self._take, timeout_ms, max_records)
+
+    async def getmany_blocks(
+        self, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, RecordBlock]:
+        return await self._poll(self._take_block, timeout_ms, max_records)
+
+    async def _poll(
+        self, take: Callable[[_Fetch, int], _Taken], timeout_ms: int, max_records: int | None
+    ) -> dict[TopicPartition, _Taken]:
+        """What getmany and getmany_blocks share: up to ``limit`` records in all, taken from
+        the partitions in turn (a different one first each call), waiting for the first."""
         self._check_open()
         limit = self._max_poll if max_records is None else max_records
         if limit < 1:
@@ -353,13 +382,13 @@ class EmbeddedConsumer(Consumer):
         deadline = loop.time() + max(0, timeout_ms) / 1000
         while True:
             self._sync_group()
-            out: dict[TopicPartition, list[StoredRecord]] = {}
+            out: dict[TopicPartition, _Taken] = {}
             order = self._order
             count = len(order)
             remaining = limit
             for i in range(count):
                 fetch = order[(self._turn + i) % count]
-                taken = self._take(fetch, remaining)
+                taken = take(fetch, remaining)
                 if taken:
                     out[fetch.tp] = taken
                     remaining -= len(taken)
@@ -375,6 +404,35 @@ class EmbeddedConsumer(Consumer):
                 return out
             await self._wait(left)
             self._check_open()
+
+    def _take_block(self, fetch: _Fetch, limit: int) -> RecordBlock | None:
+        """Up to ``limit`` records of ``fetch`` as one block: decoded field by field from the
+        pending batches (records already decoded one by one come first, as they are)."""
+        tp = fetch.tp
+        if fetch.index < len(fetch.records):
+            return RecordBlock.of_records(tp.topic, tp.partition, self._take(fetch, limit))
+        blocks: list[RecordBlock] = []
+        room = limit
+        while room > 0:
+            if not fetch.pending and (blocks or not self._read_more(fetch)):
+                break
+            raw = fetch.pending.pop()
+            block = decode_columns(raw, tp.topic, tp.partition, min_offset=fetch.position or 0)
+            fetch.end = read_header(raw).next_offset
+            size = len(block)
+            if size > room:  # the rest waits, decoded, for the next call
+                fetch.records = block.slice(room, size).records()
+                fetch.index = 0
+                block = block.slice(0, room)
+                fetch.position = block.offsets[-1] + 1
+            else:
+                fetch.position = fetch.end
+            if block:
+                blocks.append(block)
+                room -= len(block)
+        if not blocks:
+            return None
+        return blocks[0] if len(blocks) == 1 else _joined(blocks)
 
     def _next_buffered(self) -> StoredRecord | None:
         member = self._member

@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from millstream.core.client import Consumer
 from millstream.core.errors import (
     CommitFailedError,
     InvalidOffsetError,
@@ -132,6 +133,65 @@ async def test_getmany_gathers_many_small_batches_up_to_max_records(conn):
     consumer.seek(TP("t", 0), 95)  # inside a batch: the records before it are left out
     again = await consumer.getmany(timeout_ms=1000, max_records=3)
     assert [int(r.value) for r in again[TP("t", 0)]] == [95, 96, 97]
+    await consumer.close()
+
+
+async def test_blocks_hold_the_records_getmany_gives(conn):
+    await conn.admin().create_topic("t", 3)
+    rng = random.Random(3)
+    sent = [
+        Record(
+            rng.choice([None, b"k%d" % rng.randrange(9)]),
+            rng.choice([None, rng.randbytes(rng.randrange(300))]),
+            rng.choice([(), (("h", b"1"), ("n", None))]),
+            rng.choice([0, 1_700_000_000_000 + rng.randrange(10**6)]),
+        )
+        for _ in range(3000)
+    ]
+    async with conn.producer(batch_bytes=16 * 1024) as producer:
+        for i in range(0, len(sent), 500):
+            await producer.send_batch("t", sent[i : i + 500])
+    by_records = conn.consumer(auto_offset_reset="earliest")
+    by_blocks = conn.consumer(auto_offset_reset="earliest")
+    for consumer in (by_records, by_blocks):
+        consumer.assign([TP("t", p) for p in range(3)])
+    want, got = [], []
+    while len(want) < len(sent):
+        batches = await by_records.getmany(timeout_ms=1000, max_records=700)
+        assert batches
+        want += [r for records in batches.values() for r in records]
+    while len(got) < len(sent):
+        blocks = await by_blocks.getmany_blocks(timeout_ms=1000, max_records=700)
+        assert blocks and sum(map(len, blocks.values())) <= 700
+        for tp, block in blocks.items():
+            assert (block.topic, block.partition) == (tp.topic, tp.partition)
+            assert by_blocks.position(tp) == block.offsets[-1] + 1
+            got += block.records()
+    key = lambda r: (r.partition, r.offset)  # noqa: E731
+    assert sorted(got, key=key) == sorted(want, key=key)
+    for consumer in (by_records, by_blocks):
+        await consumer.close()
+
+
+async def test_getmany_and_getmany_blocks_take_turns_without_a_gap(conn):
+    await conn.admin().create_topic("t", 1)
+    async with conn.producer() as producer:
+        await producer.send_batch("t", [Record(None, b"%d" % i) for i in range(1000)])
+        await producer.send_batch("t", [Record(None, b"%d" % i) for i in range(1000, 1010)])
+    consumer = conn.consumer(auto_offset_reset="earliest")
+    consumer.assign([TP("t", 0)])
+    got = []
+    for turn in range(40):
+        if turn % 3 == 0:  # the default, made from getmany
+            blocks = await Consumer.getmany_blocks(consumer, timeout_ms=1000, max_records=37)
+        else:
+            blocks = await consumer.getmany_blocks(timeout_ms=1000, max_records=37)
+        got += [int(v) for block in blocks.values() for v in block.values]
+        records = await consumer.getmany(timeout_ms=1000, max_records=11)
+        got += [int(r.value) for batch in records.values() for r in batch]
+        if len(got) >= 1010:
+            break
+    assert got == list(range(1010))
     await consumer.close()
 
 

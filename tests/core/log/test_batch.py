@@ -15,6 +15,7 @@ from millstream.core.errors import CorruptBatchError
 from millstream.core.log.batch import (
     BATCH_OVERHEAD,
     HEADER_SIZE,
+    decode_columns,
     decode_records,
     iter_batches,
     read_header,
@@ -104,6 +105,44 @@ def test_encode_validate_decode_is_the_identity(
     stamps = [r.timestamp or NOW for r in recs]
     assert (header.base_timestamp, header.max_timestamp) == (min(stamps), max(stamps))
     assert decode_records(bytes(buf), "t", 0) == _expected(recs, base_offset)
+
+
+@pytest.mark.parametrize("codec", [Compression.NONE, Compression.LZ4], ids=lambda c: c.name.lower())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    recs=record_lists,
+    base_offset=st.integers(0, 2**40),
+    skip=st.integers(0, 13),
+    append_time=st.booleans(),
+)
+def test_decoding_field_by_field_gives_the_same_records(
+    codec: Compression, recs: list[Record], base_offset: int, skip: int, append_time: bool
+) -> None:
+    buf = bytes(
+        encode_batch(
+            recs,
+            base_offset=base_offset,
+            compression=codec,
+            now_ms=NOW,
+            log_append_time=append_time,
+        )
+    )
+    start = base_offset + skip
+    block = decode_columns(buf, "t", 4, min_offset=start)
+    assert block.records() == decode_records(buf, "t", 4, min_offset=start)
+    assert len(block) == max(0, len(recs) - skip)
+    assert list(block.offsets) == [r.offset for r in block.records()]
+
+
+def test_decoding_field_by_field_shares_what_records_have_in_common() -> None:
+    buf = encode_batch([Record(None, b"%d" % i) for i in range(300)], base_offset=7, now_ms=NOW)
+    block = decode_columns(buf, "t", 0)
+    assert block.offsets == range(7, 307)
+    assert block.values == [b"%d" % i for i in range(300)]
+    assert set(map(id, block.timestamps)) == {id(block.timestamps[0])}
+    assert block.timestamps[0] == NOW and block.keys == [None] * 300
+    assert block.headers == [()] * 300
+    assert decode_columns(buf, "t", 0, min_offset=300).offsets == range(300, 307)
 
 
 @settings(max_examples=40, deadline=None)
@@ -385,8 +424,11 @@ def test_garbage_records_with_a_valid_crc_raise_only_corrupt_batch(
     try:
         got = decode_records(buf, min_offset=-(2**63))
     except CorruptBatchError:
+        with pytest.raises(CorruptBatchError):
+            decode_columns(buf, min_offset=-(2**63))
         return
     assert len(got) == count
+    assert decode_columns(buf, min_offset=-(2**63)).records() == got
 
 
 # --- control batches -------------------------------------------------------------------------
