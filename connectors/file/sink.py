@@ -34,12 +34,12 @@ from millstream.core import (
     ConnectorConfig,
     ConnectorContext,
     ConnectorError,
+    Duration,
     Event,
     EventsRejected,
     Rejection,
     Sink,
 )
-from millstream.pipelines.spec import Duration
 
 from .formats import WriteFormat, csv_header, line_writer
 from .naming import PathTemplate, Slot, final_name, temp_name

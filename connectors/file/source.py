@@ -32,10 +32,10 @@ from millstream.core import (
     ConnectorConfig,
     ConnectorContext,
     ConnectorError,
+    Duration,
     Source,
     SourceBatch,
 )
-from millstream.pipelines.spec import Duration
 
 from .follow import FolderWatch
 from .formats import LineFormat, LineParser, parser_for
