@@ -112,7 +112,9 @@ class Source(abc.ABC):
       outside world forget them (commit a cursor, ack an MQTT message, delete a file).
     - A *resumable* source (``resumable = True``) continues, after ``open(position)``, just
       after ``position``: a restart neither skips events nor repeats acknowledged ones.
-      Others start wherever they start; ``validate`` reports that guarantee as best-effort.
+      A source that *redelivers* (``redelivers_for(config)``) has no positions of its own, but
+      the other side gives it again what it did not acknowledge. ``validate`` reports both as
+      at-least-once, and other sources as best-effort.
     - Backpressure: the runtime calls ``read`` only when it has room; a source must not buffer
       without bound between calls.
     """
@@ -122,6 +124,18 @@ class Source(abc.ABC):
     Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
     resumable: ClassVar[bool] = False
     """True when a restart resumes just after the acknowledged position."""
+    redelivers: ClassVar[bool] = False
+    """True when the other side keeps what the source read but did not acknowledge, and hands
+    it out again after a restart: an MQTT broker holding unacknowledged QoS 1 messages in a
+    persistent session, a webhook sender retrying until it gets its 2xx. Without positions,
+    such a source is still at-least-once."""
+
+    @classmethod
+    def redelivers_for(cls, config: Any) -> bool:
+        """Whether the source, configured so, is redelivered what it did not acknowledge (MQTT
+        at QoS 1 in a persistent session is, at QoS 0 it is not). ``validate`` asks this; the
+        default is :attr:`redelivers`."""
+        return cls.redelivers
 
     def __init__(self, config: Any, context: ConnectorContext) -> None:
         self.config = config

@@ -11,7 +11,7 @@ the log took but whose answer was lost or late is sent again and stored twice).
 A position is the sequence number of the last request whose events a batch completes; the
 runtime acknowledges positions in order, so ``ack(n)`` answers every request up to ``n``.
 Positions mean nothing after a restart (the senders hold what was not answered), so the
-source is not resumable.
+source is not resumable; it *redelivers* instead, as the connector contract says.
 
 Answers other than 2xx, each with a JSON body ``{"error": "..."}`` and never a traceback:
 400 (the body is not JSON, with the reason; nothing of it is written), 401 (token or
@@ -154,6 +154,8 @@ class HttpServerSource(Source):
     name = "http-server"
     Config: ClassVar[type[ConnectorConfig]] = HttpServerConfig
     resumable = False
+    redelivers = True
+    """A sender that got no 2xx sends again (webhook senders retry)."""
 
     def __init__(self, config: HttpServerConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)

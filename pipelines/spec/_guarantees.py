@@ -4,8 +4,10 @@ The runtime is at-least-once end to end (see docs/pipelines.md): a source's posi
 only after the log acknowledged its events, a route commits its input offsets only after its
 outputs are acknowledged, a sink only after ``flush()`` returned. Two things change that:
 
-- a source that cannot resume (``resumable = False``) may lose or repeat what it had read when
-  it stopped, so it, and everything downstream of the topics it writes, is *best-effort*;
+- a source that cannot resume (``resumable = False``) and whose other side does not hand out
+  again what it did not acknowledge (``redelivers_for(config)`` false, as for stdin) may lose or
+  repeat what it had read when it stopped, so it, and everything downstream of the topics it
+  writes, is *best-effort*;
 - a sink whose writes are idempotent (``idempotent = True``) keeps one copy of an event written
   twice, recognised by its content or key (an upsert by key), not by the offset it was read
   from: fed only by resumable sources, its *results* are *exactly-once*.
@@ -50,6 +52,17 @@ def guarantees(pipeline: Pipeline) -> list[Guarantee]:
                     name,
                     "at-least-once",
                     f"{connector!r} resumes just after the last position the log acknowledged",
+                )
+            )
+            continue
+        if source.connector.redelivers_for(source.config):
+            result.append(
+                Guarantee(
+                    "source",
+                    name,
+                    "at-least-once",
+                    f"{connector!r} acknowledges only what the log has, and what it did not "
+                    "acknowledge is handed out again by the other side",
                 )
             )
             continue

@@ -68,3 +68,21 @@ def test_topics_written_outside_the_pipeline_count_as_at_least_once(load) -> Non
     text = "pipeline: r\ntopics: {a: {}, b: {}}\nroutes:\n  r: {from: a, to: b}\n"
     text += "sinks:\n  s: {connector: archive, from: b, config: {path: x}}\n"
     assert levels(load(text)) == {("route", "r"): "at-least-once", ("sink", "s"): "exactly-once"}
+
+
+def test_a_source_the_other_side_redelivers_is_at_least_once(tmp_path) -> None:
+    """Webhook senders retry until they get a 2xx, so the http-server source loses nothing
+    although it has no positions; stdin, read once, is best-effort."""
+    from millstream.core.plugins import load_registry
+    from millstream.pipelines.spec import load_pipeline
+
+    (tmp_path / "p.yaml").write_text(
+        "pipeline: hooks\ntopics: {hooks: {}, lines: {}}\nsources:\n"
+        "  web: {connector: http-server, config: {port: 0}, to: hooks}\n"
+        "  cli: {connector: stdin, to: lines}\n"
+    )
+    pipeline = load_pipeline(tmp_path / "p.yaml", registry=load_registry(), env={})
+    got = {g.name: g for g in guarantees(pipeline)}
+    assert got["web"].level == "at-least-once"
+    assert "handed out again by the other side" in got["web"].why
+    assert got["cli"].level == "best-effort"
