@@ -514,3 +514,19 @@ async def test_headers_are_chosen_and_dead_letters_always_say_file_and_line(
         ("file", str(tmp_path / "in.jsonl").encode()),
         ("line", b"2"),
     )
+
+
+async def test_tail_takes_the_files_in_turn(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_text(_lines(0, 100))
+    (tmp_path / "b.log").write_text(_lines(100, 200))
+    source = _source(tmp_path, path="*.log", batch=30)
+    await source.open(None)
+    try:
+        files = []
+        for _ in range(4):
+            batch = await _next(source)
+            assert batch is not None
+            files.append(Path(batch.events[0].header("file").decode()).name)
+    finally:
+        await source.close()
+    assert files == ["a.log", "b.log", "a.log", "b.log"]  # a busy file starves no other
