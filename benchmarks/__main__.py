@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import embedded, expressions, pipelines
+from . import (
+    connectors_db,
+    connectors_files,
+    connectors_http,
+    connectors_mqtt,
+    embedded,
+    expressions,
+    pipelines,
+    protocol,
+)
 from ._harness import render, write_section
 
 SUITES = {
@@ -18,6 +27,20 @@ SUITES = {
         pipelines.run,
     ),
     "expressions": ("Pipeline expressions and steps (filter, set)", expressions.run),
+    "connectors-files": ("Connectors: file source into a topic", connectors_files.run),
+    "connectors-http": (
+        "Connectors: http-server source (NDJSON batches, single-event POSTs)",
+        connectors_http.run,
+    ),
+    "connectors-mqtt": (
+        "Connectors: MQTT source at QoS 1 into the embedded store",
+        connectors_mqtt.run,
+    ),
+    "connectors-db": (
+        "Connectors: database sinks (sqlite upsert, postgres COPY)",
+        connectors_db.run,
+    ),
+    "protocol": ("Kafka protocol codec (decode Produce, encode Fetch and Metadata)", protocol.run),
 }
 
 
