@@ -9,15 +9,17 @@ the records that arrive. A long scan shows a progress bar on stderr when it is a
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import csv
 import datetime as dt
 import decimal
+import functools
 import io
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -44,7 +46,7 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         "read-only, so a pipeline may be writing it.",
         epilog="examples:\n"
         '  millstream query "SELECT count(*), avg(value.temp) FROM readings"\n'
-        "  millstream query \"SELECT key, max(value.temp) FROM readings WHERE timestamp > now() - "
+        '  millstream query "SELECT key, max(value.temp) FROM readings WHERE timestamp > now() - '
         'INTERVAL 1 HOUR GROUP BY key ORDER BY 2 DESC LIMIT 10"\n'
         '  millstream query --format json "SELECT * FROM dead LIMIT 5"\n'
         '  millstream query --follow "SELECT key, value.temp FROM readings WHERE value.temp > 30"\n'
@@ -72,8 +74,7 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         type=non_negative_int,
         default=10_000,
         metavar="N",
-        help="stop with an error when the result has more than N rows (default 10000; 0: no "
-        "limit)",
+        help="stop with an error when the result has more than N rows (default 10000; 0: no limit)",
     )
     query.add_argument(
         "--timeout",
@@ -131,16 +132,19 @@ async def _query(args: argparse.Namespace) -> int:
     async with await open_store(args, read_only=True) as conn:
         engine = engine_for(conn, allow=allow)
         if args.follow:
-            _follow(engine, args)
+            await _follow(engine, args)
             return 0
         progress = _ProgressBar() if sys.stderr.isatty() else None
         try:
             if args.export:
-                _export(engine, args, progress)
+                await _in_thread(engine, _export, engine, args, progress)
                 return 0
             max_rows = args.max_rows or None
-            result = engine.run(
-                args.sql, max_rows=max_rows, timeout=args.timeout, progress=progress
+            result = await _in_thread(
+                engine,
+                functools.partial(
+                    engine.run, args.sql, max_rows=max_rows, timeout=args.timeout, progress=progress
+                ),
             )
         finally:
             if progress is not None:
@@ -152,13 +156,28 @@ async def _query(args: argparse.Namespace) -> int:
     return 0
 
 
-def _follow(engine: Any, args: argparse.Namespace) -> None:
+async def _in_thread(engine: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` in a thread, so that Ctrl-C (which cancels this coroutine) is heard at once;
+    the query is then interrupted too."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except asyncio.CancelledError:
+        engine.interrupt()
+        raise
+
+
+async def _follow(engine: Any, args: argparse.Namespace) -> None:
+    follower = await _in_thread(engine, engine.follower, args.sql)
+    where = "from its end" if follower.from_end else "from where the WHERE starts"
+    print(f"following {follower.topic} {where}; Ctrl-C ends", file=sys.stderr, flush=True)
     header = True
     with _destination(args.output) as out:
-        for result in engine.follow(args.sql):
-            _write(out, args.format, result.columns, result.rows, header=header)
-            header = args.format == "table"
-            out.flush()
+        while True:
+            result = await _in_thread(engine, follower.poll)
+            if result is not None:
+                _write(out, args.format, result.columns, result.rows, header=header)
+                header = args.format == "table"
+            await asyncio.sleep(0.5)
 
 
 def _export(engine: Any, args: argparse.Namespace, progress: _ProgressBar | None) -> None:

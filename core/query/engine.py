@@ -44,7 +44,7 @@ from .sandbox import check_statement, load_duckdb, sandboxed_connection
 from .scan import ScanStats, TopicScan
 from .schema import ValueType, value_type
 
-__all__ = ["QueryEngine", "QueryResult", "ScanProgress", "engine_for", "run_query"]
+__all__ = ["Follower", "QueryEngine", "QueryResult", "ScanProgress", "engine_for", "run_query"]
 
 DEFAULT_MAX_ROWS = 10_000
 """The most rows :func:`run_query` returns unless told otherwise."""
@@ -101,6 +101,7 @@ class QueryEngine:
         self.allow = list(allow)
         self.threads = threads
         self._types: dict[str, ValueType] = {}
+        self._running: set[Any] = set()
 
     # --- the three ways to run a query ---------------------------------------------------------
 
@@ -135,7 +136,7 @@ class QueryEngine:
                 columns, types, rows, self._stats(prepared), time.perf_counter() - started
             )
         finally:
-            prepared.con.close()
+            self._close(prepared)
 
     def stream(
         self,
@@ -147,14 +148,20 @@ class QueryEngine:
     ) -> Iterator[Any]:
         """Run ``sql`` and yield its result as Arrow record batches (for exports: no row
         limit, nothing held in memory but a batch)."""
+        duckdb = load_duckdb()
         prepared = self.prepare(sql, progress=progress)
+        self._running.add(prepared.con)
         try:
             with _deadline(prepared.con, timeout):
-                cursor = self._execute(prepared)
-                reader = cursor.to_arrow_reader(batch_rows)
-                yield from reader
+                try:
+                    reader = prepared.con.sql(prepared.sql).to_arrow_reader(batch_rows)
+                    yield from reader
+                except duckdb.InterruptException:
+                    raise QueryError(_STOPPED) from None
+                except duckdb.Error as exc:
+                    raise _query_error(exc, self.store) from None
         finally:
-            prepared.con.close()
+            self._close(prepared)
 
     def follow(
         self,
@@ -164,44 +171,28 @@ class QueryEngine:
         stop: threading.Event | None = None,
     ) -> Iterator[QueryResult]:
         """A live tail: run ``sql`` over the records that arrive, again and again, yielding
-        each round's rows (rounds without rows are not yielded).
-
-        It starts at the end of the topic, or where the ``WHERE`` bounds the offsets or
-        timestamps from below (``timestamp > now() - INTERVAL 5 MINUTE`` shows the last five
-        minutes first). The query must read one topic and not aggregate. Ends when ``stop`` is
-        set (or the caller stops iterating).
-        """
-        prepared = self.prepare(sql)
-        try:
-            if prepared.explain:
-                raise QueryError("--follow cannot EXPLAIN; drop one of them")
-            if len(prepared.shape.topics) != 1 or prepared.shape.aggregates:
-                raise QueryError(
-                    "--follow needs a query over one topic without aggregates, GROUP BY, "
-                    "DISTINCT, window functions or UNION: each new record is matched on its own"
-                )
-            name, scan = next(iter(prepared.scans.items()))
-            bounds = scan.bounds
-            from_start = bounds.min_offset is not None or bounds.min_timestamp is not None
-            positions = {} if from_start else scan.ends()
-        finally:
-            prepared.con.close()
+        each round's rows (rounds without rows are not yielded), every ``interval_s`` seconds
+        until ``stop`` is set (or the caller stops iterating). See :class:`Follower`."""
+        follower = self.follower(sql)
         while stop is None or not stop.is_set():
-            prepared = self.prepare(sql, start_offsets=positions)
-            try:
-                scan = prepared.scans[name]
-                cursor = self._execute(prepared)
-                columns, types = _describe(cursor)
-                rows = cursor.fetchall()
-                positions = {**positions, **scan.ends()}
-            finally:
-                prepared.con.close()
-            if rows:
-                yield QueryResult(columns, types, rows, [scan.stats])
+            result = follower.poll()
+            if result is not None:
+                yield result
             if stop is not None:
                 stop.wait(interval_s)
             else:
                 time.sleep(interval_s)
+
+    def follower(self, sql: str) -> Follower:
+        """A :class:`Follower` of ``sql``, its starting point fixed now."""
+        return Follower(self, sql)
+
+    def interrupt(self) -> None:
+        """Stop the queries this engine is running (in other threads): each raises
+        QueryError."""
+        for con in list(self._running):
+            with contextlib.suppress(Exception):
+                con.interrupt()
 
     # --- preparing -----------------------------------------------------------------------------
 
@@ -260,12 +251,17 @@ class QueryEngine:
 
     def _execute(self, prepared: _Prepared) -> Any:
         duckdb = load_duckdb()
+        self._running.add(prepared.con)
         try:
             return prepared.con.execute(prepared.sql)
         except duckdb.InterruptException:
-            raise QueryError("the query was stopped: it ran past its time limit") from None
+            raise QueryError(_STOPPED) from None
         except duckdb.Error as exc:
             raise _query_error(exc, self.store) from None
+
+    def _close(self, prepared: _Prepared) -> None:
+        self._running.discard(prepared.con)
+        prepared.con.close()
 
     def _stats(self, prepared: _Prepared) -> list[ScanStats]:
         return [prepared.scans[name].stats for name in sorted(prepared.scans)]
@@ -275,6 +271,53 @@ class QueryEngine:
         prepared = self.prepare(sql)
         prepared.con.close()
         return prepared.scans
+
+
+class Follower:
+    """A live tail of one query: each :meth:`poll` runs it over the records that arrived since
+    the last one.
+
+    It starts at the end of the topic, or where the ``WHERE`` bounds the offsets or timestamps
+    from below (``timestamp > now() - INTERVAL 5 MINUTE`` shows the last five minutes first).
+    The query must read one topic and not aggregate: each record is matched on its own.
+    Records written after the follower is made are sure to be seen.
+    """
+
+    def __init__(self, engine: QueryEngine, sql: str) -> None:
+        self.engine = engine
+        self.sql = sql
+        prepared = engine.prepare(sql)
+        try:
+            if prepared.explain:
+                raise QueryError("--follow cannot EXPLAIN; drop one of them")
+            if len(prepared.shape.topics) != 1 or prepared.shape.aggregates:
+                raise QueryError(
+                    "--follow needs a query over one topic without aggregates, GROUP BY, "
+                    "DISTINCT, window functions or UNION: each new record is matched on its own"
+                )
+            self.topic, scan = next(iter(prepared.scans.items()))
+            bounds = scan.bounds
+            self.from_end = bounds.min_offset is None and bounds.min_timestamp is None
+            self.positions = scan.ends() if self.from_end else {}
+        finally:
+            engine._close(prepared)
+
+    def poll(self) -> QueryResult | None:
+        """The rows of the records that arrived since the last poll; None when there are
+        none."""
+        started = time.perf_counter()
+        prepared = self.engine.prepare(self.sql, start_offsets=self.positions)
+        try:
+            scan = prepared.scans[self.topic]
+            cursor = self.engine._execute(prepared)
+            columns, types = _describe(cursor)
+            rows = cursor.fetchall()
+            self.positions = {**self.positions, **scan.ends()}
+        finally:
+            self.engine._close(prepared)
+        if not rows:
+            return None
+        return QueryResult(columns, types, rows, [scan.stats], time.perf_counter() - started)
 
 
 def engine_for(store: Any, *, allow: Sequence[str | os.PathLike[str]] = ()) -> QueryEngine:
@@ -314,17 +357,31 @@ def run_query(
 
 @contextlib.contextmanager
 def _deadline(con: Any, timeout: float | None) -> Iterator[None]:
-    """Interrupt the connection's query after ``timeout`` seconds."""
-    if not timeout:
-        yield
-        return
-    timer = threading.Timer(timeout, con.interrupt)
-    timer.daemon = True
-    timer.start()
+    """Interrupt the connection's query after ``timeout`` seconds; an interrupted query
+    raises QueryError saying why it stopped."""
+    duckdb = load_duckdb()
+    timer = None
+    if timeout:
+        timer = threading.Timer(timeout, con.interrupt)
+        timer.daemon = True
+        timer.start()
     try:
         yield
+    except (duckdb.InterruptException, QueryError) as exc:
+        if isinstance(exc, QueryError) and str(exc) != _STOPPED:
+            raise
+        if timer is not None and timer.finished.is_set():
+            raise QueryError(
+                f"the query was stopped at its time limit of {timeout:g} s; "
+                "allow it more with --timeout"
+            ) from None
+        raise QueryError(_STOPPED) from None
     finally:
-        timer.cancel()
+        if timer is not None:
+            timer.cancel()
+
+
+_STOPPED = "the query was stopped before it finished"
 
 
 def _describe(cursor: Any) -> tuple[list[str], list[str]]:

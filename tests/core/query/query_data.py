@@ -29,7 +29,9 @@ def reading(n: int) -> Record:
 async def fill(path: Path) -> None:
     async with await connect(f"file:{path}") as conn:
         admin = conn.admin()
-        await admin.create_topic("readings", 2, config={"segment.bytes": "8192"})
+        await admin.create_topic(
+            "readings", 2, config={"segment.bytes": "8192", "retention.ms": "-1"}
+        )
         await admin.create_topic("logs", 1, config={"codec": "text"})
         await admin.create_topic("blobs", 1, config={"codec": "bytes"})
         await admin.create_topic("mixed", 1)
