@@ -60,6 +60,7 @@ class HeldMqttSource(MqttSource):
         while (self.context.base_dir / "hold").exists():
             await asyncio.sleep(0.02)
         await super().ack(position)
+        (self.context.base_dir / "acked").write_text(str(position))
 
 
 @hookimpl
@@ -255,7 +256,11 @@ async def test_a_killed_pipeline_gets_what_it_had_not_acknowledged_again(
             mosquitto.publish, "sensors/a", [b'{"n": %d}' % n for n in range(5)]
         )
         assert await wait_for_readings(5, first) == [0, 1, 2, 3, 4]
-        await asyncio.sleep(0.3)  # their acknowledgements reach the broker
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "acked").exists() or int((tmp_path / "acked").read_text() or 0) < 5:
+            assert time.monotonic() < deadline, "the five were never acknowledged"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the network thread writes the acknowledgements out
         (tmp_path / "hold").touch()
         await asyncio.to_thread(
             mosquitto.publish, "sensors/a", [b'{"n": %d}' % n for n in range(5, 10)]
