@@ -138,6 +138,13 @@ class MqttSource(Source):
     """The broker, not a stored position, decides what comes after a restart: it sends again
     every QoS 1/2 message not yet acknowledged (so some may come twice) and keeps those that
     arrive meanwhile; QoS 0 messages of that time are gone."""
+    redelivers = True
+
+    @classmethod
+    def redelivers_for(cls, config: Any) -> bool:
+        """At QoS 1 or 2 in a persistent session the broker hands out again what was not
+        acknowledged: at-least-once. At QoS 0, or with a clean session, it does not."""
+        return bool(config.qos >= 1 and not config.clean_session)
 
     def __init__(self, config: MqttSourceConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)

@@ -21,6 +21,7 @@ from millstream.core.client import connect
 from millstream.core.plugins import get_registry
 from millstream.core.record import StoredRecord, TopicPartition
 from millstream.pipelines.runtime import Runtime
+from millstream.pipelines.spec import guarantees as guarantees_of
 from millstream.pipelines.spec import load_pipeline
 
 MILLSTREAM = Path(sys.executable).parent / "millstream"
@@ -279,3 +280,18 @@ async def test_a_killed_pipeline_gets_what_it_had_not_acknowledged_again(
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
     assert found == [*range(10), *range(5, 10)]
+
+
+def test_validate_reports_at_least_once_only_where_the_broker_redelivers(tmp_path: Path) -> None:
+    guarantees: dict[str, str] = {}
+    for name, extra in (("kept", ""), ("qos0", ", qos: 0"), ("clean", ", clean_session: true")):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            "pipeline: p\ntopics:\n  readings: {partitions: 1}\nsources:\n  field:\n"
+            "    connector: mqtt\n"
+            f'    config: {{url: "mqtt://localhost", topics: "s/#"{extra}}}\n'
+            "    to: readings\n"
+        )
+        [source] = [g for g in guarantees_of(load_pipeline(path)) if g.kind == "source"]
+        guarantees[name] = source.level
+    assert guarantees == {"kept": "at-least-once", "qos0": "best-effort", "clean": "best-effort"}
