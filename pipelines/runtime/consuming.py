@@ -4,17 +4,22 @@ A worker's loop is: take the records available (up to ``max_records``), decode t
 topics' codecs (undecodable ones become failures), hand the events on (:meth:`handle`, which
 returns once everything it produced is acknowledged), then commit the offsets after them. A
 stop ends the loop between two batches, so what was taken is finished and committed first.
+
+A worker with ``reads_blocks`` takes the records as RecordBlocks instead (the consumer's
+batch-level read, field by field) and handles them with :meth:`handle_blocks`: events are made
+straight from the blocks' columns, with no StoredRecord per record.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+from itertools import repeat
 
 from millstream.core.client import BatchDelivery, Consumer
 from millstream.core.errors import CodecError, CommitFailedError, PipelineError
 from millstream.core.event import Event
-from millstream.core.record import StoredRecord, TopicPartition
+from millstream.core.record import RecordBlock, StoredRecord, TopicPartition
 
 from ..plan import RoutePlan, SinkPlan
 from .context import RunContext
@@ -45,6 +50,8 @@ class ConsumingWorker(abc.ABC):
 
     max_records = 5000
     poll_ms = 100
+    reads_blocks = False
+    """Read RecordBlocks and handle them with :meth:`handle_blocks` (else StoredRecords)."""
 
     def __init__(
         self, ctx: RunContext, plan: RoutePlan | SinkPlan, stats: PartStats, worker: int
@@ -98,16 +105,25 @@ class ConsumingWorker(abc.ABC):
         try:
             await self.open()
             while not self._stopping:
-                got = await self.consumer.getmany(timeout_ms=self.poll_ms)
+                if self.reads_blocks:
+                    got = await self.consumer.getmany_blocks(timeout_ms=self.poll_ms)
+                else:
+                    got = await self.consumer.getmany(timeout_ms=self.poll_ms)
                 if settling is not None and settling.done():
                     finished, settling = settling, None
                     finished.result()  # a failed delivery or commit raises here, not later
                 if not got:
                     continue
-                records = [r for batch in got.values() for r in batch]
-                self.stats.events_in += len(records)
-                pending = await self.handle(records)
-                offsets = {tp: batch[-1].offset + 1 for tp, batch in got.items()}
+                if self.reads_blocks:
+                    blocks = list(got.values())
+                    self.stats.events_in += sum(map(len, blocks))
+                    pending = await self.handle_blocks(blocks)  # type: ignore[arg-type]
+                    offsets = {tp: block.offsets[-1] + 1 for tp, block in got.items()}
+                else:
+                    records = [r for batch in got.values() for r in batch]
+                    self.stats.events_in += len(records)
+                    pending = await self.handle(records)
+                    offsets = {tp: batch[-1].offset + 1 for tp, batch in got.items()}
                 if settling is not None:
                     await settling
                 settling = asyncio.create_task(self._settle(pending, offsets))
@@ -172,6 +188,34 @@ class ConsumingWorker(abc.ABC):
             start = end
         return events
 
+    def decode_blocks(self, blocks: list[RecordBlock], failures: list[Failure]) -> list[Event]:
+        """:meth:`decode` for records read as blocks: each block's values are decoded in one
+        call and its events made from its columns; a block with a value its codec refuses is
+        decoded record by record, as :meth:`decode` does."""
+        events: list[Event] = []
+        for block in blocks:
+            topic, partition = block.topic, block.partition
+            codec = self.ctx.codecs[topic]
+            try:
+                values = codec.decode_many(block.values)  # type: ignore[arg-type]
+            except (CodecError, TypeError):
+                values = None
+            if values is None:
+                events += self.decode(block.records(), failures)
+                continue
+            count = len(values)
+            events += map(
+                Event,
+                values,
+                block.keys,
+                block.headers,
+                block.timestamps,
+                repeat(topic, count),
+                repeat(partition, count),
+                block.offsets,
+            )
+        return events
+
     def send_failures(self, failures: list[Failure], on_error: str) -> list[BatchDelivery]:
         """Queue ``failures`` for the dead-letter topic (the deliveries to wait for before
         committing), or stop when ``on_error`` says so."""
@@ -203,6 +247,11 @@ class ConsumingWorker(abc.ABC):
     async def handle(self, records: list[StoredRecord]) -> list[BatchDelivery]:
         """Process ``records``; return the deliveries of what they caused (outputs, dead
         letters) that must be acknowledged before their offsets are committed."""
+
+    async def handle_blocks(self, blocks: list[RecordBlock]) -> list[BatchDelivery]:
+        """:meth:`handle` for records read as blocks (``reads_blocks``); this default hands
+        their records to :meth:`handle`."""
+        return await self.handle([r for block in blocks for r in block.records()])
 
     async def close(self) -> None:
         """Release what :meth:`open` took (also after a failure)."""

@@ -9,13 +9,14 @@ letters, or the pipeline stops (``on_error: stop``).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import orjson
 
 from millstream.core.client import BatchDelivery
 from millstream.core.errors import CodecError, PipelineError
 from millstream.core.event import Event
-from millstream.core.record import Record, StoredRecord
+from millstream.core.record import Record, RecordBlock, StoredRecord
 
 from ..plan import RoutePlan
 from ..route import RouteProcessor, RouteResult
@@ -31,6 +32,8 @@ __all__ = ["RouteWorker"]
 class RouteWorker(ConsumingWorker):
     """One consumer of a route's group, with its own instances of the route's steps."""
 
+    reads_blocks = True
+
     def __init__(self, ctx: RunContext, plan: RoutePlan, stats: PartStats, worker: int) -> None:
         super().__init__(ctx, plan, stats, worker)
         self.plan = plan
@@ -44,6 +47,21 @@ class RouteWorker(ConsumingWorker):
         await self.processor.close()
 
     async def handle(self, records: list[StoredRecord]) -> list[BatchDelivery]:
+        return await self._handle(lambda failures: self.decode(records, failures), lambda: records)
+
+    async def handle_blocks(self, blocks: list[RecordBlock]) -> list[BatchDelivery]:
+        return await self._handle(
+            lambda failures: self.decode_blocks(blocks, failures),
+            lambda: [r for block in blocks for r in block.records()],
+        )
+
+    async def _handle(
+        self,
+        decode: Callable[[list[Failure]], list[Event]],
+        read: Callable[[], list[StoredRecord]],
+    ) -> list[BatchDelivery]:
+        """Run the steps on the events ``decode`` makes and write their outputs; ``read``
+        gives the records as read, for dead letters that keep them as they were."""
         plan = self.plan
         failures: list[Failure] = []
         attempts = 0
@@ -58,7 +76,7 @@ class RouteWorker(ConsumingWorker):
                     await self.processor.close()
                 self.processor = self._processor()
             failures.clear()
-            return await self.processor.process(self.decode(records, failures))
+            return await self.processor.process(decode(failures))
 
         def failed(error: BaseException, attempt: int) -> None:
             self.stats.errors += 1
@@ -72,12 +90,12 @@ class RouteWorker(ConsumingWorker):
             decoded = {(f.topic, f.partition, f.offset) for f in failures}
             failures += [
                 failure_of(r, "steps", f"{type(exc.error).__name__}: {exc}", exc.attempts)
-                for r in records
+                for r in read()
                 if (r.topic, r.partition, r.offset) not in decoded
             ]
             return self.send_failures(failures, plan.on_error)
         if result.dead:
-            originals = {(r.topic, r.partition, r.offset): r for r in records}
+            originals = {(r.topic, r.partition, r.offset): r for r in read()}
             for dead in result.dead:
                 e = dead.event
                 original = originals.get((e.topic, e.partition, e.offset))
