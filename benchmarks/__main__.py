@@ -14,6 +14,7 @@ from . import (
     expressions,
     pipelines,
     protocol,
+    query,
 )
 from ._harness import render, write_section
 
@@ -41,6 +42,7 @@ SUITES = {
         connectors_db.run,
     ),
     "protocol": ("Kafka protocol codec (decode Produce, encode Fetch and Metadata)", protocol.run),
+    "query": ("Query engine (SQL over a topic, time-window push-down)", query.run),
 }
 
 

@@ -183,45 +183,60 @@ def _read_varints(data: pa.Array, pos: pa.Array) -> tuple[pa.Array, pa.Array]:
     return decoded, end
 
 
+def _skip_varints(data: pa.Array, pos: pa.Array) -> pa.Array:
+    """Where the varint at each position of ``pos`` ends (its value is not needed)."""
+    b = pc.take(data, pos)
+    more = pc.greater_equal(b, 0x80)
+    end = pc.add(pos, 1)
+    steps = 0
+    while pc.any(more).as_py():
+        steps += 1
+        if steps > 9:
+            raise CorruptBatchError("record varint longer than 10 bytes")
+        b = pc.take(data, pc.if_else(more, end, pos))
+        end = pc.add(end, pc.cast(more, end.type))
+        more = pc.and_(more, pc.greater_equal(b, 0x80))
+    return end
+
+
 def _cut(blob: pa.Buffer, starts: pa.Array, lengths: pa.Array, n: int) -> pa.Array:
     """The fields ``blob[starts[i] : starts[i] + lengths[i]]`` (a length of -1 is null)."""
     present = pc.greater_equal(lengths, 0)
     starts = pc.cast(starts, pa.int32())
-    ends = pc.cast(pc.add(starts, pc.max_element_wise(lengths, 0)), pa.int32())
+    sizes = pc.cast(pc.max_element_wise(lengths, 0), pa.int32())
     # [s0, e0, s1, e1, …, e(n-1), e(n-1)]: the fields at even positions, the gaps between them
-    # at odd ones, and the last gap empty
-    bounds = pa.concat_arrays(
-        [pc.take(pa.concat_arrays([starts, ends]), _interleave(n)), ends.slice(n - 1)]
+    # at odd ones, and the last gap empty; e = s + size = take(s, halves) + take(size, halves)
+    # times 0, 1, 0, 1…
+    halves = _pattern("halves", 2 * n)
+    bounds = pc.add(
+        pc.take(starts, halves), pc.multiply(pc.take(sizes, halves), _pattern("odd", 2 * n))
     )
+    bounds = pa.concat_arrays([bounds, bounds.slice(2 * n - 1)])
     spans = pa.Array.from_buffers(pa.binary(), 2 * n, [None, bounds.buffers()[1], blob])
-    fields = pc.take(spans, _evens(n))
+    fields = pc.take(spans, _pattern("evens", n))
     if not pc.all(present).as_py():
         fields = pc.if_else(present, fields, pa.scalar(None, pa.binary()))
     return fields
 
 
-_INDEX_CACHE: dict[str, pa.Array] = {}
+_PATTERNS: dict[str, pa.Array] = {}
+_MAKERS = {
+    "halves": lambda i: i // 2,
+    "odd": lambda i: i & 1,
+    "evens": lambda i: 2 * i,
+}
 
 
-def _index(n: int) -> pa.Array:
-    """0, 1, …, n-1 as int32 (from a cached array that grows as needed)."""
-    base = _INDEX_CACHE.get("index")
+def _pattern(name: str, n: int) -> pa.Array:
+    """The first ``n`` of a cached int32 sequence: ``halves`` 0, 0, 1, 1, …; ``odd`` 0, 1, 0,
+    1, …; ``evens`` 0, 2, 4, … (grown as needed)."""
+    base = _PATTERNS.get(name)
     if base is None or len(base) < n:
-        size = max(n, 1 << 16, 2 * len(base) if base is not None else 0)
-        base = _int_array(array("i", range(size)), pa.int32())
-        _INDEX_CACHE["index"] = base
+        size = max(n, 1 << 18, 2 * len(base) if base is not None else 0)
+        make = _MAKERS[name]
+        base = _int_array(array("i", map(make, range(size))), pa.int32())
+        _PATTERNS[name] = base
     return base.slice(0, n)
-
-
-def _interleave(n: int) -> pa.Array:
-    """0, n, 1, n+1, …, n-1, 2n-1: the order that alternates two arrays of ``n`` laid end to
-    end."""
-    i = _index(2 * n)
-    return pc.add(pc.shift_right(i, 1), pc.multiply(pc.bit_wise_and(i, 1), n))
-
-
-def _evens(n: int) -> pa.Array:
-    return pc.multiply(_index(n), 2)
 
 
 def decode_chunk(chunk: BatchChunk, wanted: Collection[str] = COLUMNS) -> pa.RecordBatch:
@@ -239,13 +254,17 @@ def decode_chunk(chunk: BatchChunk, wanted: Collection[str] = COLUMNS) -> pa.Rec
     need_fields = bool({"record_offset", "timestamp", "key", "headers", "value"} & set(wanted))
     if need_fields:
         pos = pc.add(fields, 1)  # after the attributes byte
-        ts_delta, pos = _read_varints(data, pos)
-        offset_delta, pos = _read_varints(data, pos)
+        if "timestamp" in wanted:
+            ts_delta, pos = _read_varints(data, pos)
+            columns["timestamp"] = _timestamps(chunk, ts_delta)
+        else:
+            pos = _skip_varints(data, pos)
         if "record_offset" in wanted:
+            offset_delta, pos = _read_varints(data, pos)
             bases = _repeat(chunk.base_offsets, chunk.counts, "q", pa.int64())
             columns["record_offset"] = pc.add(bases, offset_delta)
-        if "timestamp" in wanted:
-            columns["timestamp"] = _timestamps(chunk, ts_delta)
+        else:
+            pos = _skip_varints(data, pos)
         key_length, pos = _read_varints(data, pos)
         key_length = pc.cast(key_length, pa.int32())
         if "key" in wanted:

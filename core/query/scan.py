@@ -27,6 +27,7 @@ import os
 import threading
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
+from queue import Empty, Full, Queue
 from typing import Any
 
 import pyarrow as pa
@@ -197,7 +198,12 @@ class TopicScan:
     # --- reading ----------------------------------------------------------------------------
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """One pass over the records, a chunk of batches at a time."""
+        """One pass over the records, a chunk of batches at a time, decoded ahead by a thread
+        of its own: DuckDB works on one chunk (without holding Python's lock) while the next
+        is decoded."""
+        return _ahead(self._pass(), _AHEAD)
+
+    def _pass(self) -> Iterator[pa.RecordBatch]:
         with self.stats._lock:
             self.stats.passes += 1
         if self.bounds.empty:
@@ -312,6 +318,52 @@ class TopicScan:
         """A new pass over the records as an Arrow C stream (DuckDB scans through this)."""
         reader = pa.RecordBatchReader.from_batches(self.schema, self.batches())
         return reader.__arrow_c_stream__(requested_schema)
+
+
+_AHEAD = 3
+_DONE = object()
+
+
+def _ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items``, produced by a thread that stays at most ``depth`` items ahead. An error in
+    the thread is raised here; when the consumer stops early, the thread stops too."""
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put(item, timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            queue.put(exc)
+
+    thread = threading.Thread(target=produce, name="millstream-query-scan", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting to put
+            try:
+                queue.get_nowait()
+            except Empty:
+                thread.join(0.05)
+        if hasattr(items, "close"):
+            items.close()
 
 
 def _base_at(segment: Segment, position: int) -> int:
