@@ -68,6 +68,7 @@ def test_the_commands_are_the_ones_expected() -> None:
         "offsets",
         "replay",
         "query",
+        "broker",
     }
 
 

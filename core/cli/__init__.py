@@ -19,12 +19,12 @@ from pathlib import Path
 
 from ..errors import ConfigError, MillstreamError
 from ..plugins import get_registry, use_plugins_file
-from . import _consume, _groups, _plugins, _produce, _query, _topics
+from . import _broker, _consume, _groups, _plugins, _produce, _query, _topics
 from ._args import HelpFormatter, UsageError, plugins_option, store_options
 
 __all__ = ["build_parser", "main"]
 
-_AREAS = (_topics, _produce, _consume, _groups, _plugins, _query)
+_AREAS = (_topics, _produce, _consume, _groups, _plugins, _query, _broker)
 
 
 def build_parser(plugins_file: Path | None = None) -> argparse.ArgumentParser:

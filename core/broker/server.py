@@ -1,0 +1,307 @@
+"""The broker process: an asyncio TCP server speaking the Kafka protocol over a core.log store.
+
+Each connection reads request frames as they come (pipelining), starts a task per request and
+writes the responses in request order. At most ``max_in_flight`` requests of a connection are
+held ahead of the response being written, so a client that reads nothing stops being read and
+memory stays bounded. A malformed frame (a lying length prefix, a truncated header, an unknown
+API key or version, a body that does not decode) is logged in one line naming the peer and
+closes that connection only; any other failure is answered with a Kafka error code.
+
+Shutdown (:meth:`Broker.stop`): stop accepting, stop reading, finish the requests in flight and
+write their responses, close the group coordinator, then close the store (fsync, clean-shutdown
+mark).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from ..errors import ProtocolError
+from ..log import LogStore
+from ..protocol import (
+    SUPPORTED_VERSIONS,
+    ApiKey,
+    ErrorCode,
+    RequestHeader,
+    api_versions_fallback,
+    decode_request_body,
+    decode_request_header,
+    encode_response,
+    read_frame,
+    response_class,
+)
+from .admin_apis import AdminApis
+from .config import BrokerConfig
+from .handler import Handler
+from .log_apis import LogApis, produce_error
+
+__all__ = ["Broker"]
+
+_log = logging.getLogger("millstream.broker")
+
+_SHUTDOWN_GRACE_S = 30.0
+_GROUP_KEYS = (
+    ApiKey.FIND_COORDINATOR,
+    ApiKey.JOIN_GROUP,
+    ApiKey.HEARTBEAT,
+    ApiKey.LEAVE_GROUP,
+    ApiKey.SYNC_GROUP,
+    ApiKey.OFFSET_COMMIT,
+    ApiKey.OFFSET_FETCH,
+    ApiKey.DESCRIBE_GROUPS,
+    ApiKey.LIST_GROUPS,
+    ApiKey.DELETE_GROUPS,
+)
+
+
+class Broker:
+    """One broker node serving the store in ``config.data_dir``; it is the handlers'
+    :class:`~.handler.BrokerContext`."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.host = config.host
+        self.port = config.port
+        self.store: LogStore = None  # type: ignore[assignment]  # set by start()
+        self.handlers: dict[int, Handler] = {}
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._coordinator: Any = None
+        self._log_apis: LogApis | None = None
+
+    @property
+    def listen_port(self) -> int:
+        """The port actually bound (useful with ``--listen HOST:0``)."""
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        """Open the store, load producer ids and groups, and start listening."""
+        self.store = LogStore.open(self.config.data_dir)
+        try:
+            log_apis = self._log_apis = LogApis(self)
+            log_apis.start()
+            admin = AdminApis(self, lambda: set(self.handlers), log_apis.sequences.forget_topic)
+            handlers: dict[int, Handler] = {**log_apis.handlers(), **admin.handlers()}
+            try:
+                handlers.update(await self._start_groups())
+            except Exception as exc:  # the broker still serves the log without groups
+                _log.warning("group coordinator unavailable, group APIs answer errors: %r", exc)
+                self._coordinator = None
+            self.handlers = handlers
+            self._server = await asyncio.start_server(
+                self._accept, self.config.listen_host, self.config.listen_port
+            )
+        except BaseException:
+            await self._close_groups()
+            await self.store.close()
+            raise
+        if self.config.advertised_port is None and self.config.listen_port == 0:
+            self.port = self.listen_port
+
+    async def _start_groups(self) -> dict[int, Handler]:
+        """The group coordinator's handlers, when the coordinator is part of this build."""
+        package = __name__.rpartition(".")[0]
+        if importlib.util.find_spec(f"{package}.group_apis") is None:
+            return {}
+        groups = importlib.import_module(f"{package}.groups")
+        group_apis = importlib.import_module(f"{package}.group_apis")
+        self._coordinator = groups.GroupCoordinator(self)
+        await self._coordinator.start()
+        return group_apis.group_handlers(self._coordinator)
+
+    async def _close_groups(self) -> None:
+        if self._coordinator is not None:
+            coordinator, self._coordinator = self._coordinator, None
+            await coordinator.close()
+
+    async def stop(self) -> None:
+        """Stop accepting, finish in-flight requests, close the coordinator and the store."""
+        if self._server is not None:
+            self._server.close()
+        connections = list(self._connections)
+        for connection in connections:
+            connection.stop_reading()
+        if connections:
+            await asyncio.wait(
+                [asyncio.ensure_future(c.done.wait()) for c in connections],
+                timeout=_SHUTDOWN_GRACE_S,
+            )
+        for connection in list(self._connections):
+            connection.abort()
+        await self._close_groups()
+        if self.store is not None:
+            await self.store.close()
+
+    # --- connections --------------------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = _Connection(self, reader, writer)
+        self._connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self._connections.discard(connection)
+
+    def dispatch(self, frame: bytes) -> Awaitable[bytes | None]:
+        """Start answering one request frame; its response frame (None: no response).
+
+        Raises ProtocolError for a frame that cannot be answered at all.
+        """
+        header, _ = decode_request_header(frame)
+        key, version = header.api_key, header.api_version
+        support = SUPPORTED_VERSIONS.get(key)
+        if support is None:
+            raise ProtocolError(f"unknown API key {key} (correlation id {header.correlation_id})")
+        if key == ApiKey.API_VERSIONS and not support.serves(version):
+            return _done(api_versions_fallback(header))
+        low, high = support.advertised
+        if not low <= version <= high:
+            raise ProtocolError(
+                f"unsupported version {version} of API {key}; supported: {low} to {high}"
+            )
+        body = decode_request_body(header, frame)
+        if not support.serves(version):
+            return _done(encode_response(header, error_response(key, body, _UNSUPPORTED)))
+        handler = self.handlers.get(key)
+        if handler is None:
+            code = ErrorCode.COORDINATOR_NOT_AVAILABLE if key in _GROUP_KEYS else _UNSUPPORTED
+            return _done(encode_response(header, error_response(key, body, code)))
+        return asyncio.ensure_future(_answer(handler, header, body))
+
+
+_UNSUPPORTED = ErrorCode.UNSUPPORTED_VERSION
+
+
+def error_response(api_key: int, body: Any, code: ErrorCode) -> Any:
+    """A response of ``api_key`` carrying ``code`` where the API has room for it."""
+    if api_key == ApiKey.PRODUCE:
+        return produce_error(body, code)
+    response = response_class(api_key)()
+    if hasattr(response, "error_code"):
+        response.error_code = code
+    return response
+
+
+def _done(frame: bytes | None) -> asyncio.Future[bytes | None]:
+    future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+    future.set_result(frame)
+    return future
+
+
+async def _answer(handler: Handler, header: RequestHeader, body: Any) -> bytes | None:
+    try:
+        response = await handler(header, body)
+    except Exception:
+        _log.exception(
+            "API %s v%s (correlation id %s) failed",
+            header.api_key,
+            header.api_version,
+            header.correlation_id,
+        )
+        response = error_response(header.api_key, body, ErrorCode.UNKNOWN_SERVER_ERROR)
+    if response is None:
+        return None
+    return encode_response(header, response)
+
+
+class _Connection:
+    """One client connection: a read loop, and a write loop answering in request order."""
+
+    def __init__(
+        self, broker: Broker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.broker = broker
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.done = asyncio.Event()
+        self._queue: asyncio.Queue[Awaitable[bytes | None] | None] = asyncio.Queue(
+            broker.config.max_in_flight
+        )
+        self._read_task: asyncio.Task[bytes | None] | None = None
+        self._stopping = False
+        self._broken = False
+
+    def stop_reading(self) -> None:
+        """Read no more requests; the ones read are still answered."""
+        self._stopping = True
+        if self._read_task is not None:
+            self._read_task.cancel()
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
+
+    async def run(self) -> None:
+        write_loop = asyncio.ensure_future(self._write_loop())
+        try:
+            await self._read_loop(write_loop)
+        finally:
+            await self._queue.put(None)
+            with contextlib.suppress(Exception):
+                await write_loop
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+            self.done.set()
+
+    async def _read_loop(self, write_loop: asyncio.Future[None]) -> None:
+        config = self.broker.config
+        while not self._stopping and not write_loop.done():
+            self._read_task = asyncio.ensure_future(
+                read_frame(self.reader, config.max_request_size)
+            )
+            done, _ = await asyncio.wait(
+                [self._read_task, write_loop],
+                timeout=config.idle_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            task, self._read_task = self._read_task, None
+            if task not in done:
+                task.cancel()
+                if not write_loop.done():
+                    _log.info(
+                        "closing connection from %s: idle for %ss", self.peer, config.idle_timeout_s
+                    )
+                return
+            if task.cancelled():
+                return
+            try:
+                frame = task.result()
+            except ProtocolError as exc:
+                _log.warning("closing connection from %s: %s", self.peer, exc)
+                return
+            except (ConnectionError, OSError):
+                return
+            if frame is None:
+                return
+            try:
+                answer = self.broker.dispatch(frame)
+            except ProtocolError as exc:
+                _log.warning("closing connection from %s: %s", self.peer, exc)
+                return
+            await self._queue.put(answer)
+
+    async def _write_loop(self) -> None:
+        while True:
+            answer = await self._queue.get()
+            if answer is None:
+                return
+            frame = await answer
+            if frame is None or self._broken:
+                continue  # once the peer is gone, what was read is still processed, not sent
+            self.writer.write(frame)
+            try:
+                await self.writer.drain()
+            except (ConnectionError, OSError):
+                self._broken = self._stopping = True
+                if self._read_task is not None:
+                    self._read_task.cancel()

@@ -1,0 +1,154 @@
+"""``millstream broker``: serve a data directory over the Kafka protocol."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from ..broker.config import BrokerConfig, parse_host_port
+from ..client import resolve_store_url
+from ._args import HelpFormatter, UsageError, positive_int
+
+__all__ = ["register"]
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    try:
+        return parse_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _node_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"node id {value} is out of range; valid: 0 to 2147483647")
+    return value
+
+
+def register(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    broker = commands.add_parser(
+        "broker",
+        parents=parents,
+        help="serve a data directory to Kafka clients over TCP",
+        description="Serve the store in a data directory over the Kafka protocol, so that many "
+        "processes and machines share it and Kafka clients (librdkafka, kafka-python, the Java "
+        "client, kcat) work against it unchanged. Stops cleanly on SIGTERM or Ctrl-C. The broker "
+        "has no authentication yet: keep it on a trusted network. See docs/broker.md.",
+        epilog="examples:\n"
+        "  millstream broker --data-dir ./data\n"
+        "  millstream broker --data-dir ./data --listen 0.0.0.0:9092 --advertised host1:9092",
+        formatter_class=HelpFormatter,
+    )
+    broker.add_argument(
+        "--listen",
+        type=_host_port,
+        default=("127.0.0.1", 9092),
+        metavar="HOST:PORT",
+        help="the address to listen on (default 127.0.0.1:9092)",
+    )
+    broker.add_argument(
+        "--advertised",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="the address clients are told to connect to (default: the listen address)",
+    )
+    broker.add_argument(
+        "--node-id", type=_node_id, default=0, metavar="N", help="this broker's node id (default 0)"
+    )
+    broker.add_argument(
+        "--auto-create-topics",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="create a topic a client asks metadata for when it does not exist (default: on)",
+    )
+    broker.add_argument(
+        "--num-partitions",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="partitions of an auto-created topic (default 1)",
+    )
+    broker.set_defaults(run=_run)
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    """The directory to serve: ``--data-dir``, ``--store file:DIR``, the environment, or the
+    default store, as for every other command; a network store cannot be served."""
+    url = resolve_store_url(
+        getattr(args, "store", None),
+        data_dir=getattr(args, "data_dir", None),
+        bootstrap_server=getattr(args, "bootstrap_server", None),
+    )
+    if not url.startswith("file:"):
+        raise UsageError(
+            f"the broker serves a data directory, not {url!r}; give --data-dir DIR "
+            "(or --store file:DIR)"
+        )
+    return Path(url.removeprefix("file:"))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from ..broker.server import Broker
+
+    listen_host, listen_port = args.listen
+    advertised_host, advertised_port = args.advertised or (None, None)
+    config = BrokerConfig(
+        data_dir=_data_dir(args),
+        listen_host=listen_host,
+        listen_port=listen_port,
+        advertised_host=advertised_host,
+        advertised_port=advertised_port,
+        node_id=args.node_id,
+        auto_create_topics=args.auto_create_topics,
+        num_partitions=args.num_partitions,
+    )
+    if not listen_host:
+        raise UsageError("--listen needs a host, e.g. 127.0.0.1:9092 or 0.0.0.0:9092")
+    logging.basicConfig(
+        level=logging.INFO, format="millstream broker: %(message)s", stream=sys.stderr
+    )
+    if not _is_loopback(listen_host):
+        print(
+            f"millstream broker: warning: listening on {listen_host}, not loopback; the broker "
+            "has no authentication or encryption yet, so anyone who can reach this address can "
+            "read and write every topic",
+            file=sys.stderr,
+        )
+    broker = Broker(config)
+    await broker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(
+        f"millstream broker: node {config.node_id} serving {str(config.data_dir)!r} on "
+        f"{listen_host}:{broker.listen_port} (advertised {broker.host}:{broker.port})",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await broker.stop()
+    print("millstream broker: stopped", file=sys.stderr, flush=True)
+    return 0
