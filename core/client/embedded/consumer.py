@@ -61,7 +61,17 @@ def _joined(blocks: list[RecordBlock]) -> RecordBlock:
 class _Fetch:
     """One partition being read: where, and what is buffered."""
 
-    __slots__ = ("end", "index", "partition", "pending", "position", "records", "settled", "tp")
+    __slots__ = (
+        "block",
+        "end",
+        "index",
+        "partition",
+        "pending",
+        "position",
+        "records",
+        "settled",
+        "tp",
+    )
 
     def __init__(self, tp: TopicPartition, partition: Partition) -> None:
         self.tp = tp
@@ -71,6 +81,8 @@ class _Fetch:
         self.index = 0
         self.end = 0  # the offset after the batch decoded last
         self.pending: list[bytes] = []  # batches read after it, not yet decoded, last first
+        # what getmany_blocks left of the batch decoded last (then ``records`` is empty)
+        self.block: RecordBlock | None = None
         # the position last committed, or started from: commit() writes a position only once
         # it has moved past this, and a partition taken away beyond it had uncommitted progress
         self.settled: int | None = None
@@ -79,6 +91,7 @@ class _Fetch:
         self.records = []
         self.index = 0
         self.pending = []
+        self.block = None
 
 
 class EmbeddedConsumer(Consumer):
@@ -290,6 +303,9 @@ class EmbeddedConsumer(Consumer):
     def _fill_one(self, fetch: _Fetch) -> bool:
         """Decode the next batch of ``fetch`` that has records into its buffer, reading more
         from the log when none is pending; False at the end."""
+        if fetch.block is not None:  # what getmany_blocks left of a batch comes first
+            fetch.records, fetch.index, fetch.block = fetch.block.records(), 0, None
+            return True
         topic, index = fetch.tp.topic, fetch.tp.partition
         while True:
             if not fetch.pending and not self._read_more(fetch):
@@ -406,23 +422,34 @@ class EmbeddedConsumer(Consumer):
             self._check_open()
 
     def _take_block(self, fetch: _Fetch, limit: int) -> RecordBlock | None:
-        """Up to ``limit`` records of ``fetch`` as one block: decoded field by field from the
-        pending batches (records already decoded one by one come first, as they are)."""
+        """Up to ``limit`` records of ``fetch`` as one block: what an earlier call left of a
+        batch, then the pending batches decoded field by field, reading from the log only when
+        nothing else is at hand. Records that getmany decoded one by one come first, alone."""
         tp = fetch.tp
         if fetch.index < len(fetch.records):
-            return RecordBlock.of_records(tp.topic, tp.partition, self._take(fetch, limit))
+            index = fetch.index
+            chunk = fetch.records[index : index + limit]
+            index += len(chunk)
+            if index >= len(fetch.records):
+                fetch.records, fetch.index, fetch.position = [], 0, fetch.end
+            else:
+                fetch.index, fetch.position = index, chunk[-1].offset + 1
+            return RecordBlock.of_records(tp.topic, tp.partition, chunk)
         blocks: list[RecordBlock] = []
         room = limit
         while room > 0:
-            if not fetch.pending and (blocks or not self._read_more(fetch)):
-                break
-            raw = fetch.pending.pop()
-            block = decode_columns(raw, tp.topic, tp.partition, min_offset=fetch.position or 0)
-            fetch.end = read_header(raw).next_offset
+            block = fetch.block
+            if block is not None:
+                fetch.block = None
+            else:
+                if not fetch.pending and (blocks or not self._read_more(fetch)):
+                    break
+                raw = fetch.pending.pop()
+                block = decode_columns(raw, tp.topic, tp.partition, min_offset=fetch.position or 0)
+                fetch.end = read_header(raw).next_offset
             size = len(block)
-            if size > room:  # the rest waits, decoded, for the next call
-                fetch.records = block.slice(room, size).records()
-                fetch.index = 0
+            if size > room:  # the rest waits for the next call
+                fetch.block = block.slice(room, size)
                 block = block.slice(0, room)
                 fetch.position = block.offsets[-1] + 1
             else:

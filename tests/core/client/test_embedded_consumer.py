@@ -195,6 +195,28 @@ async def test_getmany_and_getmany_blocks_take_turns_without_a_gap(conn):
     await consumer.close()
 
 
+async def test_what_a_block_leaves_of_a_batch_is_read_next_by_every_way(conn):
+    await conn.admin().create_topic("t", 1)
+    async with conn.producer() as producer:
+        await producer.send_batch("t", [Record(None, b"%d" % i) for i in range(100)])
+    consumer = conn.consumer(auto_offset_reset="earliest")
+    consumer.assign([TP("t", 0)])
+
+    async def block(n):
+        got = await consumer.getmany_blocks(timeout_ms=1000, max_records=n)
+        return [int(v) for v in got[TP("t", 0)].values]
+
+    assert await block(10) == list(range(10))
+    assert int((await consumer.__anext__()).value) == 10
+    assert await block(5) == list(range(11, 16))
+    assert await block(3) == [16, 17, 18]
+    got = await consumer.getmany(timeout_ms=1000, max_records=2)
+    assert [int(r.value) for r in got[TP("t", 0)]] == [19, 20]
+    assert await block(1000) == list(range(21, 100))
+    assert consumer.position(TP("t", 0)) == 100
+    await consumer.close()
+
+
 async def test_seeking(conn):
     await conn.admin().create_topic("t", 1)
     await produce(conn, "t", 10, timestamp=1_000)
