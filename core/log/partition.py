@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import os
 import re
 import time
@@ -478,6 +479,10 @@ class Partition:
             await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
             return self._hw > offset
+        finally:
+            if not future.done() or future.cancelled():  # timed out or cancelled: forget it
+                with contextlib.suppress(ValueError):
+                    self._data_waiters.remove(future)
         return True
 
     def refresh(self) -> None:
