@@ -43,7 +43,7 @@ def test_the_examples_are_valid_under_it(run) -> None:
     for path in examples:
         document = yaml.safe_load(path.read_text())
         assert [e.message for e in validator.iter_errors(document)] == [], path
-        document["topics"]["readings"]["patitions"] = 2
+        next(iter(document["topics"].values()))["patitions"] = 2
         assert list(validator.iter_errors(document)), path
         break
 
