@@ -34,6 +34,12 @@ class BrokerConfig:
     """A connection that sends nothing for this long is closed (Kafka's
     ``connections.max.idle.ms``)."""
     cluster_id: str = "millstream"
+    group_min_session_timeout_ms: int = 6000
+    """The shortest session timeout a group member may ask for (Kafka's
+    ``group.min.session.timeout.ms``)."""
+    group_initial_rebalance_delay_ms: int = 3000
+    """How long an empty group's first rebalance waits for more members (Kafka's
+    ``group.initial.rebalance.delay.ms``)."""
 
     @property
     def host(self) -> str:

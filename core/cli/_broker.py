@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..broker.config import BrokerConfig, parse_host_port
 from ..client import resolve_store_url
-from ._args import HelpFormatter, UsageError, positive_int
+from ._args import HelpFormatter, UsageError, non_negative_int, positive_int
 
 __all__ = ["register"]
 
@@ -77,6 +77,20 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         metavar="N",
         help="partitions of an auto-created topic (default 1)",
     )
+    broker.add_argument(
+        "--group-min-session-timeout-ms",
+        type=positive_int,
+        default=6000,
+        metavar="MS",
+        help="the shortest session timeout a consumer-group member may ask for (default 6000)",
+    )
+    broker.add_argument(
+        "--group-initial-rebalance-delay-ms",
+        type=non_negative_int,
+        default=3000,
+        metavar="MS",
+        help="how long an empty group's first rebalance waits for more members (default 3000)",
+    )
     broker.set_defaults(run=_run)
 
 
@@ -119,6 +133,8 @@ async def _run(args: argparse.Namespace) -> int:
         node_id=args.node_id,
         auto_create_topics=args.auto_create_topics,
         num_partitions=args.num_partitions,
+        group_min_session_timeout_ms=args.group_min_session_timeout_ms,
+        group_initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms,
     )
     if not listen_host:
         raise UsageError("--listen needs a host, e.g. 127.0.0.1:9092 or 0.0.0.0:9092")
