@@ -176,7 +176,7 @@ async def _follow(engine: Any, args: argparse.Namespace) -> None:
             result = await _in_thread(engine, follower.poll)
             if result is not None:
                 _write(out, args.format, result.columns, result.rows, header=header)
-                header = args.format == "table"
+                header = False
             await asyncio.sleep(0.5)
 
 
