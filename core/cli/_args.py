@@ -88,7 +88,7 @@ def store_options() -> argparse.ArgumentParser:
         "--bootstrap-server",
         metavar="HOST:PORT",
         default=argparse.SUPPRESS,
-        help="shorthand for --store millstream://HOST:PORT",
+        help="shorthand for --store millstream://HOST:PORT (a millstream broker)",
     )
     group.add_argument(
         "--debug",
@@ -138,11 +138,30 @@ def reset_target(args: argparse.Namespace) -> str | int | None:
 
 
 def store_url(args: argparse.Namespace) -> str:
-    """The store URL the command line asked for (flags, then environment, then default)."""
+    """The store URL the command line asked for (flags, then environment, then default).
+
+    ``--bootstrap-server`` names a store as ``--store`` and ``--data-dir`` do, so giving it
+    with either is a usage error rather than one silently winning."""
+    bootstrap = getattr(args, "bootstrap_server", None)
+    if bootstrap is not None:
+        given = [
+            f
+            for f, k in (("--store", "store"), ("--data-dir", "data_dir"))
+            if getattr(args, k, None)
+        ]
+        if given:
+            raise UsageError(
+                f"--bootstrap-server and {given[0]} both name a store; give one of them"
+            )
+        host, colon, port = bootstrap.rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise UsageError(
+                f"--bootstrap-server {shown(bootstrap)} is not HOST:PORT; e.g. localhost:9092"
+            )
     return resolve_store_url(
         getattr(args, "store", None),
         data_dir=getattr(args, "data_dir", None),
-        bootstrap_server=getattr(args, "bootstrap_server", None),
+        bootstrap_server=bootstrap,
     )
 
 

@@ -7,9 +7,10 @@ consumers and admins::
         async with conn.producer() as producer:
             await producer.send("readings", b'{"temp": 21.5}', key=b"dev-1")
 
-URLs: ``file:DIR`` is the embedded store in directory DIR (the default, ``file:./.millstream``).
-``millstream://host:port[,host:port]`` (a millstream broker) and ``kafka://host:port`` (Apache
-Kafka) arrive with the network client.
+URLs: ``file:DIR`` is the embedded store in directory DIR (the default, ``file:./.millstream``);
+``millstream://host:port[,host:port]`` is a millstream broker (or cluster) reached over the
+Kafka wire protocol by the network client (:mod:`.network`); ``kafka://host:port`` (Apache
+Kafka) goes through the same client.
 """
 
 from __future__ import annotations
@@ -138,11 +139,9 @@ async def connect(
             store_path(url), url=url, read_only=read_only, create=create
         )
     if url.startswith(("millstream://", "kafka://")):
-        scheme = url.split(":", 1)[0]
-        raise InvalidStoreURLError(
-            f"store URL {url!r}: {scheme}:// stores need the network client, which this "
-            "version does not have yet; use an embedded store, file:DIR"
-        )
+        from .network import NetworkConnection
+
+        return await NetworkConnection.open(url)
     raise InvalidStoreURLError(
         f"store URL {url!r} has an unknown scheme; valid: file:DIR, "
         "millstream://HOST:PORT, kafka://HOST:PORT"

@@ -1,0 +1,220 @@
+"""Offsets over the network: where partitions start and end (ListOffsets, to each leader) and a
+group's committed offsets (OffsetFetch and OffsetCommit, to its coordinator).
+
+Shared by the consumer and the admin client. Each function retries what the cluster calls
+retriable (a leader that moved, a coordinator still loading) a few times, looking the metadata
+or the coordinator up again in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from ...protocol import ApiKey, ErrorCode, request_class
+from ...record import TopicPartition
+from .cluster import Cluster
+from .failures import REFRESH_METADATA, error_for
+from .wire import BrokerUnavailableError
+
+__all__ = ["EARLIEST", "LATEST", "commit_offsets", "fetch_committed", "list_offsets"]
+
+EARLIEST = -2
+"""ListOffsets' timestamp for the earliest offset."""
+LATEST = -1
+"""ListOffsets' timestamp for the latest offset (the high watermark)."""
+
+_ATTEMPTS = 10
+_COORDINATOR_ERRORS = frozenset(
+    {
+        ErrorCode.NOT_COORDINATOR,
+        ErrorCode.COORDINATOR_NOT_AVAILABLE,
+        ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+)
+
+
+async def list_offsets(
+    cluster: Cluster, wanted: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """The offset of each partition for its timestamp (EARLIEST, LATEST or ms since the epoch;
+    a timestamp later than every record gives the latest offset)."""
+    request_type = request_class(ApiKey.LIST_OFFSETS)
+    found: dict[TopicPartition, int] = {}
+    left = dict(wanted)
+    for attempt in range(_ATTEMPTS):
+        by_node: dict[int, list[TopicPartition]] = {}
+        for tp in left:
+            node = cluster.leader(tp.topic, tp.partition)
+            if node < 0:
+                await cluster.topic(tp.topic, refresh=True)
+                info = cluster.topics[tp.topic]
+                if tp.partition >= info.partitions:
+                    raise _no_partition(tp, info.partitions)
+                node = cluster.leader(tp.topic, tp.partition)
+            by_node.setdefault(node, []).append(tp)
+        retry = False
+        for node, tps in by_node.items():
+            topics: dict[str, list[Any]] = {}
+            for tp in tps:
+                topics.setdefault(tp.topic, []).append(
+                    request_type.Topics.Partitions(  # type: ignore[attr-defined]
+                        partition_index=tp.partition, timestamp=left[tp]
+                    )
+                )
+            request = request_type(
+                replica_id=-1,
+                isolation_level=0,
+                topics=[
+                    request_type.Topics(name=t, partitions=p)  # type: ignore[attr-defined]
+                    for t, p in topics.items()
+                ],
+            )
+            try:
+                answer = await cluster.request(ApiKey.LIST_OFFSETS, request, node=node)
+            except BrokerUnavailableError:
+                retry = True
+                continue
+            for topic in answer.topics:  # type: ignore[attr-defined]
+                for part in topic.partitions:
+                    tp = TopicPartition(topic.name, part.partition_index)
+                    code = ErrorCode.for_code(part.error_code)
+                    if code == ErrorCode.NONE:
+                        offset = part.offset
+                        if offset < 0:  # no record that recent: the end
+                            left[tp] = LATEST
+                            retry = True
+                            continue
+                        found[tp] = offset
+                        left.pop(tp, None)
+                    elif code in REFRESH_METADATA or code.retriable:
+                        retry = True
+                    else:
+                        raise error_for(code, f"list offsets of {tp}")
+        if not left:
+            return found
+        if retry:
+            if attempt:
+                await asyncio.sleep(0.05 * attempt)
+            await cluster.refresh({tp.topic for tp in left})
+            for tp in left:
+                info = cluster.topics.get(tp.topic)
+                if info is None:
+                    raise error_for(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"list offsets of {tp}")
+                if tp.partition >= info.partitions:
+                    raise _no_partition(tp, info.partitions)
+    raise BrokerUnavailableError(
+        "cannot list offsets of " + ", ".join(str(tp) for tp in sorted(left)) + ": no leader"
+    )
+
+
+def _no_partition(tp: TopicPartition, count: int) -> Exception:
+    from ...errors import InvalidPartitionsError
+
+    return InvalidPartitionsError(
+        f"partition {tp.partition} does not exist in topic {tp.topic!r}; "
+        f"valid partitions are 0 to {count - 1}"
+    )
+
+
+async def fetch_committed(
+    cluster: Cluster, group: str, partitions: list[TopicPartition] | None
+) -> dict[TopicPartition, int]:
+    """The group's committed offsets of ``partitions`` (every one it has when None); a
+    partition without one is left out."""
+    request_type = request_class(ApiKey.OFFSET_FETCH)
+    topics = None
+    if partitions is not None:
+        by_topic: dict[str, list[int]] = {}
+        for tp in partitions:
+            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        topics = [
+            request_type.Topics(name=t, partition_indexes=sorted(p))  # type: ignore[attr-defined]
+            for t, p in by_topic.items()
+        ]
+    request = request_type(group_id=group, topics=topics)
+    for attempt in range(_ATTEMPTS):
+        try:
+            coordinator = await cluster.coordinator(group)
+            answer = await coordinator.request(ApiKey.OFFSET_FETCH, request)
+        except BrokerUnavailableError:
+            cluster.forget_coordinator(group)
+            await asyncio.sleep(0.05 * (attempt + 1))
+            continue
+        code = ErrorCode.for_code(answer.error_code)
+        if code in _COORDINATOR_ERRORS:
+            cluster.forget_coordinator(group)
+            await asyncio.sleep(0.05 * (attempt + 1))
+            continue
+        if code not in (ErrorCode.NONE, ErrorCode.GROUP_ID_NOT_FOUND):
+            raise error_for(code, f"read the committed offsets of group {group!r}")
+        out: dict[TopicPartition, int] = {}
+        for topic in answer.topics:
+            for part in topic.partitions:
+                if part.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                    continue
+                if part.error_code:
+                    raise error_for(part.error_code, f"read the committed offsets of {group!r}")
+                if part.committed_offset >= 0:
+                    out[TopicPartition(topic.name, part.partition_index)] = part.committed_offset
+        return out
+    raise BrokerUnavailableError(f"cannot reach the coordinator of group {group!r}")
+
+
+async def commit_offsets(
+    cluster: Cluster,
+    group: str,
+    offsets: Mapping[TopicPartition, int],
+    *,
+    generation: int = -1,
+    member_id: str = "",
+) -> dict[TopicPartition, ErrorCode]:
+    """Commit ``offsets`` for ``group`` as member ``member_id`` of ``generation`` (-1 and ""
+    outside any generation). Returns the partitions the coordinator refused, with why; errors
+    that concern the whole request raise."""
+    request_type = request_class(ApiKey.OFFSET_COMMIT)
+    by_topic: dict[str, list[Any]] = {}
+    for tp, offset in sorted(offsets.items()):
+        by_topic.setdefault(tp.topic, []).append(
+            request_type.Topics.Partitions(  # type: ignore[attr-defined]
+                partition_index=tp.partition,
+                committed_offset=offset,
+                committed_leader_epoch=-1,
+                committed_metadata="",
+            )
+        )
+    request = request_type(
+        group_id=group,
+        generation_id_or_member_epoch=generation,
+        member_id=member_id,
+        group_instance_id=None,
+        retention_time_ms=-1,
+        topics=[
+            request_type.Topics(name=t, partitions=p)  # type: ignore[attr-defined]
+            for t, p in by_topic.items()
+        ],
+    )
+    for attempt in range(_ATTEMPTS):
+        try:
+            coordinator = await cluster.coordinator(group)
+            answer = await coordinator.request(ApiKey.OFFSET_COMMIT, request)
+        except BrokerUnavailableError:
+            cluster.forget_coordinator(group)
+            await asyncio.sleep(0.05 * (attempt + 1))
+            continue
+        refused: dict[TopicPartition, ErrorCode] = {}
+        again = False
+        for topic in answer.topics:
+            for part in topic.partitions:
+                code = ErrorCode.for_code(part.error_code)
+                if code in _COORDINATOR_ERRORS:
+                    again = True
+                elif code != ErrorCode.NONE:
+                    refused[TopicPartition(topic.name, part.partition_index)] = code
+        if again:
+            cluster.forget_coordinator(group)
+            await asyncio.sleep(0.05 * (attempt + 1))
+            continue
+        return refused
+    raise BrokerUnavailableError(f"cannot reach the coordinator of group {group!r}")

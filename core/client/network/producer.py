@@ -1,0 +1,762 @@
+"""The network producer: records batched per partition and sent to each partition's leader.
+
+``send`` places a record in its partition's open batch, as the embedded producer does (the same
+partitioning, the same sealing rules: full, or ``linger_ms`` after its first record). A sealed
+batch joins its partition's queue; a sender drains the queues, one batch per partition per
+Produce request, one request per leader, up to ``max_in_flight`` (5) batches per partition at
+once, pipelined on the connection.
+
+Idempotence (on by default, with ``acks="all"``): the producer gets a producer id from the
+cluster (InitProducerId) and numbers each partition's records; a batch keeps its sequence
+numbers across retries, so a retried batch that had landed is answered with its original
+offsets instead of being written twice, and a gap is refused by the broker. Retriable failures
+(a lost connection, NOT_LEADER_OR_FOLLOWER…) hold the partition: its batches in flight
+finish, then the failed ones go first again, in sequence order, after a metadata refresh.
+A batch that fails for good fails its records' deliveries; the partition's later batches fail
+with it until the failure is reported (a delivery awaited, or :meth:`flush`), then the producer
+takes a new producer id so the sequence numbers start again.
+
+A topic the producer has not seen is looked up without blocking ``send``: its records wait,
+in order, and an unknown topic fails their deliveries with UnknownTopicError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...errors import (
+    InvalidPartitionsError,
+    RecordTooLargeError,
+    StoreClosedError,
+    StoreError,
+)
+from ...log.batch import HEADER_SIZE
+from ...log.compression import Compression
+from ...log.encoder import RecordColumns, as_bytes, check_headers, encode_batch
+from ...protocol import ApiKey, ErrorCode, request_class
+from ...record import Header, Record
+from ..interface import BatchDelivery, Delivery, Producer, RecordMetadata, _checked_fields
+from ..partitioner import StickyPartitioner, murmur2
+from .failures import REFRESH_METADATA, error_for
+from .wire import BrokerUnavailableError
+
+if TYPE_CHECKING:
+    from .connection import NetworkConnection
+
+__all__ = ["NetworkProducer"]
+
+log = logging.getLogger(__name__)
+
+_RECORD_OVERHEAD = 21
+_MAX_IN_FLIGHT = 5
+_RETRY_BACKOFF_S = 0.1
+_PRODUCE = request_class(ApiKey.PRODUCE)
+
+
+class _Batch:
+    """Records on their way to one partition, and the future they share."""
+
+    __slots__ = (
+        "append_time",
+        "attempts",
+        "awaited",
+        "base_offset",
+        "base_sequence",
+        "deadline",
+        "future",
+        "headers",
+        "keys",
+        "now_ms",
+        "partition",
+        "producer_id",
+        "raw",
+        "room",
+        "stamps",
+        "timer",
+        "topic",
+        "values",
+    )
+
+    def __init__(self, topic: str, partition: int, future: asyncio.Future[None], room: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.future = future
+        self.room = room
+        self.values: list[bytes | None] = []
+        self.keys: list[bytes | None] = []
+        self.headers: list[tuple[Header, ...]] | None = None
+        self.stamps: list[int] | None = None
+        self.timer: asyncio.Handle | None = None
+        self.raw: bytearray | None = None
+        self.base_sequence = -1
+        self.producer_id = -1
+        self.base_offset = -1
+        self.append_time = -1
+        self.now_ms = 0
+        self.awaited = False
+        self.attempts = 0
+        self.deadline = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self.values)
+
+
+class _Delivery(Delivery):
+    __slots__ = ("_batch", "_index", "_timestamp")
+
+    def __init__(self, batch: _Batch, index: int, timestamp: int) -> None:
+        self._batch = batch
+        self._index = index
+        self._timestamp = timestamp
+
+    def done(self) -> bool:
+        return self._batch.future.done()
+
+    def __await__(self) -> Generator[Any, None, RecordMetadata]:
+        batch = self._batch
+        batch.awaited = True
+        yield from batch.future.__await__()
+        stamp = batch.append_time if batch.append_time >= 0 else self._timestamp or batch.now_ms
+        offset = batch.base_offset + self._index if batch.base_offset >= 0 else -1
+        return RecordMetadata(batch.topic, batch.partition, offset, stamp)
+
+
+class _LateDelivery(Delivery):
+    """A record sent to a topic still being looked up: its real delivery comes later."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: asyncio.Future[Delivery]) -> None:
+        self._future = future
+
+    def done(self) -> bool:
+        future = self._future
+        if not future.done():
+            return False
+        return future.exception() is not None or future.result().done()
+
+    def __await__(self) -> Generator[Any, None, RecordMetadata]:
+        delivery = yield from self._future.__await__()
+        return (yield from delivery.__await__())
+
+
+class _Records(BatchDelivery):
+    __slots__ = ("_deliveries",)
+
+    def __init__(self, deliveries: list[Delivery]) -> None:
+        self._deliveries = deliveries
+
+    def done(self) -> bool:
+        return all(d.done() for d in self._deliveries)
+
+    def __await__(self) -> Generator[Any, None, list[RecordMetadata]]:
+        out = []
+        for delivery in self._deliveries:
+            out.append((yield from delivery.__await__()))
+        return out
+
+
+class _PartitionState:
+    __slots__ = ("halted", "inflight", "next_sequence", "queue", "refresh", "retry")
+
+    def __init__(self) -> None:
+        self.queue: collections.deque[_Batch] = collections.deque()
+        self.inflight: list[_Batch] = []
+        self.retry: list[_Batch] = []
+        self.next_sequence = 0
+        self.halted: _Batch | None = None
+        self.refresh = False
+
+
+class _TopicState:
+    __slots__ = (
+        "compression",
+        "count",
+        "key_partitions",
+        "limit",
+        "max_bytes",
+        "name",
+        "open",
+        "partitions",
+        "sticky",
+    )
+
+    def __init__(
+        self, name: str, count: int, max_bytes: int, batch_bytes: int, compression: Compression
+    ) -> None:
+        self.name = name
+        self.count = count
+        self.max_bytes = max_bytes
+        self.limit = min(batch_bytes, max_bytes) - HEADER_SIZE
+        self.compression = compression
+        self.open: list[_Batch | None] = [None] * count
+        self.partitions = [_PartitionState() for _ in range(count)]
+        self.sticky = StickyPartitioner(count)
+        self.key_partitions: dict[bytes, int] = {}
+
+    def partition_of(self, key: bytes) -> int:
+        found = self.key_partitions.get(key)
+        if found is None:
+            if len(self.key_partitions) >= 1 << 16:
+                self.key_partitions.clear()
+            found = self.key_partitions[key] = (murmur2(key) & 0x7FFFFFFF) % self.count
+        return found
+
+
+class NetworkProducer(Producer):
+    """A producer that sends batches to the brokers of its connection's cluster."""
+
+    def __init__(
+        self,
+        connection: NetworkConnection,
+        *,
+        linger_ms: float,
+        batch_bytes: int,
+        compression: str | None,
+        client_id: str,
+        acks: int | str = "all",
+        idempotence: bool = True,
+        delivery_timeout_ms: int = 120_000,
+        request_timeout_ms: int = 30_000,
+    ) -> None:
+        if batch_bytes < 1:
+            raise ValueError(f"batch_bytes must be >= 1, not {batch_bytes}")
+        if linger_ms < 0:
+            raise ValueError(f"linger_ms must be >= 0, not {linger_ms}")
+        acks_value = {"all": -1, "-1": -1, "1": 1, "0": 0}.get(str(acks))
+        if acks_value is None:
+            raise ValueError(f"acks {acks!r} is not valid; valid: 'all', 1, 0")
+        self._connection = connection
+        self._linger_s = linger_ms / 1000
+        self._batch_bytes = batch_bytes
+        self._compression = Compression.from_name(compression or "none")
+        self.client_id = client_id
+        self._acks = acks_value
+        self._idempotent = idempotence and acks_value == -1
+        self._delivery_timeout_s = delivery_timeout_ms / 1000
+        self._request_timeout_ms = request_timeout_ms
+        self._topics: dict[str, _TopicState] = {}
+        self._waiting: dict[str, list[tuple[tuple[Any, ...], asyncio.Future[Delivery]]]] = {}
+        self._unfinished: set[_Batch] = set()
+        self._failed: list[_Batch] = []
+        self._late: list[asyncio.Future[Delivery]] = []
+        self._producer_id = -1
+        self._producer_epoch = -1
+        self._pid_task: asyncio.Task[None] | None = None
+        self._need_pid = self._idempotent
+        self._pump_scheduled = False
+        self._refreshing: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Sequence[Header] = (),
+        partition: int | None = None,
+        timestamp: int | None = None,
+    ) -> Delivery:
+        state = self._topics.get(topic)
+        if state is None:
+            state = self._topic_state(topic)
+            if state is None:
+                return self._send_later(topic, value, key, headers, partition, timestamp)
+        if value is not None and value.__class__ is not bytes:
+            value = as_bytes(value, "value")
+        if key is not None and key.__class__ is not bytes:
+            key = as_bytes(key, "key")
+        if headers:
+            headers = check_headers(headers)
+        if timestamp is not None and (type(timestamp) is not int or timestamp < 0):
+            raise ValueError(
+                f"record timestamp {timestamp!r} is not valid; give milliseconds since the "
+                "epoch (an int >= 0), or None for now"
+            )
+        if partition is None:
+            partition = state.sticky.partition if key is None else state.partition_of(key)
+        else:
+            _check_partition(state, partition)
+        size = _RECORD_OVERHEAD + (len(value) if value else 0) + (len(key) if key else 0)
+        for name, hval in headers:
+            size += 10 + len(name) * 3 + (len(hval) if hval else 0)
+        batch = state.open[partition]
+        if batch is None or batch.room < size:
+            if size > state.limit:
+                exact = len(encode_batch([Record(key, value, tuple(headers), 1)]))
+                if exact > state.max_bytes:
+                    raise _too_large(state, exact)
+            if batch is not None:
+                self._seal(state, partition)
+            batch = self._open_batch(state, partition)
+        batch.room -= size
+        index = len(batch.values)
+        batch.values.append(value)
+        batch.keys.append(key)
+        if headers or timestamp:
+            if batch.headers is None:
+                batch.headers = [()] * index
+                batch.stamps = [0] * index
+            batch.headers.append(tuple(headers))
+            batch.stamps.append(timestamp or 0)  # type: ignore[union-attr]
+        elif batch.headers is not None:
+            batch.headers.append(())
+            batch.stamps.append(0)  # type: ignore[union-attr]
+        return _Delivery(batch, index, timestamp or 0)
+
+    def send_batch(
+        self, topic: str, records: Sequence[Record], partition: int | None = None
+    ) -> BatchDelivery:
+        checked = [_checked_fields(record) for record in records]
+        state = self._topics.get(topic) or self._topic_state(topic)
+        if state is not None:
+            if partition is not None:
+                _check_partition(state, partition)
+            rows = RecordColumns.of(records, int(time.time() * 1000)) if checked else None
+            if rows is not None and rows.largest_alone() > state.max_bytes:
+                raise _too_large(state, rows.largest_alone())
+        return _Records(
+            [
+                self.send(topic, value, key, headers, partition, timestamp or None)
+                for key, value, headers, timestamp in checked
+            ]
+        )
+
+    def _topic_state(self, topic: str) -> _TopicState | None:
+        """What send needs of ``topic``, when the connection knows it; None when it must be
+        looked up first (send then queues the record until it is)."""
+        if self._closed:
+            raise StoreClosedError(f"producer {self.client_id!r} is closed; make a new one")
+        connection = self._connection
+        connection.check_open()
+        connection.refuse_internal(topic, "write to")
+        if topic in self._waiting:
+            return None
+        info = connection.cluster.topics.get(topic)
+        config = connection.topic_configs.get(topic)
+        if info is None or config is None:
+            return None
+        codec = config.get("compression.type", "producer")
+        if codec == "producer":
+            compression = self._compression
+        else:
+            compression = Compression.from_name("none" if codec == "uncompressed" else codec)
+        max_bytes = int(config.get("max.message.bytes", "1048588"))
+        state = _TopicState(topic, info.partitions, max_bytes, self._batch_bytes, compression)
+        self._topics[topic] = state
+        return state
+
+    def _send_later(self, topic: str, *args: Any) -> Delivery:
+        future: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+        waiting = self._waiting.get(topic)
+        if waiting is None:
+            waiting = self._waiting[topic] = []
+            self._spawn(self._look_up(topic))
+        waiting.append((args, future))
+        self._late.append(future)
+        return _LateDelivery(future)
+
+    async def _look_up(self, topic: str) -> None:
+        error: BaseException | None = None
+        try:
+            await self._connection.look_up_topic(topic)
+        except Exception as exc:
+            error = exc
+        waiting = self._waiting.pop(topic, [])
+        for args, future in waiting:
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+                continue
+            try:
+                future.set_result(self.send(topic, *args))
+            except Exception as exc:
+                future.set_exception(exc)
+
+    def _open_batch(self, state: _TopicState, partition: int) -> _Batch:
+        loop = asyncio.get_running_loop()
+        batch = _Batch(state.name, partition, loop.create_future(), state.limit)
+        state.open[partition] = batch
+        self._unfinished.add(batch)
+        if self._linger_s > 0:
+            batch.timer = loop.call_later(self._linger_s, self._linger_expired, state, batch)
+        else:
+            batch.timer = loop.call_soon(self._linger_expired, state, batch)
+        return batch
+
+    def _linger_expired(self, state: _TopicState, batch: _Batch) -> None:
+        batch.timer = None
+        if state.open[batch.partition] is batch:
+            self._seal(state, batch.partition)
+
+    def _seal(self, state: _TopicState, partition: int) -> None:
+        batch = state.open[partition]
+        if batch is None:
+            return
+        state.open[partition] = None
+        if batch.timer is not None:
+            batch.timer.cancel()
+            batch.timer = None
+        if partition == state.sticky.partition:
+            state.sticky.next_batch()
+        batch.deadline = time.monotonic() + self._delivery_timeout_s
+        target = state.partitions[partition]
+        if target.halted is not None and not self._resume(target):
+            self._fail(batch, target.halted.future.exception() or StoreError("failed"))
+            return
+        target.queue.append(batch)
+        self._schedule_pump()
+
+    def _resume(self, target: _PartitionState) -> bool:
+        """Whether a halted partition may take batches again (its failure was reported)."""
+        assert target.halted is not None
+        if not target.halted.awaited:
+            return False
+        target.halted = None
+        self._need_pid = self._idempotent  # the failed batch's sequence numbers are lost
+        return True
+
+    def _encode(self, state: _TopicState, target: _PartitionState, batch: _Batch) -> None:
+        now = int(time.time() * 1000)
+        batch.now_ms = now
+        rows = RecordColumns.of_columns(batch.values, batch.keys, batch.headers, batch.stamps, now)
+        sequence = -1
+        if self._idempotent:
+            sequence = target.next_sequence
+            target.next_sequence = (sequence + rows.count) & 0x7FFFFFFF
+        batch.base_sequence = sequence
+        batch.producer_id = self._producer_id
+        batch.raw = rows.encode(
+            0,
+            rows.count,
+            state.compression,
+            now,
+            producer_id=self._producer_id if self._idempotent else -1,
+            producer_epoch=self._producer_epoch if self._idempotent else -1,
+            base_sequence=sequence,
+        )
+
+    # --- the sender -------------------------------------------------------------------------
+
+    def _schedule_pump(self) -> None:
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._pump)
+
+    def _pump(self) -> None:
+        """Send every batch that may go now: per leader, requests of one batch per partition."""
+        self._pump_scheduled = False
+        if self._need_pid:
+            if self._pid_task is None and not any(
+                p.inflight for s in self._topics.values() for p in s.partitions
+            ):
+                self._pid_task = self._spawn(self._init_producer_id())
+            return
+        cluster = self._connection.cluster
+        by_node: dict[int, list[tuple[_TopicState, _PartitionState, _Batch]]] = {}
+        for state in self._topics.values():
+            for index, target in enumerate(state.partitions):
+                if not target.queue or target.retry or len(target.inflight) >= _MAX_IN_FLIGHT:
+                    continue
+                node = cluster.leader(state.name, index)
+                if node < 0 or target.refresh:
+                    if state.name not in self._refreshing:
+                        self._refreshing.add(state.name)
+                        self._spawn(self._refresh_then_pump(state.name))
+                    continue
+                batch = target.queue.popleft()
+                if batch.raw is None or (
+                    self._idempotent and batch.producer_id != self._producer_id
+                ):
+                    try:
+                        self._encode(state, target, batch)
+                    except Exception as exc:
+                        self._fail(batch, exc)
+                        continue
+                target.inflight.append(batch)
+                by_node.setdefault(node, []).append((state, target, batch))
+        for node, entries in by_node.items():
+            self._spawn(self._produce(node, entries))
+
+    async def _produce(
+        self, node: int, entries: list[tuple[_TopicState, _PartitionState, _Batch]]
+    ) -> None:
+        topics: dict[str, list[Any]] = {}
+        for _, _, batch in entries:
+            batch.attempts += 1
+            topics.setdefault(batch.topic, []).append(
+                _PRODUCE.TopicData.PartitionData(index=batch.partition, records=batch.raw)  # type: ignore[attr-defined]
+            )
+        request = _PRODUCE(
+            transactional_id=None,
+            acks=self._acks,
+            timeout_ms=self._request_timeout_ms,
+            topic_data=[
+                _PRODUCE.TopicData(name=name, partition_data=parts)  # type: ignore[attr-defined]
+                for name, parts in topics.items()
+            ],
+        )
+        answers: dict[tuple[str, int], Any] = {}
+        failure: BaseException | None = None
+        try:
+            connection = await self._connection.cluster.connection(node)
+            response = await connection.request(
+                ApiKey.PRODUCE, request, expect_response=self._acks != 0
+            )
+            if response is not None:
+                for topic in response.responses:
+                    for part in topic.partition_responses:
+                        answers[(topic.name, part.index)] = part
+        except BrokerUnavailableError as exc:
+            failure = exc
+        except Exception as exc:  # a bug or a protocol error: fail the batches, never lose them
+            for _, target, batch in entries:
+                self._finish(target, batch)
+                self._fail(batch, exc)
+            self._schedule_pump()
+            return
+        for _, target, batch in entries:
+            if failure is not None:
+                self._retry(target, batch, failure, refresh=True)
+                continue
+            if self._acks == 0:
+                self._finish(target, batch)
+                self._succeed(batch, -1, -1)
+                continue
+            part = answers.get((batch.topic, batch.partition))
+            if part is None:
+                self._retry(
+                    target,
+                    batch,
+                    StoreError(f"broker {node} did not answer for {batch.topic}"),
+                    True,
+                )
+                continue
+            code = ErrorCode.for_code(part.error_code)
+            if code in (ErrorCode.NONE, ErrorCode.DUPLICATE_SEQUENCE_NUMBER):
+                self._finish(target, batch)
+                self._succeed(batch, part.base_offset, part.log_append_time_ms)
+            elif code.retriable or (
+                code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+                and any(b.base_sequence < batch.base_sequence for b in target.retry)
+            ):
+                error = error_for(
+                    code, f"write to {batch.topic}-{batch.partition}", part.error_message
+                )
+                self._retry(target, batch, error, code in REFRESH_METADATA)
+            else:
+                self._finish(target, batch)
+                self._fail(
+                    batch,
+                    error_for(
+                        code, f"write to {batch.topic}-{batch.partition}", part.error_message
+                    ),
+                )
+                if code in (
+                    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                    ErrorCode.UNKNOWN_PRODUCER_ID,
+                    ErrorCode.INVALID_PRODUCER_EPOCH,
+                ):
+                    self._need_pid = self._idempotent
+        self._schedule_pump()
+
+    def _finish(self, target: _PartitionState, batch: _Batch) -> None:
+        with contextlib.suppress(ValueError):
+            target.inflight.remove(batch)
+        self._release_retries(target)
+
+    def _retry(
+        self, target: _PartitionState, batch: _Batch, error: BaseException, refresh: bool
+    ) -> None:
+        with contextlib.suppress(ValueError):
+            target.inflight.remove(batch)
+        if time.monotonic() >= batch.deadline:
+            self._fail(batch, error)
+            self._release_retries(target)
+            return
+        log.debug("retrying %s-%d after %s", batch.topic, batch.partition, error)
+        target.retry.append(batch)
+        target.refresh = target.refresh or refresh
+        self._release_retries(target)
+
+    def _release_retries(self, target: _PartitionState) -> None:
+        """Once nothing of the partition is in flight, its failed batches go first again."""
+        if target.inflight or not target.retry:
+            return
+        retry = sorted(target.retry, key=lambda b: b.base_sequence)
+        target.retry = []
+        target.queue.extendleft(reversed(retry))
+        asyncio.get_running_loop().call_later(_RETRY_BACKOFF_S, self._schedule_pump)
+
+    async def _refresh_then_pump(self, topic: str) -> None:
+        try:
+            await self._connection.cluster.refresh([topic])
+        except Exception as exc:
+            log.debug("metadata refresh of %s failed: %s", topic, exc)
+            await asyncio.sleep(_RETRY_BACKOFF_S)
+        finally:
+            self._refreshing.discard(topic)
+        state = self._topics.get(topic)
+        if state is None:
+            return
+        for part in state.partitions:
+            part.refresh = False
+        if topic not in self._connection.cluster.topics:
+            error = error_for(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"write to {topic!r}")
+            for part in state.partitions:
+                while part.queue:
+                    self._fail(part.queue.popleft(), error)
+        self._schedule_pump()
+
+    async def _init_producer_id(self) -> None:
+        request = request_class(ApiKey.INIT_PRODUCER_ID)(
+            transactional_id=None, transaction_timeout_ms=60_000
+        )
+        try:
+            for attempt in range(50):
+                try:
+                    answer = await self._connection.cluster.request(
+                        ApiKey.INIT_PRODUCER_ID, request
+                    )
+                except BrokerUnavailableError:
+                    await asyncio.sleep(_RETRY_BACKOFF_S * min(10, attempt + 1))
+                    continue
+                code = ErrorCode.for_code(answer.error_code)  # type: ignore[attr-defined]
+                if code == ErrorCode.NONE:
+                    self._producer_id = answer.producer_id  # type: ignore[attr-defined]
+                    self._producer_epoch = answer.producer_epoch  # type: ignore[attr-defined]
+                    for state in self._topics.values():
+                        for part in state.partitions:
+                            part.next_sequence = 0
+                    self._need_pid = False
+                    return
+                if not code.retriable:
+                    raise error_for(code, "get a producer id for idempotent writes")
+                await asyncio.sleep(_RETRY_BACKOFF_S)
+            raise StoreError("cannot get a producer id: the cluster kept refusing")
+        except Exception as exc:
+            for state in self._topics.values():
+                for part in state.partitions:
+                    while part.queue:
+                        self._fail(part.queue.popleft(), exc)
+        finally:
+            self._pid_task = None
+            self._schedule_pump()
+
+    # --- outcomes ---------------------------------------------------------------------------
+
+    def _succeed(self, batch: _Batch, base_offset: int, append_time: int) -> None:
+        self._unfinished.discard(batch)
+        batch.base_offset = base_offset
+        batch.append_time = append_time
+        if not batch.future.done():
+            batch.future.set_result(None)
+
+    def _fail(self, batch: _Batch, error: BaseException) -> None:
+        self._unfinished.discard(batch)
+        if not batch.future.done():
+            batch.future.set_exception(error)
+        self._failed.append(batch)
+        state = self._topics.get(batch.topic)
+        if state is not None and batch.partition < state.count:
+            target = state.partitions[batch.partition]
+            if target.halted is None:
+                target.halted = batch
+            # later batches must not land behind a lost one
+            while target.queue:
+                later = target.queue.popleft()
+                self._unfinished.discard(later)
+                if not later.future.done():
+                    later.future.set_exception(error)
+                self._failed.append(later)
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- flushing and closing ---------------------------------------------------------------
+
+    def _seal_all(self) -> None:
+        for state in list(self._topics.values()):
+            for partition, batch in enumerate(state.open):
+                if batch is not None:
+                    self._seal(state, partition)
+
+    async def flush(self) -> None:
+        while self._waiting:
+            await asyncio.wait([f for w in self._waiting.values() for _, f in w])
+        self._seal_all()
+        while self._unfinished:
+            self._seal_all()
+            await asyncio.wait([b.future for b in self._unfinished])
+        late, self._late = self._late, []
+        failed, self._failed = self._failed, []
+        first: BaseException | None = None
+        for future in late:
+            error = future.exception()
+            if first is None and error is not None:
+                first = error
+        for batch in failed:
+            error = batch.future.exception()
+            if first is None and not batch.awaited:
+                first = error
+        for state in self._topics.values():
+            for part in state.partitions:
+                if part.halted is not None:
+                    part.halted = None
+                    self._need_pid = self._idempotent
+        if first is not None:
+            raise first
+
+    def forget_topic(self, topic: str) -> None:
+        """Drop what is known of ``topic`` (it was altered or deleted); open batches are sealed."""
+        state = self._topics.get(topic)
+        if state is None:
+            return
+        for partition, batch in enumerate(state.open):
+            if batch is not None:
+                self._seal(state, partition)
+        if not any(p.queue or p.inflight or p.retry for p in state.partitions):
+            del self._topics[topic]
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            await self.flush()
+        finally:
+            self._closed = True
+            for task in list(self._tasks):
+                task.cancel()
+            self._connection.forget_producer(self)
+
+
+def _check_partition(state: _TopicState, partition: object) -> None:
+    if type(partition) is int and 0 <= partition < state.count:
+        return
+    raise InvalidPartitionsError(
+        f"partition {partition!r} does not exist in topic {state.name!r}; "
+        f"valid partitions are 0 to {state.count - 1}"
+    )
+
+
+def _too_large(state: _TopicState, exact: int) -> RecordTooLargeError:
+    return RecordTooLargeError(
+        f"record of {exact} bytes (with its batch header) is over the "
+        f"max.message.bytes={state.max_bytes} of topic {state.name!r}; send a smaller "
+        f"record or raise the limit with `millstream topics alter {state.name} "
+        "--config max.message.bytes=N`"
+    )
