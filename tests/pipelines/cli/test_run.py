@@ -121,7 +121,10 @@ def test_a_signal_stops_gracefully_and_commits(tmp_path: Path, signum: int) -> N
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    time.sleep(2.0)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()  # the first stats line: the pipeline is running
+    assert b"running" in first, first
+    time.sleep(0.5)
     started = time.monotonic()
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=20)
