@@ -131,10 +131,11 @@ class _Delivery(Delivery):
 class _LateDelivery(Delivery):
     """A record sent to a topic still being looked up: its real delivery comes later."""
 
-    __slots__ = ("_future",)
+    __slots__ = ("_future", "awaited")
 
     def __init__(self, future: asyncio.Future[Delivery]) -> None:
         self._future = future
+        self.awaited = False
 
     def done(self) -> bool:
         future = self._future
@@ -143,6 +144,7 @@ class _LateDelivery(Delivery):
         return future.exception() is not None or future.result().done()
 
     def __await__(self) -> Generator[Any, None, RecordMetadata]:
+        self.awaited = True
         delivery = yield from self._future.__await__()
         return (yield from delivery.__await__())
 
@@ -246,7 +248,7 @@ class NetworkProducer(Producer):
         self._waiting: dict[str, list[tuple[tuple[Any, ...], asyncio.Future[Delivery]]]] = {}
         self._unfinished: set[_Batch] = set()
         self._failed: list[_Batch] = []
-        self._late: list[asyncio.Future[Delivery]] = []
+        self._late: list[_LateDelivery] = []
         self._producer_id = -1
         self._producer_epoch = -1
         self._pid_task: asyncio.Task[None] | None = None
@@ -363,8 +365,9 @@ class NetworkProducer(Producer):
             waiting = self._waiting[topic] = []
             self._spawn(self._look_up(topic))
         waiting.append((args, future))
-        self._late.append(future)
-        return _LateDelivery(future)
+        late = _LateDelivery(future)
+        self._late.append(late)
+        return late
 
     async def _look_up(self, topic: str) -> None:
         error: BaseException | None = None
@@ -705,9 +708,9 @@ class NetworkProducer(Producer):
         late, self._late = self._late, []
         failed, self._failed = self._failed, []
         first: BaseException | None = None
-        for future in late:
-            error = future.exception()
-            if first is None and error is not None:
+        for delivery in late:
+            error = delivery._future.exception()
+            if first is None and error is not None and not delivery.awaited:
                 first = error
         for batch in failed:
             error = batch.future.exception()
@@ -739,8 +742,11 @@ class NetworkProducer(Producer):
             await self.flush()
         finally:
             self._closed = True
-            for task in list(self._tasks):
+            self._topics.clear()
+            tasks = list(self._tasks)
+            for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             self._connection.forget_producer(self)
 
 

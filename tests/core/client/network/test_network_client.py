@@ -1,0 +1,208 @@
+"""The network transport against a real ``millstream broker`` subprocess: producing, consuming,
+admin and source positions over the Kafka protocol, with the embedded transport's semantics."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from millstream.core import Record
+from millstream.core.client import Connection, connect
+from millstream.core.client.partitioner import partition_for_key
+from millstream.core.errors import (
+    InvalidPartitionsError,
+    InvalidTopicError,
+    RecordTooLargeError,
+    StoreClosedError,
+    TopicExistsError,
+    UnknownTopicError,
+)
+from millstream.core.record import TopicPartition
+
+
+@pytest.fixture
+async def conn(broker_session) -> AsyncIterator[Connection]:
+    connection = await connect(f"millstream://{broker_session.bootstrap}")
+    yield connection
+    await connection.close()
+
+
+def fresh(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def read_all(conn: Connection, topic: str, partitions: int) -> list:
+    consumer = conn.consumer()
+    consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
+    await consumer.seek_to_beginning()
+    out = []
+    while got := await consumer.getmany(timeout_ms=300):
+        for records in got.values():
+            out.extend(records)
+    await consumer.close()
+    return out
+
+
+async def test_records_go_where_kafka_puts_them_and_come_back(conn: Connection) -> None:
+    topic = fresh()
+    await conn.admin().create_topic(topic, partitions=4)
+    async with conn.producer() as producer:
+        metas = [
+            await producer.send(topic, b"v%d" % i, key=b"k%d" % i, headers=[("h", b"x")])
+            for i in range(20)
+        ]
+        stamped = await producer.send(topic, b"old", key=b"k0", timestamp=1_000)
+    for i, meta in enumerate(metas):
+        assert meta.partition == partition_for_key(b"k%d" % i, 4)
+    assert stamped.timestamp == 1_000
+    got = await read_all(conn, topic, 4)
+    assert sorted(r.value for r in got) == sorted([b"v%d" % i for i in range(20)] + [b"old"])
+    by_value = {r.value: r for r in got}
+    assert by_value[b"v3"].key == b"k3" and by_value[b"v3"].headers == (("h", b"x"),)
+    assert by_value[b"old"].timestamp == 1_000
+    assert by_value[b"v7"].offset == metas[7].offset
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+async def test_every_compression_round_trips(conn: Connection, codec: str) -> None:
+    topic = fresh(codec)
+    await conn.admin().create_topic(topic)
+    async with conn.producer(compression=codec, linger_ms=5) as producer:
+        done = producer.send_batch(topic, [Record(None, b"%05d" % i * 20) for i in range(2000)])
+        metas = await done
+    assert [m.offset for m in metas] == list(range(2000))
+    got = await read_all(conn, topic, 1)
+    assert [r.value for r in got] == [b"%05d" % i * 20 for i in range(2000)]
+
+
+async def test_many_sends_keep_their_order_per_partition(conn: Connection) -> None:
+    topic = fresh()
+    await conn.admin().create_topic(topic, partitions=3)
+    async with conn.producer(batch_bytes=4096) as producer:
+        deliveries = [producer.send(topic, b"%d" % i, key=b"%d" % (i % 5)) for i in range(5000)]
+        await producer.flush()
+    metas = [await d for d in deliveries]
+    got = await read_all(conn, topic, 3)
+    assert len(got) == 5000
+    for p in range(3):
+        values = [int(r.value) for r in got if r.partition == p]
+        assert values == sorted(values)
+        assert [m.offset for m in metas if m.partition == p] == list(range(len(values)))
+
+
+async def test_bad_arguments_raise_at_once(conn: Connection) -> None:
+    topic = fresh()
+    await conn.admin().create_topic(topic, partitions=2, config={"max.message.bytes": "2000"})
+    await conn.admin().list_topics()
+    producer = conn.producer()
+    with pytest.raises(InvalidPartitionsError, match="valid partitions are 0 to 1"):
+        producer.send(topic, b"x", partition=2)
+    with pytest.raises(RecordTooLargeError, match="max.message.bytes=2000"):
+        producer.send(topic, b"x" * 5000)
+    with pytest.raises(TypeError, match="bytes"):
+        producer.send(topic, "text")  # type: ignore[arg-type]
+    with pytest.raises(InvalidTopicError, match="internal"):
+        producer.send("__consumer_offsets", b"x")
+    with pytest.raises(UnknownTopicError, match="no-such"):
+        await producer.send("no-such-" + fresh(), b"x")
+    with pytest.raises(UnknownTopicError):
+        conn.consumer(["no-such-" + fresh()])
+    await producer.close()
+    with pytest.raises(StoreClosedError):
+        producer.send(topic, b"x")
+
+
+async def test_admin_creates_describes_alters_and_deletes(conn: Connection) -> None:
+    admin = conn.admin()
+    topic = fresh()
+    made = await admin.create_topic(topic, partitions=2, config={"retention.ms": "3600000"})
+    assert len(made.partitions) == 2 and made.configs["retention.ms"] == "3600000"
+    with pytest.raises(TopicExistsError):
+        await admin.create_topic(topic)
+    with pytest.raises(InvalidTopicError):
+        await admin.create_topic("__consumer_offsets")
+    assert topic in await admin.list_topics()
+    assert "__consumer_offsets" not in await admin.list_topics()
+    async with conn.producer() as producer:
+        await producer.send(topic, b"a", partition=0, timestamp=1_000)
+        await producer.send(topic, b"b", partition=0, timestamp=5_000)
+    tp = TopicPartition(topic, 0)
+    assert await admin.list_offsets(tp, "earliest") == 0
+    assert await admin.list_offsets(tp, "latest") == 2
+    assert await admin.list_offsets(tp, 2_000) == 1
+    assert await admin.list_offsets(tp, 9_000) == 2
+    altered = await admin.alter_topic(topic, partitions=3, config={"retention.ms": "7200000"})
+    assert len(altered.partitions) == 3 and altered.configs["retention.ms"] == "7200000"
+    described = await admin.describe_topic(topic)
+    assert described.partitions[0].latest_offset == 2
+    reset = await admin.alter_topic(topic, config={"retention.ms": None})
+    assert reset.configs["retention.ms"] != "7200000"
+    await admin.delete_topic(topic)
+    assert topic not in await admin.list_topics()
+    with pytest.raises(UnknownTopicError):
+        await admin.describe_topic(topic)
+
+
+async def test_a_producer_writes_to_a_topic_created_after_the_connection(
+    conn: Connection, broker_session
+) -> None:
+    topic = fresh()
+    async with await connect(f"millstream://{broker_session.bootstrap}") as other:
+        await other.admin().create_topic(topic, partitions=2)
+    async with conn.producer() as producer:
+        meta = await producer.send(topic, b"late", key=b"k")
+    assert meta.partition == partition_for_key(b"k", 2) and meta.offset == 0
+
+
+async def test_positions_are_kept_on_the_broker(conn: Connection, broker_session) -> None:
+    positions = conn.positions()
+    key = f"{fresh('pipe')}/source"
+    assert await positions.get(key) is None
+    await positions.put(key, b"offset=10")
+    await positions.put(key, b"offset=20")
+    async with await connect(f"millstream://{broker_session.bootstrap}") as other:
+        assert await other.positions().get(key) == b"offset=20"
+        assert key in await other.positions().keys()
+        await other.positions().put(key, None)
+    assert await positions.get(key) is None
+
+
+async def test_getmany_waits_for_records_that_arrive(conn: Connection) -> None:
+    topic = fresh()
+    await conn.admin().create_topic(topic)
+    consumer = conn.consumer([topic], auto_offset_reset="latest")
+    assert await consumer.getmany(timeout_ms=100) == {}
+
+    async def later() -> None:
+        await asyncio.sleep(0.2)
+        async with conn.producer() as producer:
+            await producer.send(topic, b"now")
+
+    task = asyncio.ensure_future(later())
+    got = await consumer.getmany(timeout_ms=5000)
+    await task
+    assert [r.value for rs in got.values() for r in rs] == [b"now"]
+    await consumer.close()
+
+
+async def test_seek_is_clamped_into_the_log(conn: Connection) -> None:
+    topic = fresh()
+    await conn.admin().create_topic(topic)
+    async with conn.producer() as producer:
+        for i in range(5):
+            await producer.send(topic, b"%d" % i)
+    consumer = conn.consumer()
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek(tp, 3)
+    got = await consumer.getmany(timeout_ms=1000)
+    assert [r.value for r in got[tp]] == [b"3", b"4"]
+    consumer.seek(tp, 100)
+    assert await consumer.getmany(timeout_ms=200) == {}
+    assert consumer.position(tp) == 5
+    await consumer.seek_to_timestamp(0, tp)
+    assert consumer.position(tp) == 0
+    await consumer.close()
