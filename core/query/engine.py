@@ -44,7 +44,15 @@ from .sandbox import check_statement, load_duckdb, sandboxed_connection
 from .scan import ScanStats, TopicScan
 from .schema import ValueType, value_type
 
-__all__ = ["Follower", "QueryEngine", "QueryResult", "ScanProgress", "engine_for", "run_query"]
+__all__ = [
+    "Follower",
+    "QueryEngine",
+    "QueryResult",
+    "ScanProgress",
+    "engine_for",
+    "not_embedded",
+    "run_query",
+]
 
 DEFAULT_MAX_ROWS = 10_000
 """The most rows :func:`run_query` returns unless told otherwise."""
@@ -329,9 +337,14 @@ def engine_for(store: Any, *, allow: Sequence[str | os.PathLike[str]] = ()) -> Q
     if isinstance(log, LogStore):
         return QueryEngine(log, allow=allow)
     url = getattr(store, "url", repr(store))
-    raise QueryError(
-        f"queries need an embedded store (file:DIR) for now; {url} is not one: queries over a "
-        "millstream broker or Kafka arrive with the network client"
+    raise QueryError(not_embedded(url))
+
+
+def not_embedded(url: str) -> str:
+    """Why a store at ``url`` (not ``file:``) cannot be queried yet."""
+    return (
+        f"queries read the log directly, so they need an embedded store (file:DIR); {url} is "
+        "not one: querying through a broker (millstream://, kafka://) is not supported yet"
     )
 
 

@@ -11,6 +11,7 @@ from millstream.core.record import Record
 
 T0 = 1_700_000_000_000
 READINGS = 2_000
+CODECS = ("gzip", "snappy", "lz4", "zstd")  # "zipped": readings 0-39, ten per codec
 
 
 def reading(n: int) -> Record:
@@ -36,6 +37,7 @@ async def fill(path: Path) -> None:
         await admin.create_topic("blobs", 1, config={"codec": "bytes"})
         await admin.create_topic("mixed", 1)
         await admin.create_topic("empty", 1)
+        await admin.create_topic("stamped", 1, config={"message.timestamp.type": "LogAppendTime"})
         async with conn.producer() as producer:
             records = [reading(n) for n in range(READINGS)]
             for start in range(0, READINGS, 50):  # n // 50 even → partition 0, odd → 1
@@ -48,3 +50,11 @@ async def fill(path: Path) -> None:
             await producer.send_batch("blobs", [Record(b"dev-1", b"\x00\xff\x01")])
             mixed = [b'{"a": 1}', b'{"a": 1.5, "b": "x"}', b'{"a": "s"}', b'{"c": {"d": [1, 2]}}']
             await producer.send_batch("mixed", [Record(None, v) for v in [*mixed, b"not json"]])
+            await producer.send_batch("blobs", [Record(b"\xffkey", b"", (("h", b"\xfe"),))])
+            await producer.send_batch("stamped", [Record(None, b"{}", (), 1000)])
+        await admin.create_topic("zipped", 1)
+        for i, codec in enumerate(CODECS):
+            async with conn.producer(compression=codec) as producer:
+                await producer.send_batch(
+                    "zipped", [reading(n) for n in range(i * 10, i * 10 + 10)]
+                )

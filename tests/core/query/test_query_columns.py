@@ -72,7 +72,7 @@ def test_nested_fields_read_with_dots_and_flatten_with_star(engine) -> None:
 def test_text_and_bytes_topics(engine) -> None:
     logs = engine.run("SELECT key, value, typeof(value) FROM logs ORDER BY record_offset")
     assert logs.rows == [(None, "started", "VARCHAR"), ("dev-1", "dev-1 is hot", "VARCHAR")]
-    blobs = engine.run("SELECT value, typeof(value) FROM blobs")
+    blobs = engine.run("SELECT value, typeof(value) FROM blobs WHERE record_offset = 0")
     assert blobs.rows == [(b"\x00\xff\x01", "BLOB")]
 
 
@@ -85,6 +85,21 @@ def test_rows_that_disagree_widen_the_type_and_bad_json_reads_as_null(engine) ->
     assert values[3]["c"] == {"d": [1, 2]}
     assert values[4] is None  # "not json": the row is there, its value is NULL
     assert engine.run("SELECT count(*) FROM mixed").rows == [(5,)]
+
+
+def test_compressed_batches_read_like_the_others(engine) -> None:
+    result = engine.run("SELECT record_offset, value.n, key FROM zipped ORDER BY record_offset")
+    assert result.rows == [(n, n, f"dev-{n % 5}") for n in range(40)]
+
+
+def test_log_append_time_topics_show_the_time_the_store_wrote(engine) -> None:
+    (row,) = engine.run("SELECT timestamp FROM stamped").rows
+    assert row[0] > dt.datetime(2025, 1, 1, tzinfo=dt.UTC)  # not the 1000 ms it was sent with
+
+
+def test_keys_and_headers_that_are_not_text_show_replacement_characters(engine) -> None:
+    result = engine.run("SELECT key, headers, value FROM blobs WHERE record_offset = 1")
+    assert result.rows == [("\ufffdkey", [{"key": "h", "value": "\ufffd"}], b"")]
 
 
 def test_an_empty_topic_is_an_empty_table(engine) -> None:
@@ -128,7 +143,8 @@ def test_an_unknown_topic_lists_the_known_ones(engine) -> None:
     with pytest.raises(QueryError) as caught:
         engine.run("SELECT * FROM readngs")
     assert str(caught.value) == (
-        "unknown topic 'readngs'; known topics: blobs, empty, logs, mixed, readings"
+        "unknown topic 'readngs'; known topics: blobs, empty, logs, mixed, readings, stamped, "
+        "zipped"
     )
 
 
