@@ -1,0 +1,207 @@
+"""Consumer groups of confluent-kafka (librdkafka) against ``millstream broker``: two members
+share a topic's partitions, one leaves or is killed and the other takes them all within the
+session timeout, and after a broker restart the group resumes from its committed offsets."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from broker_server import BrokerServer
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+
+PARTITIONS = 4
+SESSION_MS = 6000
+BROKER_ARGS = ("--num-partitions", str(PARTITIONS), "--group-initial-rebalance-delay-ms", "0")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[BrokerServer]:
+    server = BrokerServer(tmp_path / "data", None, *BROKER_ARGS).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def produce(server: BrokerServer, topic: str, values: range) -> None:
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": server.bootstrap, "linger.ms": 5}, logger=_LOG
+    )
+    for i in values:
+        producer.produce(topic, key=f"k{i}".encode(), value=str(i).encode())
+    assert producer.flush(30) == 0
+
+
+_LOG = logging.getLogger("librdkafka")  # its complaints while the broker restarts stay here
+
+
+def consumer(server: BrokerServer, group: str, assignor: str) -> confluent_kafka.Consumer:
+    return confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": server.bootstrap,
+            "group.id": group,
+            "session.timeout.ms": SESSION_MS,
+            "heartbeat.interval.ms": 500,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": assignor,
+            "topic.metadata.refresh.interval.ms": 1000,
+        },
+        logger=_LOG,
+    )
+
+
+class Reader:
+    """Polls consumers in turn, committing each record once processed."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[int] = Counter()
+        self.by: dict[int, set[int]] = {}
+
+    def poll(self, consumers: list[confluent_kafka.Consumer], rounds: int = 1) -> None:
+        for _ in range(rounds):
+            for c in consumers:
+                message = c.poll(0.1)
+                if message is None or message.error():
+                    continue
+                self.seen[int(message.value())] += 1
+                self.by.setdefault(id(c), set()).add(message.partition())
+                c.commit(message=message, asynchronous=False)
+
+    def until(self, consumers, condition, timeout: float, what: str) -> float:
+        start = time.monotonic()
+        while not condition():
+            assert time.monotonic() - start < timeout, f"{what} did not happen in {timeout}s"
+            self.poll(consumers)
+        return time.monotonic() - start
+
+
+def partitions_of(c: confluent_kafka.Consumer) -> set[int]:
+    return {tp.partition for tp in c.assignment()}
+
+
+@pytest.mark.parametrize("assignor", ["range", "cooperative-sticky"])
+def test_two_members_share_then_one_leaves_then_the_broker_restarts(server, assignor):
+    topic, group = f"orders-{assignor}", f"billing-{assignor}"
+    produce(server, topic, range(100))
+    reader = Reader()
+    c1, c2 = consumer(server, group, assignor), consumer(server, group, assignor)
+    c1.subscribe([topic])
+    c2.subscribe([topic])
+    try:
+        reader.until(
+            [c1, c2],
+            lambda: partitions_of(c1) and partitions_of(c2) and len(reader.seen) == 100,
+            60,
+            "both members reading all 100 records",
+        )
+        assert partitions_of(c1).isdisjoint(partitions_of(c2))
+        assert partitions_of(c1) | partitions_of(c2) == set(range(PARTITIONS))
+
+        c2.close()
+        took = reader.until(
+            [c1], lambda: len(partitions_of(c1)) == PARTITIONS, SESSION_MS / 1000, "takeover"
+        )
+        assert took < SESSION_MS / 1000
+        produce(server, topic, range(100, 150))
+        reader.until([c1], lambda: len(reader.seen) == 150, 30, "reading the next 50")
+
+        assert server.stop() == 0
+        server.start()
+        produce(server, topic, range(150, 200))
+        reader.until([c1], lambda: len(reader.seen) == 200, 60, "reading on after a restart")
+        reader.poll([c1], rounds=10)
+        assert set(reader.seen) == set(range(200))
+        assert max(reader.seen.values()) == 1, "a committed record was read twice"
+    finally:
+        c1.close()
+
+    # a new member of the group starts where the group's commits left off
+    produce(server, topic, range(200, 210))
+    c3 = consumer(server, group, assignor)
+    c3.subscribe([topic])
+    try:
+        late = Reader()
+        late.until([c3], lambda: len(late.seen) == 10, 30, "a new member reading the tail")
+        late.poll([c3], rounds=10)
+        assert set(late.seen) == set(range(200, 210))
+    finally:
+        c3.close()
+
+
+_KILLED_MEMBER = textwrap.dedent(
+    """
+    import sys, confluent_kafka
+    bootstrap, group, topic = sys.argv[1:4]
+    c = confluent_kafka.Consumer({
+        "bootstrap.servers": bootstrap, "group.id": group, "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 500, "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    })
+    c.subscribe([topic])
+    while True:
+        m = c.poll(0.1)
+        if m is not None and not m.error():
+            c.commit(message=m, asynchronous=False)
+            print(m.value().decode(), flush=True)
+    """
+)
+
+
+def test_a_killed_member_s_partitions_go_to_the_other_within_the_session_timeout(server, tmp_path):
+    topic, group = "payments", "ledger"
+    produce(server, topic, range(40))
+    script = tmp_path / "member.py"
+    script.write_text(_KILLED_MEMBER)
+    out = open(tmp_path / "member.out", "wb")  # noqa: SIM115 - the subprocess writes it
+    member = subprocess.Popen(
+        [sys.executable, str(script), server.bootstrap, group, topic], stdout=out
+    )
+    reader = Reader()
+    c1 = consumer(server, group, "range")
+    c1.subscribe([topic])
+    try:
+        reader.until(
+            [c1],
+            lambda: partitions_of(c1) and len(partitions_of(c1)) < PARTITIONS,
+            60,
+            "sharing the partitions with the other member",
+        )
+        time.sleep(1)  # the other member reads its share
+        member.send_signal(signal.SIGKILL)
+        member.wait()
+        took = reader.until(
+            [c1],
+            lambda: len(partitions_of(c1)) == PARTITIONS,
+            SESSION_MS / 1000 + 5,
+            "taking over the killed member's partitions",
+        )
+        assert took <= SESSION_MS / 1000 + 4
+        reader.until(
+            [c1],
+            lambda: len(reader.seen.keys() | _lines(tmp_path / "member.out")) == 40,
+            30,
+            "every record read by one member or the other",
+        )
+        # the killed member committed each record it printed: at most its last one comes again
+        others = _lines(tmp_path / "member.out")
+        assert len(set(reader.seen) & others) <= PARTITIONS
+    finally:
+        if member.poll() is None:
+            member.kill()
+        out.close()
+        c1.close()
+
+
+def _lines(path: Path) -> set[int]:
+    return {int(line) for line in path.read_text().split() if line.strip()}
