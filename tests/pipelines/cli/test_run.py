@@ -229,12 +229,14 @@ sinks:""",
 def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text(SLOW)
     proc = subprocess.Popen(
-        [MILLSTREAM, "run", "p.yaml", "--quiet"],
+        [MILLSTREAM, "run", "p.yaml", "--stats", "lines", "--stats-interval", "0.5"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    time.sleep(2.0)  # the throttle now holds its batch for an hour
+    assert proc.stderr is not None
+    assert b"running" in proc.stderr.readline()  # the pipeline is running
+    time.sleep(1.0)  # the throttle now holds its batch for an hour
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     started = time.monotonic()
