@@ -196,3 +196,42 @@ def test_follow_refuses_an_aggregate(query) -> None:
     status, _, err = query("--follow", "SELECT count(*) FROM readings")
     assert status == 1
     assert "--follow needs a query over one topic without aggregates" in err
+
+
+def test_the_progress_line_shows_counts_rate_and_time_left_then_clears() -> None:
+    # stderr is a pseudo-terminal: the progress line is drawn (and cleared at the end)
+    import pty
+
+    main_fd, child_fd = pty.openpty()
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import time, sys\n"
+                "from millstream.core.cli import _query\n"
+                "bar = _query._ProgressBar()\n"
+                "bar.begin(4000)\n"
+                "bar.started -= 1\n"
+                "bar.advance(1000)\n"
+                "bar.clear()\n",
+            ],
+            stderr=child_fd,
+            timeout=60,
+        )
+        os.close(child_fd)
+        child_fd = -1
+        shown = os.read(main_fd, 4096).decode()
+    finally:
+        if child_fd >= 0:
+            os.close(child_fd)
+        os.close(main_fd)
+    assert done.returncode == 0
+    assert "scanned 1,000 of 4,000 records (25%)" in shown
+    assert "records/s  ETA " in shown
+    assert shown.endswith("\r\x1b[K")
+
+
+def test_no_progress_line_when_stderr_is_not_a_terminal(query) -> None:
+    status, _, err = query("SELECT count(*) FROM readings")
+    assert (status, err) == (0, "")
