@@ -138,3 +138,33 @@ def test_confluent_reads_kafka_python_and_kafka_python_reads_confluent(broker_se
     consumer.close()
     assert len(values) == 20 + COUNT
     assert values[20] == b"value-0-" * 3
+
+
+async def test_our_network_client_and_confluent_read_each_other(broker_session):
+    from millstream.core.client import connect
+    from millstream.core.record import TopicPartition
+
+    topic = f"ck-ours-{uuid.uuid4().hex[:8]}"
+    create_topic(broker_session.bootstrap, topic, 1)
+    connection = await connect(f"millstream://{broker_session.bootstrap}")
+    try:
+        async with connection.producer(compression="zstd") as producer:
+            for i in range(50):
+                producer.send(topic, b"ours %d" % i, key=b"o%d" % i, partition=0)
+            await producer.flush()
+        await asyncio.to_thread(produce, broker_session.bootstrap, topic, "gzip", True)
+        got = await asyncio.to_thread(consume, broker_session.bootstrap, topic, 1, 50 + COUNT)
+        assert [m.value() for m in got[:50]] == [b"ours %d" % i for i in range(50)]
+        consumer = connection.consumer(auto_offset_reset="earliest")
+        consumer.assign([TopicPartition(topic, 0)])
+        records = []
+        deadline = time.monotonic() + 30
+        while len(records) < 50 + COUNT and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+        await consumer.close()
+        assert [r.offset for r in records] == list(range(50 + COUNT))
+        assert records[50].key == b"k0" and records[50].value == b"value-0-" * 3
+        assert tuple(records[50].headers) == (("h", b"0"),)
+    finally:
+        await connection.close()
