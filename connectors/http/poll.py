@@ -30,12 +30,10 @@ import asyncio
 import time
 from collections import deque
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import aiohttp
 import orjson
 from pydantic import Field, field_validator
-from yarl import URL
 
 from millstream.core import (
     ConnectorConfig,
@@ -50,6 +48,10 @@ from millstream.core.duration import Duration
 
 from ._paths import MISSING, check_path, lookup
 from ._retry import backoff, retry_after, worth_retrying
+
+if TYPE_CHECKING:
+    import aiohttp
+    from yarl import URL
 
 __all__ = ["HttpPollConfig", "HttpPollSource"]
 
@@ -160,6 +162,8 @@ class HttpPollSource(Source):
             self._validators = {
                 k: v for k, v in position.items() if k in ("etag", "last_modified") and v
             }
+        import aiohttp  # here, not at import: loading aiohttp costs every command
+
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
             headers=self.config.headers,
@@ -209,6 +213,8 @@ class HttpPollSource(Source):
         return SourceBatch(events, self._position())
 
     def _first_page(self) -> URL:
+        from yarl import URL
+
         url = URL(self.config.url)
         if self.config.cursor_field is not None and self._cursor is not None:
             url = url.update_query({self._cursor_param: _query_value(self._cursor)})
@@ -266,7 +272,7 @@ class HttpPollSource(Source):
             if token is MISSING or token is None or token == "":
                 return None
             if isinstance(token, str) and token.startswith(("http://", "https://", "/")):
-                return url.join(URL(token))
+                return url.join(type(url)(token))
             return url.update_query({self._next_param: _query_value(token)})
         if self.config.follow_links and links is not None:
             link = links.get("next")
@@ -280,6 +286,8 @@ class HttpPollSource(Source):
 
     async def _request(self, url: URL, headers: dict[str, str]) -> tuple[int, bytes, Any, Any, URL]:
         """Send the request until it gets an answer that is not worth retrying."""
+        import aiohttp
+
         session = self._session
         if session is None:
             raise ConnectorError(f"http-poll {self.context.name!r}: read before open")

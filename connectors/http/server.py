@@ -26,10 +26,9 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import orjson
-from aiohttp import web
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from millstream.core import (
@@ -44,6 +43,9 @@ from millstream.core.duration import Duration
 
 from ._body import BodyError, BodyFormat, split_body
 from ._signature import SignatureStyle, bearer_ok, signature_problem
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = ["HttpServerConfig", "HttpServerSource"]
 
@@ -182,6 +184,8 @@ class HttpServerSource(Source):
         return f"http://{self.config.host}:{self.port}"
 
     async def open(self, position: Any) -> None:
+        from aiohttp import web  # here, not at import: loading aiohttp costs every command
+
         server = web.Server(self._handle, access_log=None)
         runner = web.ServerRunner(server, shutdown_timeout=2.0)
         await runner.setup()
@@ -261,6 +265,8 @@ class HttpServerSource(Source):
             return _error(500, "the server failed to handle the request")
 
     async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
+        from aiohttp import web
+
         if request.path not in self._paths:
             return _error(404, f"no events are accepted at {request.path}")
         if request.method not in _METHODS:
@@ -377,6 +383,8 @@ def _time_out(answered: asyncio.Future[bool | None]) -> None:
 
 
 def _error(status: int, reason: str) -> web.Response:
+    from aiohttp import web
+
     return web.Response(
         status=status, body=orjson.dumps({"error": reason}), content_type="application/json"
     )

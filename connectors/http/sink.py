@@ -26,9 +26,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import aiohttp
 from pydantic import Field, field_validator
 
 from millstream.core import (
@@ -44,6 +43,9 @@ from millstream.core.duration import Duration
 
 from ._retry import backoff, retry_after, worth_retrying
 from ._template import TemplateError, UrlTemplate
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["HttpSink", "HttpSinkConfig"]
 
@@ -134,6 +136,8 @@ class HttpSink(Sink):
         them. Emptied by a flush that succeeds."""
 
     async def open(self) -> None:
+        import aiohttp  # here, not at import: loading aiohttp costs every command
+
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.config.concurrency),
             timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
@@ -232,6 +236,8 @@ class HttpSink(Sink):
         return b"[" + b",".join(encoded) + b"]", "application/json"
 
     async def _deliver(self, url: str, events: list[Event]) -> None:
+        import aiohttp
+
         """Send one request until it is delivered; _Refused on a 4xx; ConnectorError when
         the tries run out."""
         session = self._session

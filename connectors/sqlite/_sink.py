@@ -6,11 +6,9 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import sqlite_utils
 from pydantic import Field, field_validator
-from sqlite_utils.utils import suggest_column_types
 
 from millstream.core import (
     ConnectorConfig,
@@ -24,6 +22,9 @@ from millstream.core import (
 
 from .._rows import columns_of, row_of
 from ._thread import DatabaseThread
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 __all__ = ["SqliteSink", "SqliteSinkConfig"]
 
@@ -89,6 +90,8 @@ class _Writer:
                 f"{self.where}: path: no folder {str(self.path.parent)!r} to make "
                 f"{self.path.name!r} in"
             )
+        import sqlite_utils  # here, not at import: loading it costs every command
+
         try:
             self.db = sqlite_utils.Database(self.path, execute_plugins=False)
             self.db.enable_wal()
@@ -134,6 +137,8 @@ class _Writer:
             return
         table = self.db.table(self.config.table)
         wanted = set(new)
+        from sqlite_utils.utils import suggest_column_types
+
         types = suggest_column_types([{k: v for k, v in r.items() if k in wanted} for r in rows])
         if not self._known:
             for key in self.pk:
