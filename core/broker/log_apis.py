@@ -90,6 +90,8 @@ class LogApis:
         self.ctx = ctx
         self.producer_ids = ProducerIds(ctx.store)
         self.sequences = SequenceState()
+        self.stopping = asyncio.Event()
+        """Set on shutdown: long-polling fetches return at once with what they have."""
 
     def start(self) -> None:
         """Load what must be known before serving (the producer id blocks)."""
@@ -204,9 +206,9 @@ class LogApis:
         while True:
             response, total, waiting = self._read_fetch(body)
             remaining = deadline - time.monotonic()
-            if total >= min_bytes or remaining <= 0 or not waiting:
+            if total >= min_bytes or remaining <= 0 or not waiting or self.stopping.is_set():
                 return response
-            if not await _wait_any(waiting, remaining):
+            if not await _wait_any(waiting, remaining, self.stopping):
                 return self._read_fetch(body)[0]
 
     def _read_fetch(self, body: Any) -> tuple[Any, int, list[tuple[Partition, int]]]:
@@ -356,12 +358,19 @@ def _ignore_result(future: asyncio.Future[None]) -> None:
         future.exception()
 
 
-async def _wait_any(waiting: list[tuple[Partition, int]], timeout_s: float) -> bool:
-    """Wait until one of the partitions has a record at or after its offset; False on timeout."""
+async def _wait_any(
+    waiting: list[tuple[Partition, int]], timeout_s: float, stopping: asyncio.Event
+) -> bool:
+    """Wait until one of the partitions has a record at or after its offset; False on timeout
+    or when ``stopping`` is set."""
     tasks = [asyncio.ensure_future(p.wait_for_data(offset, timeout_s)) for p, offset in waiting]
+    tasks.append(asyncio.ensure_future(stopping.wait()))
     try:
         done, _ = await asyncio.wait(tasks, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
-    return any(not t.cancelled() and t.exception() is None and t.result() for t in done)
+    return (
+        any(not t.cancelled() and t.exception() is None and t.result() is True for t in done)
+        and not stopping.is_set()
+    )

@@ -126,6 +126,8 @@ class Broker:
         """Stop accepting, finish in-flight requests, close the coordinator and the store."""
         if self._server is not None:
             self._server.close()
+        if self._log_apis is not None:
+            self._log_apis.stopping.set()
         connections = list(self._connections)
         for connection in connections:
             connection.stop_reading()
