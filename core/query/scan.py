@@ -32,8 +32,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..errors import CorruptBatchError
 from ..log import Topic, validate_batch
-from ..log.batch import HEADER_SIZE, read_header
+from ..log.batch import HEADER_SIZE, BatchHeader, read_header
 from ..log.segment import Segment
 from .columns import COLUMNS, RAW_SCHEMA, BatchChunk, as_text, decode_chunk
 
@@ -240,9 +241,10 @@ class TopicScan:
             batch = batch.set_column(i, "value", value)
         return batch
 
-    def _selected(self, view: _PartitionView) -> Iterator[tuple[Segment, list[tuple[int, int]]]]:
-        """Per segment of one partition, the byte ranges of its batches that can hold records
-        within the bounds (runs of consecutive batches, each at most ``_READ_BYTES`` long)."""
+    def _selected(self, view: _PartitionView) -> Iterator[tuple[int, list[_Run]]]:
+        """Per segment of one partition: a file descriptor of the scan's own (open while the
+        caller works on it; the log may close its own at any time) and the runs of batches
+        that can hold records within the bounds (consecutive, each at most ``_READ_BYTES``)."""
         bounds = self.bounds
         low_ts, high_ts = bounds.min_timestamp, bounds.max_timestamp
         for segment in view.segments:
@@ -254,32 +256,42 @@ class TopicScan:
             if low_ts is not None:
                 first = max(first, segment.time_index.start_offset_for(low_ts))
             expected, position = segment.index.lookup(max(first, segment.base_offset))
-            runs: list[tuple[int, int]] = []
-            for pos, header in segment.iter_headers(position, segment.size, expected):
-                if header.base_offset >= view.stop:
-                    break
-                if header.next_offset <= first:
-                    continue
-                if low_ts is not None and header.max_timestamp < low_ts:
-                    continue
-                if high_ts is not None and header.base_timestamp > high_ts:
-                    continue
-                end = pos + header.size
-                if runs and runs[-1][1] == pos and end - runs[-1][0] <= _READ_BYTES:
-                    runs[-1] = (runs[-1][0], end)
-                else:
-                    runs.append((pos, end))
-            if runs:
-                yield segment, runs
+            try:
+                fd = os.open(segment.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                continue  # deleted by retention since the scan began
+            try:
+                runs: list[_Run] = []
+                for pos, header in _headers(fd, segment, position, expected):
+                    if header.base_offset >= view.stop:
+                        break
+                    if header.next_offset <= first:
+                        continue
+                    if low_ts is not None and header.max_timestamp < low_ts:
+                        continue
+                    if high_ts is not None and header.base_timestamp > high_ts:
+                        continue
+                    end = pos + header.size
+                    last = runs[-1] if runs else None
+                    if last and last.end == pos and end - last.start <= _READ_BYTES:
+                        last.end = end
+                        last.batches += 1
+                        last.records += header.record_count
+                    else:
+                        runs.append(_Run(pos, end, 1, header.record_count))
+                if runs:
+                    yield fd, runs
+            finally:
+                os.close(fd)
 
     def _partition_batches(self, view: _PartitionView) -> Iterator[memoryview]:
         """The whole batches of one partition that can hold records within the bounds."""
         stats = self.stats
-        for segment, runs in self._selected(view):
+        for fd, runs in self._selected(view):
             with stats._lock:
                 stats.segments_read += 1
-            for start, end in runs:
-                data = os.pread(segment.fd, end - start, start)
+            for run in runs:
+                data = os.pread(fd, run.end - run.start, run.start)
                 with stats._lock:
                     stats.bytes_read += len(data)
                 whole = memoryview(data)
@@ -303,14 +315,13 @@ class TopicScan:
             if view.start >= view.stop:
                 continue
             touched = False
-            for segment, runs in self._selected(view):
+            for _fd, runs in self._selected(view):
                 touched = True
                 planned.segments_read += 1
-                for start, end in runs:
-                    planned.bytes_read += end - start
-                    for _pos, header in segment.iter_headers(start, end, _base_at(segment, start)):
-                        planned.batches_read += 1
-                        planned.records_read += header.record_count
+                for run in runs:
+                    planned.bytes_read += run.end - run.start
+                    planned.batches_read += run.batches
+                    planned.records_read += run.records
             planned.partitions_read += touched
         return planned
 
@@ -366,6 +377,35 @@ def _ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
             items.close()
 
 
-def _base_at(segment: Segment, position: int) -> int:
-    """The base offset of the batch that starts at ``position``."""
-    return read_header(os.pread(segment.fd, HEADER_SIZE, position)).base_offset
+@dataclass
+class _Run:
+    """Consecutive batches of a segment read with one ``pread``: bytes ``start:end``."""
+
+    start: int
+    end: int
+    batches: int
+    records: int
+
+
+def _headers(
+    fd: int, segment: Segment, position: int, expected: int
+) -> Iterator[tuple[int, BatchHeader]]:
+    """``(position, header)`` of each batch of ``segment`` from ``position`` (whose batch
+    starts at offset ``expected``) to the segment's valid end, read through ``fd``; a header
+    that is not where the log before it says raises CorruptBatchError (as the log's own walk
+    does)."""
+    stop = segment.size
+    pos = position
+    want = expected
+    while pos < stop:
+        header = read_header(os.pread(fd, HEADER_SIZE, pos))
+        size = header.size
+        misplaced = header.base_offset < want or (segment.contiguous and header.base_offset != want)
+        if size < HEADER_SIZE or pos + size > stop or misplaced:
+            raise CorruptBatchError(
+                f"{segment.path} at position {pos}: the batch there is not where the log "
+                f"expects one (offset {want}); the data on disk was damaged after it was written"
+            )
+        yield pos, header
+        want = header.next_offset
+        pos += size
