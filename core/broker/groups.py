@@ -30,9 +30,12 @@ Contracts:
   no rebalance: the member syncs and gets its old assignment back.
 - **Offsets** go through :class:`millstream.core.groups.OffsetStore` into ``__consumer_offsets``
   and survive a restart. A commit with generation -1 and no member id comes from a consumer
-  outside the group protocol and is allowed only while the group has no members. Group
-  membership itself lives in memory: after a restart members rejoin (their first request is
-  answered ``UNKNOWN_MEMBER_ID``) and resume from the committed offsets.
+  outside the group protocol and is allowed only while the group has no members.
+- **Group metadata** (generation, protocol, leader, members with their subscriptions and
+  assignments) is written to ``__consumer_offsets`` too (:mod:`.group_records`) whenever a group
+  becomes Stable or Empty, so after a restart a group is Stable at the same generation and its
+  members carry on heartbeating and committing; a member that does not come back within its
+  session timeout is removed as usual.
 - An Empty group without committed offsets is forgotten (it describes as ``Dead``).
 
 Everything runs on the broker's event loop; nothing here blocks.
@@ -41,6 +44,7 @@ Everything runs on the broker's event loop; nothing here blocks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
@@ -48,9 +52,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import MillstreamError
-from ..groups import OffsetAndMetadata, OffsetStore
+from ..groups import OFFSETS_TOPIC, OffsetAndMetadata, OffsetStore, offsets_partition
+from ..log import encode_batch
 from ..protocol import ErrorCode
-from ..record import TopicPartition
+from ..record import Record, TopicPartition
+from .group_records import (
+    GroupRecord,
+    MemberRecord,
+    decode_group_key,
+    decode_group_value,
+    encode_group_key,
+    encode_group_value,
+)
 from .handler import BrokerContext
 
 __all__ = [
@@ -255,6 +268,7 @@ class GroupCoordinator:
         self.settings = settings or GroupSettings.from_config(getattr(ctx, "config", None))
         self._groups: dict[str, _Group] = {}
         self._offsets: OffsetStore | None = None
+        self._stored: set[str] = set()  # groups with a metadata record in the log
         self._closed = False
 
     @property
@@ -283,7 +297,108 @@ class GroupCoordinator:
         """Load the committed offsets of ``__consumer_offsets`` (creating the topic if needed)."""
         self._offsets = OffsetStore.open(self._ctx.store)
         self._closed = False
-        log.info("group coordinator loaded the offsets of %d group(s)", len(self._offsets.groups()))
+        self._load_groups()
+        log.info(
+            "group coordinator loaded the offsets of %d group(s) and %d group(s) with members",
+            len(self._offsets.groups()),
+            sum(1 for g in self._groups.values() if g.members),
+        )
+
+    # --- group metadata in the log -------------------------------------------------------------
+
+    def _load_groups(self) -> None:
+        store = self._ctx.store
+        if not store.has_topic(OFFSETS_TOPIC):
+            return
+        found: dict[str, GroupRecord | None] = {}
+        for partition in store.topic(OFFSETS_TOPIC).partitions:
+            for record in partition.iter_records(partition.log_start_offset):
+                group_id = None if record.key is None else decode_group_key(record.key)
+                if group_id is None:
+                    continue
+                try:
+                    found[group_id] = (
+                        None if record.value is None else decode_group_value(record.value)
+                    )
+                except MillstreamError as exc:
+                    log.warning("skipped group record at offset %d: %s", record.offset, exc)
+        for group_id, stored in found.items():
+            if stored is None:
+                continue
+            self._stored.add(group_id)
+            group = _Group(
+                group_id,
+                generation=stored.generation,
+                protocol_type=stored.protocol_type or None,
+                protocol_name=stored.protocol,
+            )
+            for m in stored.members:
+                group.members[m.member_id] = _Member(
+                    m.member_id,
+                    m.group_instance_id,
+                    m.client_id,
+                    m.client_host,
+                    m.session_timeout_ms,
+                    m.rebalance_timeout_ms,
+                    [(stored.protocol, m.subscription)] if stored.protocol else [],
+                    m.assignment,
+                )
+                if m.group_instance_id is not None:
+                    group.static[m.group_instance_id] = m.member_id
+            if group.members:
+                group.state = STABLE
+                group.leader_id = (
+                    stored.leader if stored.leader in group.members else next(iter(group.members))
+                )
+                for member in group.members.values():
+                    self._touch(group, member)
+            self._groups[group_id] = group
+
+    def _write_group(self, group_id: str, value: bytes | None) -> asyncio.Future[None] | None:
+        """Append ``group_id``'s metadata record (None: a tombstone); a future for durability."""
+        store = self._ctx.store
+        try:
+            if not store.has_topic(OFFSETS_TOPIC):
+                return None
+            partitions = store.topic(OFFSETS_TOPIC).partitions
+            partition = partitions[offsets_partition(group_id, len(partitions))]
+            result = partition.append(encode_batch([Record(encode_group_key(group_id), value)]))
+            durable = partition.durable(result.last_offset + 1)
+        except MillstreamError as exc:
+            log.warning("group %s: storing its metadata failed: %s", group_id, exc)
+            return None
+        durable.add_done_callback(_log_failure)
+        if value is None:
+            self._stored.discard(group_id)
+        else:
+            self._stored.add(group_id)
+        return durable
+
+    def _store_group(self, group: _Group) -> asyncio.Future[None] | None:
+        record = GroupRecord(
+            group.protocol_type or "",
+            group.generation,
+            group.protocol_name,
+            group.leader_id,
+            tuple(
+                MemberRecord(
+                    m.member_id,
+                    m.group_instance_id,
+                    m.client_id,
+                    m.client_host,
+                    m.rebalance_timeout_ms,
+                    m.session_timeout_ms,
+                    m.metadata(group.protocol_name),
+                    m.assignment,
+                )
+                for m in group.members.values()
+            ),
+        )
+        return self._write_group(group.group_id, encode_group_value(record))
+
+    def _unstore_group(self, group_id: str) -> None:
+        if group_id in self._stored:
+            self._write_group(group_id, None)
 
     async def close(self) -> None:
         """Stop every timer and answer every waiting JoinGroup and SyncGroup with
@@ -453,6 +568,7 @@ class GroupCoordinator:
         )
         if group.state == STABLE and old.protocols == member.protocols:
             self._touch(group, member)
+            self._store_group(group)
             # The old leader id is returned so that a returning leader does not assign again:
             # a Stable group would not relay a new assignment. It syncs and gets its own back.
             return JoinResult(
@@ -561,7 +677,8 @@ class GroupCoordinator:
             group.protocol_name = None
             group.leader_id = None
             log.info("group %s: empty at generation %d", group.group_id, group.generation)
-            self._maybe_forget(group)
+            if not self._maybe_forget(group):
+                self._store_group(group)
             return
         group.protocol_name = group.select_protocol()
         group.state = COMPLETING_REBALANCE
@@ -652,8 +769,8 @@ class GroupCoordinator:
         self._check_join_complete(group)
         self._maybe_forget(group)
 
-    def _maybe_forget(self, group: _Group) -> None:
-        """Forget an Empty group with nobody pending and no committed offsets."""
+    def _maybe_forget(self, group: _Group) -> bool:
+        """Forget an Empty group with nobody pending and no committed offsets; whether it was."""
         if (
             group.state == EMPTY
             and not group.members
@@ -663,6 +780,9 @@ class GroupCoordinator:
         ):
             _cancel(group.join_timer)
             del self._groups[group.group_id]
+            self._unstore_group(group.group_id)
+            return True
+        return False
 
     def leave(self, group_id: str, members: Iterable[tuple[str, str | None]]) -> list[ErrorCode]:
         """Remove each ``(member_id, group_instance_id)`` of ``members``; one error per member.
@@ -745,10 +865,19 @@ class GroupCoordinator:
                 other.assignment = bytes(given.get(other.member_id, b""))
             group.state = STABLE
             log.info("group %s: stable at generation %d", group.group_id, group.generation)
+            stored = self._store_group(group)
             for other in group.members.values():
+                if other is member:
+                    continue
                 sync_waiter = other.sync_waiter
                 other.sync_waiter = None
                 _answer(sync_waiter, SyncResult(ErrorCode.NONE, other.assignment))
+            try:
+                if stored is not None:
+                    with contextlib.suppress(MillstreamError):
+                        await asyncio.shield(stored)  # the leader hears back once it is durable
+            finally:
+                _answer(waiter, SyncResult(ErrorCode.NONE, member.assignment))
         try:
             return await waiter
         finally:
@@ -919,6 +1048,7 @@ class GroupCoordinator:
             _cancel(group.join_timer)
             for handle in group.pending.values():
                 handle.cancel()
+        self._unstore_group(group_id)
         try:
             await self.offsets.delete(group_id)
         except MillstreamError as exc:
@@ -931,6 +1061,11 @@ class GroupCoordinator:
 def _cancel(handle: asyncio.TimerHandle | None) -> None:
     if handle is not None:
         handle.cancel()
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("storing group metadata failed: %s", future.exception())
 
 
 def _answer(waiter: asyncio.Future[Any] | None, result: Any) -> None:

@@ -424,3 +424,65 @@ async def test_a_pending_member_that_never_comes_back_is_forgotten(coordinator):
     assert (await join(coordinator, first.member_id, v4=True)).error == (
         ErrorCode.UNKNOWN_MEMBER_ID
     )
+
+
+async def test_a_restarted_coordinator_knows_its_stable_groups_and_their_members(tmp_path):
+    store = LogStore.open(tmp_path / "data")
+    store.create_topic("t", 4)
+    coordinator = GroupCoordinator(Context(store), FAST)
+    await coordinator.start()
+    a, b = await stable_pair(coordinator)
+    await coordinator.close()
+    await store.close()
+
+    store = LogStore.open(tmp_path / "data")
+    coordinator = GroupCoordinator(Context(store), FAST)
+    await coordinator.start()
+    try:
+        described = coordinator.describe("g")
+        assert (described.state, described.generation, described.protocol) == (STABLE, 2, "range")
+        assert {m.member_id: m.assignment for m in described.members} == {
+            a.member_id: b"for-a",
+            b.member_id: b"for-b",
+        }
+        # the members carry on where they were: heartbeats and commits of generation 2 work
+        assert coordinator.heartbeat("g", 2, a.member_id) == ErrorCode.NONE
+        result = await coordinator.commit_offsets(
+            "g", 2, b.member_id, {TP("t", 1): OffsetAndMetadata(3)}
+        )
+        assert result == {TP("t", 1): ErrorCode.NONE}
+        # a member that does not come back is removed after its session timeout
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while coordinator.heartbeat("g", 2, a.member_id) == ErrorCode.NONE:
+            assert loop.time() - start < 3
+            await asyncio.sleep(0.05)
+        assert coordinator.heartbeat("g", 2, b.member_id) == ErrorCode.UNKNOWN_MEMBER_ID
+    finally:
+        await coordinator.close()
+        await store.close()
+
+
+async def test_a_deleted_group_stays_deleted_after_a_restart(tmp_path):
+    store = LogStore.open(tmp_path / "data")
+    store.create_topic("t", 1)
+    coordinator = GroupCoordinator(Context(store), FAST)
+    await coordinator.start()
+    a = await join(coordinator)
+    await coordinator.sync("g", 1, a.member_id, {})
+    await coordinator.commit_offsets("g", 1, a.member_id, {TP("t", 0): OffsetAndMetadata(1)})
+    coordinator.leave("g", [(a.member_id, None)])
+    await asyncio.sleep(0)
+    assert await coordinator.delete_group("g") == ErrorCode.NONE
+    await coordinator.close()
+    await store.close()
+
+    store = LogStore.open(tmp_path / "data")
+    coordinator = GroupCoordinator(Context(store), FAST)
+    await coordinator.start()
+    try:
+        assert coordinator.state("g") == DEAD
+        assert coordinator.list_groups() == []
+    finally:
+        await coordinator.close()
+        await store.close()
