@@ -87,10 +87,10 @@ def analyse(
         need.columns = used[name]
     for select in _select_nodes(node):
         for ref in _from_tables(select.get("from_table")):
-            need = needs.get(ref.get("table_name", ""))
-            if need is None or need.references != 1 or ref.get("schema_name"):
+            found = needs.get(ref.get("table_name", ""))
+            if found is None or found.references != 1 or ref.get("schema_name"):
                 continue
-            need.bounds = _bounds(select, ref, evaluate)
+            found.bounds = _bounds(select, ref, evaluate)
     return QueryShape(needs, _aggregates(node, aggregate_names), tables)
 
 
@@ -210,19 +210,17 @@ def _bounds(select: Node, ref: Node, evaluate: Evaluate) -> ScanBounds:
     partitions: set[int] | None = None
     for conjunct in _conjuncts(select.get("where_clause")):
         for name, op, expr in _comparisons(conjunct, column):
-            if name == "partition" and op == "in":
-                values = [evaluate(e, name) for e in expr]
-                if any(v is None for v in values):
-                    continue
-                found = {int(v) for v in values if float(v).is_integer()}  # type: ignore[arg-type]
-                partitions = found if partitions is None else partitions & found
-                continue
             if op == "in":
-                values = [evaluate(e, name) for e in expr]
-                if any(v is None for v in values) or not values:
+                computed = [evaluate(e, name) for e in expr]
+                values = [v for v in computed if v is not None]
+                if len(values) != len(computed) or not values:
                     continue
-                _narrow(limits[name], ">=", min(values), name)  # type: ignore[type-var]
-                _narrow(limits[name], "<=", max(values), name)  # type: ignore[type-var]
+                if name == "partition":
+                    found = {int(v) for v in values if float(v).is_integer()}
+                    partitions = found if partitions is None else partitions & found
+                else:
+                    _narrow(limits[name], ">=", min(values), name)
+                    _narrow(limits[name], "<=", max(values), name)
                 continue
             value = evaluate(expr, name)
             if value is None:

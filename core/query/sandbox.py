@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from ..errors import QueryError
 
@@ -33,7 +34,7 @@ MISSING_DEPENDENCY = (
 _EXPLAIN = re.compile(r"^\s*explain\s*(\([^)]*\))?(\s*analy[sz]e\b)?", re.IGNORECASE)
 
 
-def load_duckdb():  # type: ignore[no-untyped-def]
+def load_duckdb() -> Any:
     """The ``duckdb`` module, or QueryError saying how to install it."""
     try:
         import duckdb
@@ -95,7 +96,9 @@ def allowed_directories(folders: Iterable[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
-def sandboxed_connection(allow: Iterable[str | os.PathLike[str]] = (), threads: int | None = None):  # type: ignore[no-untyped-def]
+def sandboxed_connection(
+    allow: Iterable[str | os.PathLike[str]] = (), threads: int | None = None
+) -> Any:
     """An in-memory DuckDB connection that can read only the ``allow`` folders' files."""
     duckdb = load_duckdb()
     folders = allowed_directories(allow)
