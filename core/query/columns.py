@@ -221,22 +221,29 @@ def _cut(blob: pa.Buffer, starts: pa.Array, lengths: pa.Array, n: int) -> pa.Arr
 
 _PATTERNS: dict[str, pa.Array] = {}
 _MAKERS = {
-    "halves": lambda i: i // 2,
-    "odd": lambda i: i & 1,
-    "evens": lambda i: 2 * i,
+    "halves": lambda ar: pc.shift_right(ar, 1),
+    "odd": lambda ar: pc.bit_wise_and(ar, 1),
+    "evens": lambda ar: pc.multiply(ar, 2),
 }
 
 
 def _pattern(name: str, n: int) -> pa.Array:
     """The first ``n`` of a cached int32 sequence: ``halves`` 0, 0, 1, 1, …; ``odd`` 0, 1, 0,
-    1, …; ``evens`` 0, 2, 4, … (grown as needed)."""
+    1, …; ``evens`` 0, 2, 4, … (grown, by doubling, as needed)."""
     base = _PATTERNS.get(name)
     if base is None or len(base) < n:
-        size = max(n, 1 << 18, 2 * len(base) if base is not None else 0)
-        make = _MAKERS[name]
-        base = _int_array(array("i", map(make, range(size))), pa.int32())
+        size = 1 << max(10, (n - 1).bit_length())
+        base = pc.cast(_MAKERS[name](_arange(size)), pa.int32())
         _PATTERNS[name] = base
     return base.slice(0, n)
+
+
+def _arange(n: int) -> pa.Array:
+    """0, 1, …, n-1 as int32, made by doubling (a few kernel calls, no Python loop)."""
+    out = _int_array(array("i", range(min(n, 1024))), pa.int32())
+    while len(out) < n:
+        out = pa.concat_arrays([out, pc.cast(pc.add(out, len(out)), pa.int32())])
+    return out.slice(0, n)
 
 
 def decode_chunk(chunk: BatchChunk, wanted: Collection[str] = COLUMNS) -> pa.RecordBatch:
