@@ -27,7 +27,7 @@ from ..log import LogStore, Partition
 from ..log.batch import BATCH_OVERHEAD, HEADER_SIZE, set_partition_leader_epoch, validate_batch
 from ..protocol import ApiKey, ErrorCode, RequestHeader, response_class
 from .handler import BrokerContext, Handler
-from .producers import Check, ProducerIds, SequenceState
+from .producers import PRODUCER_ID_TOPIC, Check, ProducerIds, SequenceState
 
 __all__ = ["LEADER_EPOCH", "LogApis", "partition_error"]
 
@@ -35,6 +35,10 @@ LEADER_EPOCH = 0
 """The one leader epoch of a single-node broker."""
 
 _log = logging.getLogger("millstream.broker")
+
+BROKER_WRITTEN_TOPICS = frozenset({"__consumer_offsets", PRODUCER_ID_TOPIC})
+"""Topics only the broker writes (group offsets, producer id blocks): Produce refuses them.
+``__source_positions`` is written by clients and is not among them."""
 
 _PRODUCE = response_class(ApiKey.PRODUCE)
 _FETCH = response_class(ApiKey.FETCH)
@@ -125,6 +129,11 @@ class LogApis:
                 )
                 partitions.append(out)
                 try:
+                    if topic_data.name in BROKER_WRITTEN_TOPICS:
+                        raise InvalidTopicError(
+                            f"topic {topic_data.name!r} is the broker's own; clients cannot "
+                            "write to it"
+                        )
                     partition = _partition(store, topic_data.name, data.index)
                     future = self._append(partition, data.records, out)
                 except Exception as exc:

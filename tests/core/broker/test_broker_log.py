@@ -188,6 +188,8 @@ async def test_bad_batches_get_per_partition_errors(wire):
     assert unknown.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     beyond = await produce(wire, name, batch(b"z"), partition=5)
     assert beyond.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    internal = await produce(wire, "__consumer_offsets", batch(b"z"))
+    assert internal.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
     old = await produce(wire, name, batch(b"z"), version=2)
     assert old.error_code == ErrorCode.UNSUPPORTED_VERSION
     assert (await produce(wire, name, batch(b"ok"))).base_offset == 0
