@@ -37,3 +37,15 @@ def test_each_example_is_one_allowed_statement_that_parses(sql: str) -> None:
     body = re.sub(r"^EXPLAIN\s+", "", sql) if explain else sql
     tree = duckdb.execute("SELECT json_serialize_sql($1)", [body]).fetchall()[0][0]
     assert '"error":false' in tree, tree
+
+
+def test_the_python_example_runs(store_dir: Path, capsys) -> None:
+    text = DOCS.read_text()
+    code = text[text.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("```")]
+    code = code.replace("file:./.millstream", f"file:{store_dir}")
+    exec(compile(code, "docs/query.md", "exec"), {})
+    columns, rows, stats = capsys.readouterr().out.splitlines()
+    assert columns == """['key', 'avg("value"."temp")']"""
+    assert rows.startswith("[('dev-")
+    assert stats.startswith("[ScanStats(topic='readings'")
