@@ -20,7 +20,10 @@ from ...protocol import ApiKey, ErrorCode, request_class
 from .failures import error_for
 from .wire import BrokerConnection, BrokerUnavailableError
 
-__all__ = ["Cluster", "TopicInfo", "parse_bootstrap"]
+__all__ = ["SHARED", "Cluster", "TopicInfo", "parse_bootstrap"]
+
+SHARED = "shared"
+"""The channel of metadata and admin requests (see :meth:`Cluster.connection`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +72,8 @@ class Cluster:
         self.brokers: dict[int, tuple[str, int]] = {}
         self.topics: dict[str, TopicInfo] = {}
         self.controller = -1
-        self._connections: dict[int, BrokerConnection] = {}
-        self._opening: dict[int, asyncio.Future[BrokerConnection]] = {}
+        self._connections: dict[tuple[int, str], BrokerConnection] = {}
+        self._opening: dict[tuple[int, str], asyncio.Future[BrokerConnection]] = {}
         self._bootstrap_connection: BrokerConnection | None = None
         self._refreshing: asyncio.Future[None] | None = None
         self._coordinators: dict[str, int] = {}
@@ -83,8 +86,8 @@ class Cluster:
         await self.refresh()
 
     async def _any_connection(self) -> BrokerConnection:
-        for connection in self._connections.values():
-            if connection.connected:
+        for (_, channel), connection in self._connections.items():
+            if channel == SHARED and connection.connected:
                 return connection
         for node in list(self.brokers):
             with contextlib.suppress(BrokerUnavailableError):
@@ -104,13 +107,22 @@ class Cluster:
             return connection
         raise BrokerUnavailableError("; ".join(errors) or "no bootstrap address")
 
-    async def connection(self, node: int) -> BrokerConnection:
-        """The open connection to broker ``node``, opened (again) when needed."""
+    async def connection(
+        self, node: int, channel: str = SHARED, *, client_id: str | None = None
+    ) -> BrokerConnection:
+        """The open connection to broker ``node`` for ``channel``, opened (again) when needed.
+
+        A broker answers one connection's requests one after another, so a client whose
+        requests wait on the broker (a fetch's long poll, a JoinGroup until the group is
+        formed) has connections of its own, named by its channel; metadata and admin requests
+        share the ``"shared"`` one. ``client_id`` is the one its requests carry (the
+        cluster's by default)."""
         self._check_open()
-        found = self._connections.get(node)
+        key = (node, channel)
+        found = self._connections.get(key)
         if found is not None and found.connected:
             return found
-        opening = self._opening.get(node)
+        opening = self._opening.get(key)
         if opening is not None:
             return await asyncio.shield(opening)
         address = self.brokers.get(node)
@@ -120,13 +132,15 @@ class Cluster:
             if address is None:
                 raise BrokerUnavailableError(f"broker {node} is not in the cluster's metadata")
         future: asyncio.Future[BrokerConnection] = asyncio.get_running_loop().create_future()
-        self._opening[node] = future
+        self._opening[key] = future
         try:
             if found is not None:
                 await found.close()
-            connection = BrokerConnection(*address, client_id=self.client_id, node_id=node)
+            connection = BrokerConnection(
+                *address, client_id=client_id or self.client_id, node_id=node
+            )
             await connection.open(self.timeout_s)
-            self._connections[node] = connection
+            self._connections[key] = connection
             future.set_result(connection)
             return connection
         except BaseException as exc:
@@ -134,12 +148,22 @@ class Cluster:
             future.exception()
             raise
         finally:
-            del self._opening[node]
+            del self._opening[key]
 
-    async def request(self, api_key: int, body: object, *, node: int | None = None) -> object:
+    async def request(
+        self, api_key: int, body: object, *, node: int | None = None, channel: str = SHARED
+    ) -> object:
         """One request to ``node`` (any broker when None), returning the response body."""
-        connection = await (self._any_connection() if node is None else self.connection(node))
+        if node is None:
+            connection = await self._any_connection()
+        else:
+            connection = await self.connection(node, channel)
         return await connection.request(api_key, body)
+
+    async def close_channel(self, channel: str) -> None:
+        """Close the connections of ``channel`` (a client that was closed)."""
+        for key in [k for k in self._connections if k[1] == channel]:
+            await self._connections.pop(key).close()
 
     async def controller_connection(self) -> BrokerConnection:
         """The controller (where topics are created and deleted), else any broker."""
@@ -238,7 +262,14 @@ class Cluster:
 
     # --- group coordinators ------------------------------------------------------------------
 
-    async def coordinator(self, group: str, *, refresh: bool = False) -> BrokerConnection:
+    async def coordinator(
+        self,
+        group: str,
+        *,
+        refresh: bool = False,
+        channel: str = SHARED,
+        client_id: str | None = None,
+    ) -> BrokerConnection:
         """The connection to ``group``'s coordinator (FindCoordinator, remembered)."""
         node = None if refresh else self._coordinators.get(group)
         if node is None:
@@ -259,7 +290,7 @@ class Cluster:
             node = answer.node_id  # type: ignore[attr-defined]
             self.brokers.setdefault(node, (answer.host, answer.port))  # type: ignore[attr-defined]
             self._coordinators[group] = node
-        return await self.connection(node)
+        return await self.connection(node, channel, client_id=client_id)
 
     def forget_coordinator(self, group: str) -> None:
         self._coordinators.pop(group, None)

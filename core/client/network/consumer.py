@@ -109,6 +109,7 @@ class NetworkConsumer(Consumer):
         self._turn = 0
         self._current: _Fetch | None = None
         self._revoked: dict[TopicPartition, int] = {}
+        self._channel = f"consumer-{id(self):x}"
         self._closed = False
 
     # --- what to read ----------------------------------------------------------------------
@@ -376,7 +377,7 @@ class NetworkConsumer(Consumer):
             forgotten_topics_data=[],
             rack_id="",
         )
-        connection = await self._cluster.connection(node)
+        connection = await self._cluster.connection(node, self._channel, client_id=self.client_id)
         answer = await connection.request(ApiKey.FETCH, request)
         if answer.error_code:
             raise error_for(answer.error_code, "fetch records")
@@ -678,6 +679,7 @@ class NetworkConsumer(Consumer):
         self._fetches.clear()
         self._order = []
         self._current = None
+        await self._cluster.close_channel(self._channel)
         self._connection.forget_consumer(self)
 
 

@@ -90,6 +90,7 @@ class GroupMembership:
         self._rejoin = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self.channel = f"group-{id(self):x}"
 
     def start(self) -> None:
         """Join in the background and stay a member until :meth:`leave`."""
@@ -139,7 +140,9 @@ class GroupMembership:
                 return
 
     async def _coordinator(self) -> BrokerConnection:
-        return await self._cluster.coordinator(self.group)
+        return await self._cluster.coordinator(
+            self.group, channel=self.channel, client_id=self.client_id
+        )
 
     async def _join(self) -> None:
         self.joined.clear()
@@ -266,7 +269,7 @@ class GroupMembership:
         if not self.member_id:
             return
         leave = request_class(ApiKey.LEAVE_GROUP)
-        with contextlib.suppress(StoreError, OSError):
+        with contextlib.suppress(StoreError, OSError, TimeoutError):
             coordinator = await self._coordinator()
             request = leave(
                 group_id=self.group,
@@ -274,4 +277,6 @@ class GroupMembership:
                 members=[leave.Members(member_id=self.member_id, group_instance_id=None)],  # type: ignore[attr-defined]
             )
             await asyncio.wait_for(coordinator.request(ApiKey.LEAVE_GROUP, request), 5)
+        with contextlib.suppress(StoreError, OSError):
+            await self._cluster.close_channel(self.channel)
         self.assignment = frozenset()

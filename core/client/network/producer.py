@@ -256,6 +256,7 @@ class NetworkProducer(Producer):
         self._pump_scheduled = False
         self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._channel = f"producer-{id(self):x}"
         self._closed = False
 
     # --- sending ---------------------------------------------------------------------------
@@ -513,7 +514,9 @@ class NetworkProducer(Producer):
         answers: dict[tuple[str, int], Any] = {}
         failure: BaseException | None = None
         try:
-            connection = await self._connection.cluster.connection(node)
+            connection = await self._connection.cluster.connection(
+                node, self._channel, client_id=self.client_id
+            )
             response = await connection.request(
                 ApiKey.PRODUCE, request, expect_response=self._acks != 0
             )
@@ -747,6 +750,7 @@ class NetworkProducer(Producer):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._connection.cluster.close_channel(self._channel)
             self._connection.forget_producer(self)
 
 
