@@ -176,3 +176,26 @@ def test_listening_beyond_loopback_warns_of_no_authentication(tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+async def test_acknowledged_records_survive_a_kill(broker):
+    wire = await Wire.connect(broker.host, broker.port)
+    metadata = request(ApiKey.METADATA).__class__
+    await wire.call(ApiKey.METADATA, 8, metadata(topics=[metadata.Topics(name="crash")]))
+    for i in range(10):
+        response = await wire.call(PRODUCE, 8, produce_body("crash", batch(b"r%d" % i)))
+        assert response.responses[0].partition_responses[0].base_offset == i
+    await wire.close()
+    broker.kill()
+    broker.start()
+    wire = await Wire.connect(broker.host, broker.port)
+    try:
+        cls = request(ApiKey.LIST_OFFSETS).__class__
+        body = cls(
+            replica_id=-1,
+            topics=[cls.Topics(name="crash", partitions=[cls.Topics.Partitions(0, -1, -1)])],
+        )
+        latest = await wire.call(ApiKey.LIST_OFFSETS, 5, body)
+        assert latest.topics[0].partitions[0].offset == 10
+    finally:
+        await wire.close()
