@@ -25,9 +25,8 @@ from typing import Any, TextIO
 
 import orjson
 
-from ..client import redact_url
 from ..errors import QueryError
-from ._args import HelpFormatter, UsageError, non_negative_int, open_store, store_url
+from ._args import HelpFormatter, UsageError, non_negative_int, open_store
 from ._output import human_bytes, render_table
 
 __all__ = ["register"]
@@ -128,11 +127,7 @@ async def _query(args: argparse.Namespace) -> int:
     if args.follow and args.export:
         raise UsageError("query: give --follow or --export, not both")
     from ..query import engine_for  # DuckDB and pyarrow load only for this command
-    from ..query.engine import not_embedded
 
-    url = store_url(args)
-    if not url.startswith("file:"):
-        raise QueryError(not_embedded(redact_url(url)))
     allow = args.allow if args.allow is not None else ["."]
     async with await open_store(args, read_only=True) as conn:
         engine = engine_for(conn, allow=allow)

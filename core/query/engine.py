@@ -27,6 +27,7 @@ an asyncio caller runs it in a thread (``await asyncio.to_thread(run_query, …)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -36,13 +37,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..client import Connection
 from ..errors import QueryError
 from ..log import LogStore
+from .client_scan import ClientScan, ClientStore
 from .columns import COLUMNS
 from .pushdown import QueryShape, analyse, expression_sql
 from .sandbox import check_statement, load_duckdb, sandboxed_connection
 from .scan import ScanStats, TopicScan
-from .schema import ValueType, value_type
+from .schema import ValueType, value_type, value_type_of
 
 __all__ = [
     "Follower",
@@ -87,7 +90,7 @@ class _Prepared:
     sql: str
     explain: bool
     shape: QueryShape
-    scans: dict[str, TopicScan]
+    scans: dict[str, TopicScan | ClientScan]
 
 
 class QueryEngine:
@@ -100,7 +103,7 @@ class QueryEngine:
 
     def __init__(
         self,
-        store: LogStore,
+        store: LogStore | ClientStore,
         *,
         allow: Sequence[str | os.PathLike[str]] = (),
         threads: int | None = None,
@@ -229,18 +232,20 @@ class QueryEngine:
             shape = analyse(tree, topics, _aggregate_names(con), _evaluator(con))
             scans = {}
             for i, (name, need) in enumerate(sorted(shape.topics.items())):
-                topic = self.store.topic(name)
                 vtype = self._types.get(name)
                 if vtype is None:
-                    vtype = self._types[name] = value_type(con, topic)
-                scan = TopicScan(
-                    topic,
-                    need.bounds,
-                    wanted=need.columns & set(COLUMNS),
-                    text_value=vtype.text,
-                    start_offsets=start_offsets,
-                    on_records=None if progress is None else progress.advance,
-                )
+                    vtype = self._types[name] = self._value_type(con, name)
+                options: dict[str, Any] = {
+                    "wanted": need.columns & set(COLUMNS),
+                    "text_value": vtype.text,
+                    "start_offsets": start_offsets,
+                    "on_records": None if progress is None else progress.advance,
+                }
+                scan: TopicScan | ClientScan
+                if isinstance(self.store, ClientStore):
+                    scan = ClientScan(self.store, name, need.bounds, **options)
+                else:
+                    scan = TopicScan(self.store.topic(name), need.bounds, **options)
                 source = f"__millstream_scan_{i}"
                 con.register(source, scan)
                 quoted = '"' + name.replace('"', '""') + '"'
@@ -256,6 +261,12 @@ class QueryEngine:
         if progress is not None:
             progress.begin(sum(scan.records_to_read for scan in scans.values()))
         return _Prepared(con, sql, explain, shape, scans)
+
+    def _value_type(self, con: Any, name: str) -> ValueType:
+        store = self.store
+        if isinstance(store, ClientStore):
+            return value_type_of(con, store.codec(name), lambda: store.sample(name))
+        return value_type(con, store.topic(name))
 
     def _execute(self, prepared: _Prepared) -> Any:
         duckdb = load_duckdb()
@@ -274,7 +285,7 @@ class QueryEngine:
     def _stats(self, prepared: _Prepared) -> list[ScanStats]:
         return [prepared.scans[name].stats for name in sorted(prepared.scans)]
 
-    def topic_scans(self, sql: str) -> dict[str, TopicScan]:
+    def topic_scans(self, sql: str) -> dict[str, TopicScan | ClientScan]:
         """The scans ``sql`` would make, without running it (for plans and tests)."""
         prepared = self.prepare(sql)
         prepared.con.close()
@@ -328,14 +339,32 @@ class Follower:
         return QueryResult(columns, types, rows, [scan.stats], time.perf_counter() - started)
 
 
-def engine_for(store: Any, *, allow: Sequence[str | os.PathLike[str]] = ()) -> QueryEngine:
-    """A QueryEngine over ``store``: a :class:`~millstream.core.log.LogStore` or a connection
-    to an embedded store. Other stores raise QueryError until queries reach them."""
+def engine_for(
+    store: Any,
+    *,
+    allow: Sequence[str | os.PathLike[str]] = (),
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> QueryEngine:
+    """A QueryEngine over ``store``: a :class:`~millstream.core.log.LogStore`, a connection to
+    an embedded store (read from its files), or any other client connection (a
+    ``millstream://`` broker, read as a consumer reads it). A client connection's queries are
+    handed to its event loop, ``loop`` (default: the running one), so they must run in
+    another thread."""
     if isinstance(store, LogStore):
         return QueryEngine(store, allow=allow)
     log = getattr(store, "store", None)
     if isinstance(log, LogStore):
         return QueryEngine(log, allow=allow)
+    if isinstance(store, Connection):
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise QueryError(
+                    "a query over a broker needs the connection's event loop: call "
+                    "engine_for(conn, loop=...) or run_query(..., loop=...)"
+                ) from None
+        return QueryEngine(ClientStore(store, loop), allow=allow)
     url = getattr(store, "url", repr(store))
     raise QueryError(not_embedded(url))
 
@@ -355,14 +384,18 @@ def run_query(
     timeout: float | None = None,
     *,
     allow: Sequence[str | os.PathLike[str]] = (),
+    loop: asyncio.AbstractEventLoop | None = None,
 ) -> QueryResult:
-    """Run one read-only query over ``store`` (an embedded connection or a LogStore) and
-    return its rows: the function behind ``millstream query`` and, later, ``POST /query``.
+    """Run one read-only query over ``store`` and return its rows: the function behind
+    ``millstream query`` and, later, ``POST /query``.
 
-    At most ``max_rows`` rows (None: no limit) and ``timeout`` seconds (None: no limit), else
-    QueryError; ``allow`` lists the folders whose files the query may read.
+    ``store`` is a connection (embedded, or to a broker: then ``loop`` is its event loop and
+    this must run in another thread) or a LogStore. At most ``max_rows`` rows (None: no
+    limit) and ``timeout`` seconds (None: no limit), else QueryError; ``allow`` lists the
+    folders whose files the query may read.
     """
-    return engine_for(store, allow=allow).run(sql, max_rows=max_rows, timeout=timeout)
+    engine = engine_for(store, allow=allow, loop=loop)
+    return engine.run(sql, max_rows=max_rows, timeout=timeout)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -469,7 +502,7 @@ def _evaluator(con: Any) -> Callable[[dict[str, Any], str], float | int | None]:
 _MISSING_TABLE = re.compile(r"Table with name (\S+?) does not exist")
 
 
-def _query_error(exc: Exception, store: LogStore) -> QueryError:
+def _query_error(exc: Exception, store: LogStore | ClientStore) -> QueryError:
     """DuckDB's error as one line, an unknown table named with the topics there are."""
     text = str(exc)
     first = text.splitlines()[0] if text else type(exc).__name__

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ import pyarrow as pa
 from ..log import Topic
 from .columns import BatchChunk, decode_chunk
 
-__all__ = ["SAMPLE_RECORDS", "ValueType", "value_type"]
+__all__ = ["SAMPLE_RECORDS", "ValueType", "value_type", "value_type_of"]
 
 SAMPLE_RECORDS = 1_000
 
@@ -41,12 +42,17 @@ class ValueType:
 
 def value_type(con: Any, topic: Topic) -> ValueType:
     """The ``value`` column of ``topic``, inferred with the DuckDB connection ``con``."""
-    codec = topic.config.codec
+    return value_type_of(con, topic.config.codec, lambda: _sample(topic))
+
+
+def value_type_of(con: Any, codec: str, sample_values: Callable[[], pa.Array]) -> ValueType:
+    """The ``value`` column of a topic whose codec is ``codec``; ``sample_values`` gives some
+    of its values as text (called for JSON topics only)."""
     if codec == "text":
         return ValueType(codec, "value", True)
     if codec != "json":
         return ValueType(codec, "value", False)
-    sample = _sample(topic)
+    sample = sample_values()
     structure = '"JSON"'
     if len(sample):
         con.register("__millstream_sample", pa.table({"v": sample}))
