@@ -151,7 +151,7 @@ _FIELD_SIZE: _Memo[int] = _Memo(lambda n: len(_zigzag(n)) + max(n, 0))
 _NULL_KEY_VALUE_LENGTH: _Memo[bytes] = _Memo(lambda n: b"\x01" + _zigzag(n))
 # (extra, now) -> size -> the record's length varint (size + extra) and attributes byte, and
 # with ``now`` its zero timestamp delta: see _heads
-_HEAD_TABLES: dict[tuple[int, bool], _Memo[bytes]] = {}
+_HEAD_TABLES: dict[tuple[int, bool, bool], _Memo[bytes]] = {}
 
 _OFFSET_DELTAS = [_zigzag(delta) for delta in range(1 << 14)]
 
@@ -366,16 +366,19 @@ class RecordColumns:
         timestamp is 0)."""
         count = hi - lo
         sizes = self.sizes[lo:hi]
+        # Without headers, each record but the last ends with the header count 0: that byte
+        # leads the next record's head instead of being a piece of its own (fewer to join).
+        lead = self.headers is None
         columns: list[Any]
         if self.stamps is None:
             base_ts = max_ts = now
-            columns = [_heads(sizes, self.fixed, now=True)]
+            columns = [_heads(sizes, self.fixed, now=True, lead=lead)]
         else:
             stamps = self.stamps[lo:hi]
             base_ts, max_ts = min(stamps), max(stamps)
             deltas = list(map(_VARINT.__getitem__, map(sub, stamps, repeat(base_ts))))
             sizes = list(map(add, sizes, map(len, deltas)))
-            columns = [_heads(sizes, self.fixed, now=False), deltas]
+            columns = [_heads(sizes, self.fixed, now=False, lead=lead), deltas]
         columns.append(_offset_deltas(count))
         vlens = self.vlens[lo:hi]
         if self.keys is None or self.klens is None:
@@ -385,12 +388,16 @@ class RecordColumns:
             columns.append(self.keys[lo:hi])
             columns.append(list(map(_VARINT.__getitem__, vlens)))
         columns.append(self.values[lo:hi])
-        columns.append(repeat(b"\x00", count) if self.headers is None else self.headers[lo:hi])
+        if not lead:
+            columns.append(self.headers[lo:hi])  # type: ignore[index]
         width = len(columns)
-        # the records' pieces, after room for the header when they are stored as they are
-        parts = [b""] * (1 + count * width)
+        # the records' pieces, after room for the header when they are stored as they are (and
+        # before the last record's header count, when the heads carry the others)
+        parts = [b""] * (1 + count * width + lead)
         for i, column in enumerate(columns, 1):
-            parts[i::width] = column
+            parts[i : 1 + count * width : width] = column
+        if lead:
+            parts[-1] = b"\x00"
         if compression == Compression.NONE:
             parts[0] = _NO_HEADER
             out = bytearray().join(parts)
@@ -426,9 +433,10 @@ class RecordColumns:
         return out
 
 
-def _heads(sizes: list[int], fixed: int, *, now: bool) -> list[bytes]:
+def _heads(sizes: list[int], fixed: int, *, now: bool, lead: bool = False) -> list[bytes]:
     """Each record's length varint and attributes byte (and, ``now``, its zero timestamp
-    delta). ``sizes[i] + fixed`` is the record's size from its key on (with its timestamp
+    delta); with ``lead``, each but the first after a 0 byte (the header count of the record
+    before). ``sizes[i] + fixed`` is the record's size from its key on (with its timestamp
     delta unless ``now``); its offset delta's width is known from its place."""
     out: list[bytes] = []
     count = len(sizes)
@@ -436,16 +444,19 @@ def _heads(sizes: list[int], fixed: int, *, now: bool) -> list[bytes]:
         if start >= count:
             break
         extra = fixed + width + (2 if now else 1)
-        table = _HEAD_TABLES.get((extra, now))
+        table = _HEAD_TABLES.get((extra, now, lead))
         if table is None:
-            table = _HEAD_TABLES[extra, now] = _head_table(extra, now)
+            table = _HEAD_TABLES[extra, now, lead] = _head_table(extra, now, lead)
         out += map(table.__getitem__, sizes[start:stop])
+    if lead and out:
+        out[0] = out[0][1:]
     return out
 
 
-def _head_table(extra: int, now: bool) -> _Memo[bytes]:
+def _head_table(extra: int, now: bool, lead: bool) -> _Memo[bytes]:
+    head = b"\x00" if lead else b""
     tail = b"\x00\x00" if now else b"\x00"
-    return _Memo(lambda size: _zigzag(size + extra) + tail)
+    return _Memo(lambda size: head + _zigzag(size + extra) + tail)
 
 
 def _column(items: list[Any], what: str) -> tuple[list[bytes], list[int]]:
