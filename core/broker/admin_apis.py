@@ -32,14 +32,14 @@ HIDDEN_TOPICS = frozenset({PRODUCER_ID_TOPIC})
 
 _log = logging.getLogger("millstream.broker")
 
-_API_VERSIONS = response_class(ApiKey.API_VERSIONS)
-_METADATA = response_class(ApiKey.METADATA)
-_CREATE = response_class(ApiKey.CREATE_TOPICS)
-_DELETE = response_class(ApiKey.DELETE_TOPICS)
-_PARTITIONS = response_class(ApiKey.CREATE_PARTITIONS)
-_DESCRIBE_CONFIGS = response_class(ApiKey.DESCRIBE_CONFIGS)
-_ALTER_CONFIGS = response_class(ApiKey.ALTER_CONFIGS)
-_LOG_DIRS = response_class(ApiKey.DESCRIBE_LOG_DIRS)
+_API_VERSIONS: Any = response_class(ApiKey.API_VERSIONS)
+_METADATA: Any = response_class(ApiKey.METADATA)
+_CREATE: Any = response_class(ApiKey.CREATE_TOPICS)
+_DELETE: Any = response_class(ApiKey.DELETE_TOPICS)
+_PARTITIONS: Any = response_class(ApiKey.CREATE_PARTITIONS)
+_DESCRIBE_CONFIGS: Any = response_class(ApiKey.DESCRIBE_CONFIGS)
+_ALTER_CONFIGS: Any = response_class(ApiKey.ALTER_CONFIGS)
+_LOG_DIRS: Any = response_class(ApiKey.DESCRIBE_LOG_DIRS)
 
 TOPIC_RESOURCE = 2
 BROKER_RESOURCE = 4
@@ -345,8 +345,9 @@ class AdminApis:
 
     async def describe_log_dirs(self, header: RequestHeader, body: Any) -> Any:
         store = self.ctx.store
+        wanted: dict[str, set[int] | None]
         if body.topics is None:
-            wanted = {n: None for n in store.topic_names()}
+            wanted = dict.fromkeys(store.topic_names())
         else:
             wanted = {t.topic: set(t.partitions) for t in body.topics}
         topics = []

@@ -40,11 +40,11 @@ BROKER_WRITTEN_TOPICS = frozenset({"__consumer_offsets", PRODUCER_ID_TOPIC})
 """Topics only the broker writes (group offsets, producer id blocks): Produce refuses them.
 ``__source_positions`` is written by clients and is not among them."""
 
-_PRODUCE = response_class(ApiKey.PRODUCE)
-_FETCH = response_class(ApiKey.FETCH)
-_LIST_OFFSETS = response_class(ApiKey.LIST_OFFSETS)
-_EPOCHS = response_class(ApiKey.OFFSET_FOR_LEADER_EPOCH)
-_INIT_PID = response_class(ApiKey.INIT_PRODUCER_ID)
+_PRODUCE: Any = response_class(ApiKey.PRODUCE)
+_FETCH: Any = response_class(ApiKey.FETCH)
+_LIST_OFFSETS: Any = response_class(ApiKey.LIST_OFFSETS)
+_EPOCHS: Any = response_class(ApiKey.OFFSET_FOR_LEADER_EPOCH)
+_INIT_PID: Any = response_class(ApiKey.INIT_PRODUCER_ID)
 
 
 def partition_error(exc: Exception) -> ErrorCode:

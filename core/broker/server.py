@@ -261,8 +261,9 @@ class _Connection:
             self._read_task = asyncio.ensure_future(
                 read_frame(self.reader, config.max_request_size)
             )
+            waited: list[asyncio.Future[Any]] = [self._read_task, write_loop]
             done, _ = await asyncio.wait(
-                [self._read_task, write_loop],
+                waited,
                 timeout=config.idle_timeout_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
