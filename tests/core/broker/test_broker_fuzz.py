@@ -15,6 +15,7 @@ import asyncio
 import os
 import random
 
+import pytest
 from broker_server import BrokerServer
 from broker_wire import Wire, batch, request
 
@@ -124,6 +125,7 @@ async def hammer(server: BrokerServer, frames: list[bytes], worker: int, count: 
     return handled
 
 
+@pytest.mark.timeout(max(300, REQUESTS // 40))
 async def test_a_broker_survives_malformed_requests(tmp_path):
     server = BrokerServer(tmp_path / "data", None, "--no-auto-create-topics").start()
     try:
