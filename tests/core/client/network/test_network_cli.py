@@ -1,0 +1,66 @@
+"""``--bootstrap-server`` turns the command line to a broker: topics, produce, consume and
+groups against a real ``millstream broker`` subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+MILLSTREAM = Path(sys.executable).parent / "millstream"
+
+
+def run(broker, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(MILLSTREAM), *args, "--bootstrap-server", broker.bootstrap],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_command_line_works_against_a_broker(broker_session) -> None:
+    topic, group = f"cli-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    assert run(broker_session, "topics", "create", topic, "--partitions", "2").returncode == 0
+    produced = run(broker_session, "produce", topic, stdin="one\ntwo\nthree\n")
+    assert produced.returncode == 0, produced.stderr
+    consumed = run(
+        broker_session,
+        "consume",
+        topic,
+        "--group",
+        group,
+        "--from-beginning",
+        "--max-messages",
+        "3",
+    )
+    assert consumed.returncode == 0, consumed.stderr
+    assert sorted(consumed.stdout.split()) == ["one", "three", "two"]
+    groups = run(broker_session, "groups", "describe", group, "--format", "json")
+    assert groups.returncode == 0, groups.stderr
+    offsets = json.loads(groups.stdout)["offsets"]
+    assert sum(o["committed"] or 0 for o in offsets) == 3 and all(o["lag"] == 0 for o in offsets)
+
+
+def test_bootstrap_server_with_another_store_option_is_a_usage_error(tmp_path) -> None:
+    result = subprocess.run(
+        [
+            str(MILLSTREAM),
+            "topics",
+            "list",
+            "--bootstrap-server",
+            "127.0.0.1:9",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "millstream: error: --bootstrap-server and --data-dir both name a store; give one of them"
+    )
