@@ -205,3 +205,67 @@ def test_a_killed_member_s_partitions_go_to_the_other_within_the_session_timeout
 
 def _lines(path: Path) -> set[int]:
     return {int(line) for line in path.read_text().split() if line.strip()}
+
+
+def test_a_static_member_that_restarts_gets_its_partitions_back_without_a_rebalance(server):
+    topic, group = "sensors", "static-readers"
+    produce(server, topic, range(20))
+    events: list[str] = []
+
+    def static(instance: str) -> confluent_kafka.Consumer:
+        return confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": server.bootstrap,
+                "group.id": group,
+                "group.instance.id": instance,
+                "session.timeout.ms": SESSION_MS,
+                "heartbeat.interval.ms": 500,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            },
+            logger=_LOG,
+        )
+
+    c1, c2 = static("box-1"), static("box-2")
+    c1.subscribe(
+        [topic],
+        on_assign=lambda _c, ps: events.append("assign"),
+        on_revoke=lambda _c, ps: events.append("revoke"),
+    )
+    c2.subscribe([topic])
+    reader = Reader()
+    try:
+        reader.until(
+            [c1, c2],
+            lambda: partitions_of(c1) and partitions_of(c2) and len(reader.seen) == 20,
+            60,
+            "both static members reading",
+        )
+        held = partitions_of(c2)
+        events.clear()
+        c2.close()  # a static member leaves no word: its place is kept for its session
+        c2 = static("box-2")
+        c2.subscribe([topic])
+        reader.until([c1, c2], lambda: partitions_of(c2) == held, SESSION_MS / 1000, "rejoin")
+        reader.poll([c1, c2], rounds=10)
+        assert events == []  # the other member saw no rebalance
+
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": server.bootstrap}, logger=_LOG)
+        listed = admin.list_consumer_groups().result(timeout=30)
+        assert group in {g.group_id for g in listed.valid}
+        (described,) = [
+            f.result(timeout=30) for f in admin.describe_consumer_groups([group]).values()
+        ]
+        assert described.state == confluent_kafka.ConsumerGroupState.STABLE
+        assert described.partition_assignor == "range"
+        members = {m.group_instance_id: m for m in described.members}
+        assert set(members) == {"box-1", "box-2"}
+        assert {tp.partition for tp in members["box-2"].assignment.topic_partitions} == held
+        (refused,) = admin.delete_consumer_groups([group]).values()
+        with pytest.raises(confluent_kafka.KafkaException, match="NON_EMPTY_GROUP"):
+            refused.result(timeout=30)
+    finally:
+        c1.close()
+        c2.close()
