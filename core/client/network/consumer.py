@@ -52,7 +52,7 @@ _Taken = TypeVar("_Taken", bound=Sized)
 
 
 class _Fetch:
-    __slots__ = ("clamp", "index", "pending", "position", "records", "settled", "tp")
+    __slots__ = ("clamp", "epoch", "index", "pending", "position", "records", "settled", "tp")
 
     def __init__(self, tp: TopicPartition) -> None:
         self.tp = tp
@@ -62,6 +62,7 @@ class _Fetch:
         self.pending: list[memoryview] = []  # whole batches not decoded yet, last first
         self.settled: int | None = None
         self.clamp = False  # the position came from seek(): clamp it into the log
+        self.epoch = 0  # moved on by each seek: a fetch answer from before is dropped
 
     def clear(self) -> None:
         self.records = []
@@ -271,6 +272,7 @@ class NetworkConsumer(Consumer):
         fetch = self._fetch(tp)
         fetch.position = offset
         fetch.clamp = True
+        fetch.epoch += 1
         fetch.clear()
         if self._current is fetch:
             self._current = None
@@ -350,9 +352,9 @@ class NetworkConsumer(Consumer):
         self, node: int, fetches: list[_Fetch], wait_s: float
     ) -> tuple[set[str], list[_Fetch]]:
         topics: dict[str, list[Any]] = {}
-        by_tp = {}
+        by_tp: dict[TopicPartition, tuple[_Fetch, int]] = {}
         for fetch in fetches:
-            by_tp[fetch.tp] = fetch
+            by_tp[fetch.tp] = (fetch, fetch.epoch)
             topics.setdefault(fetch.tp.topic, []).append(
                 _FETCH.Topics.Partitions(  # type: ignore[attr-defined]
                     partition=fetch.tp.partition,
@@ -385,9 +387,12 @@ class NetworkConsumer(Consumer):
         out_of_range: list[_Fetch] = []
         for topic in answer.responses:
             for part in topic.partitions:
-                fetch = by_tp.get(TopicPartition(topic.topic, part.partition_index))
-                if fetch is None or fetch.pending or fetch.index < len(fetch.records):
-                    continue  # reassigned or sought meanwhile
+                sent = by_tp.get(TopicPartition(topic.topic, part.partition_index))
+                if sent is None:
+                    continue
+                fetch, epoch = sent
+                if fetch.epoch != epoch or self._fetches.get(fetch.tp) is not fetch:
+                    continue  # sought or reassigned meanwhile
                 code = ErrorCode.for_code(part.error_code)
                 if code == ErrorCode.OFFSET_OUT_OF_RANGE:
                     out_of_range.append(fetch)

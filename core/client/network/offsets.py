@@ -99,11 +99,11 @@ async def list_offsets(
                 await asyncio.sleep(0.05 * attempt)
             await cluster.refresh({tp.topic for tp in left})
             for tp in left:
-                info = cluster.topics.get(tp.topic)
-                if info is None:
+                known = cluster.topics.get(tp.topic)
+                if known is None:
                     raise error_for(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"list offsets of {tp}")
-                if tp.partition >= info.partitions:
-                    raise _no_partition(tp, info.partitions)
+                if tp.partition >= known.partitions:
+                    raise _no_partition(tp, known.partitions)
     raise BrokerUnavailableError(
         "cannot list offsets of " + ", ".join(str(tp) for tp in sorted(left)) + ": no leader"
     )
