@@ -1,12 +1,12 @@
 """The example pipelines of examples/ run end to end against real servers.
 
-Each test copies an example (and the files beside it that it reads) into a folder of its own,
-runs it with ``millstream run`` in a subprocess whose current directory is elsewhere (so the
-example's relative paths must resolve from its own folder), with environment variables
-pointing at the servers the test started (the webhook example's port, a number in the file, is
-written into the copy) and ``--store`` at a temporary store, and checks
-what a user would see: rows in the tables, lines in the files, requests at the endpoints and
-dead letters with their reasons. The run is stopped with SIGTERM and must exit 0.
+Each test copies an example (and the files beside it that it reads) into a folder of its own
+and runs it with ``millstream run`` in a subprocess whose current directory is elsewhere, so
+the example's relative paths must resolve from its own folder. Environment variables point it
+at the servers the test started (the webhook example's port, a number in the file, is written
+into the copy) and ``--store`` at a temporary store. The tests check what a user would see:
+rows in the tables, lines in the files, requests at the endpoints, dead letters with their
+reasons, and what a restart picks up. Each run is stopped with SIGTERM and must exit 0.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ async def running(
 ) -> AsyncIterator[Running]:
     """The pipeline running until the block ends (then killed if it was not stopped)."""
     log = cwd / f"{pipeline.stem}.stderr"
-    with log.open("wb") as err:
+    with log.open("ab") as err:
         process = await asyncio.create_subprocess_exec(
             MILLSTREAM,
             "run",
@@ -259,7 +259,7 @@ def reading(temp: Any, minute: int, **more: Any) -> bytes:
     return orjson.dumps({"temp": temp, "time": f"2024-06-01T12:{minute:02d}:00Z", **more})
 
 
-async def test_sensors_to_sqlite_keeps_clean_readings_once_and_posts_alerts(
+async def test_sensors_to_sqlite_keeps_clean_readings_once_posts_alerts_and_resumes(
     tmp_path: Path, mosquitto: MosquittoServer
 ) -> None:
     pipeline = copy_example("sensors-to-sqlite.yaml", tmp_path / "example", "schemas")
@@ -272,49 +272,59 @@ async def test_sensors_to_sqlite_keeps_clean_readings_once_and_posts_alerts(
         "d3": [35, 39.5, 41, 45.5, 38],
         "d4": [10, 10, 10, 10, 10],
     }
-    async with (
-        Receiver("/alerts") as alerts,
-        running(
-            pipeline,
-            store,
-            tmp_path,
-            {"MQTT_URL": mosquitto.url, "ALERTS_URL": alerts.url},
-        ) as run,
-    ):
-        # the pipeline has subscribed once a reading published now reaches the table
-        async def probed() -> list[tuple[Any, ...]]:
-            await asyncio.to_thread(mosquitto.publish, "sensors/probe/reading", [reading(20, 0)])
-            return sqlite_rows(database, "SELECT * FROM readings WHERE device = 'probe'")
+    env = {"MQTT_URL": mosquitto.url}
+    count = "SELECT count(*) FROM readings"
+    hot_alerts = 4  # d3's two hot readings, each sent twice by the device
+    async with Receiver("/alerts") as alerts:
+        env["ALERTS_URL"] = alerts.url
+        async with running(pipeline, store, tmp_path, env) as run:
+            # the pipeline has subscribed once a reading published now reaches the table
+            async def probed() -> list[tuple[Any, ...]]:
+                probe = [reading(20, 0)]
+                await asyncio.to_thread(mosquitto.publish, "sensors/probe/reading", probe)
+                return sqlite_rows(database, "SELECT * FROM readings WHERE device = 'probe'")
 
-        await eventually(probed, "the first reading in the table", 30, process=run)
+            await eventually(probed, "the first reading in the table", 30, process=run)
 
-        for device, values in temps.items():
-            payloads = [reading(t, minute, humidity=50) for minute, t in enumerate(values)]
-            await asyncio.to_thread(mosquitto.publish, f"sensors/{device}/reading", payloads)
-        # a device that did not get its acknowledgements sends its readings again
-        d3 = [reading(t, minute, humidity=50) for minute, t in enumerate(temps["d3"])]
-        await asyncio.to_thread(mosquitto.publish, "sensors/d3/reading", d3)
-        # broken readings: not JSON, a temperature that is text, an error code, no time
-        await asyncio.to_thread(
-            mosquitto.publish,
-            "sensors/d5/reading",
-            [b"temp=21.5", reading("hot", 1), reading(-999, 2), b'{"temp": 20}'],
-        )
+            for device, values in temps.items():
+                payloads = [reading(t, minute, humidity=50) for minute, t in enumerate(values)]
+                await asyncio.to_thread(mosquitto.publish, f"sensors/{device}/reading", payloads)
+            # a device that did not get its acknowledgements sends its readings again
+            d3 = [reading(t, minute, humidity=50) for minute, t in enumerate(temps["d3"])]
+            await asyncio.to_thread(mosquitto.publish, "sensors/d3/reading", d3)
+            # broken readings: not JSON, a temperature that is text, an error code, no time
+            await asyncio.to_thread(
+                mosquitto.publish,
+                "sensors/d5/reading",
+                [b"temp=21.5", reading("hot", 1), reading(-999, 2), b'{"temp": 20}'],
+            )
 
-        count = "SELECT count(*) FROM readings"
-        await eventually(lambda: sqlite_rows(database, count) == [(21,)], "21 rows", process=run)
-        hot_alerts = 4  # d3's two hot readings, each sent twice by the device
-        await eventually(lambda: len(alerts.bodies) >= hot_alerts, "the alerts", process=run)
+            await eventually(
+                lambda: sqlite_rows(database, count) == [(21,)], "21 rows", process=run
+            )
+            await eventually(lambda: len(alerts.bodies) >= hot_alerts, "the alerts", process=run)
 
-        async def four_dead_letters() -> bool:
-            return len(await topic_records(store, "dead")) >= 4
+            async def four_dead_letters() -> bool:
+                return len(await topic_records(store, "dead")) >= 4
 
-        await eventually(four_dead_letters, "the broken readings' dead letters", process=run)
-        await run.stop()
+            await eventually(four_dead_letters, "the broken readings' dead letters", process=run)
+            await run.stop()
+
+        # readings published while the pipeline is stopped wait in its session at the broker
+        temps["d6"] = [18, 19, 50, 19, 18]
+        payloads = [reading(t, minute, humidity=50) for minute, t in enumerate(temps["d6"])]
+        await asyncio.to_thread(mosquitto.publish, "sensors/d6/reading", payloads)
+        hot_alerts += 1
+        async with running(pipeline, store, tmp_path, env) as run:
+            await eventually(
+                lambda: sqlite_rows(database, count) == [(26,)], "26 rows", process=run
+            )
+            await eventually(lambda: len(alerts.bodies) >= hot_alerts, "d6's alert", process=run)
+            await run.stop()
 
     rows = sqlite_rows(database, "SELECT device, time, temp, temp_f, humidity FROM readings")
     by_reading = {(device, at): (temp, temp_f, hum) for device, at, temp, temp_f, hum in rows}
-    assert len(by_reading) == len(rows) == 21, "a reading sent twice is one row"
+    assert len(by_reading) == len(rows) == 26, "a reading sent twice is one row"
     for device, values in temps.items():
         for minute, temp in enumerate(values):
             stored = by_reading[(device, f"2024-06-01T12:{minute:02d}:00Z")]
@@ -327,6 +337,7 @@ async def test_sensors_to_sqlite_keeps_clean_readings_once_and_posts_alerts(
         ("d3", "2024-06-01T12:02:00Z", 41),
         ("d3", "2024-06-01T12:03:00Z", 45.5),
         ("d3", "2024-06-01T12:03:00Z", 45.5),
+        ("d6", "2024-06-01T12:02:00Z", 50),
     ]
     assert all(alert["temp_f"] > 104 for alert in alerts.bodies)
 
@@ -396,12 +407,12 @@ async def test_webhook_fanout_feeds_file_and_table_while_the_http_endpoint_is_do
         url = f"http://127.0.0.1:{port}/hooks"
 
         async with http.post(url, data=b"{not json") as answer:
-            assert answer.status == 400, "a body that is not JSON is refused"
+            assert answer.status == 400, f"a body that is not JSON is refused\n{run.stderr()}"
             assert "JSON" in (await answer.json())["error"]
 
         async def post(hook: dict[str, Any]) -> None:
             async with http.post(url, json=hook) as answer:
-                assert answer.status == 200, await answer.text()
+                assert answer.status == 200, f"{await answer.text()}\n{run.stderr()}"
                 assert await answer.json() == {"accepted": 1}
 
         sent = time.monotonic()
@@ -461,7 +472,7 @@ def access_line(n: int, status: int = 200) -> str:
     )
 
 
-async def test_logs_to_postgres_keeps_every_line_once_across_a_rotation(
+async def test_logs_to_postgres_keeps_every_line_once_across_rotations_and_a_restart(
     tmp_path: Path, postgres: PostgresDatabase
 ) -> None:
     pipeline = copy_example("logs-to-postgres.yaml", tmp_path / "example", "logs")
@@ -495,13 +506,27 @@ async def test_logs_to_postgres_keeps_every_line_once_across_a_rotation(
         await eventually(lambda: rows() >= sample + 500, "every line in PostgreSQL", process=run)
         await run.stop()
 
+    # while the pipeline is stopped, lines come and the log is rotated once more
+    with log.open("a") as current:
+        current.writelines(access_line(i) for i in range(500, 550))
+    log.with_name("access.log.1").rename(log.with_name("access.log.2"))
+    log.rename(log.with_name("access.log.1"))
+    with log.open("a") as fresh:
+        fresh.writelines(access_line(i) for i in range(550, 600))
+    async with running(pipeline, store, tmp_path, {"PG_DSN": postgres.dsn}) as run:
+        await eventually(lambda: rows() >= sample + 600, "the lines of the stop", process=run)
+        await run.stop()
+
     stored = postgres.query(
         "SELECT request_id, status, bytes, client::text, path, remote_user, referer, "
         "extract(epoch FROM time)::bigint FROM access_log WHERE user_agent = 'load-test/1.0' "
         "ORDER BY request_id"
     )
-    assert len(stored) == 500
-    assert rows() == sample + 500, "a line stored twice"
+    assert len(stored) == 600
+    assert rows() == sample + 600, "a line stored twice"
+    # the restart went on after the last line read, in the file that had been renamed
+    lines = await topic_records(store, "access-lines")
+    assert len(lines) == 6 + 601, "a line read twice or skipped (6 sample lines, 1 bad one)"
     for n, (request_id, status, size, client, path, user, referer, epoch) in enumerate(stored):
         assert request_id == f"{n:032x}"
         assert status == (503 if 350 <= n < 400 else 200)
