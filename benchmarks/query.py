@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import shutil
 import tempfile
@@ -152,6 +153,7 @@ def run(runs: int, records: int) -> list[Result]:
         asyncio.run(store.close())
         q, f, c = median(scan), median(files), median(consumed)
         us = 1e6 / q
+        load = os.getloadavg()[0]
         return [
             Result(
                 f"scan: `{SQL}`, {records:,} JSON records of {size:.0f} B",
@@ -169,7 +171,8 @@ def run(runs: int, records: int) -> list[Result]:
                 "json_transform the rest, the decoding thread working on the next chunk while "
                 f"DuckDB parses the last. The plain client read of the same topic ran at "
                 f"{c:,.0f} records/s in the same runs, so the query is {q / c:.2f}× a plain "
-                "consume.",
+                f"consume. Load average {load:.1f} on {os.cpu_count()} cores at the end of the "
+                f"runs: per CPU-second the scan handles {1 / median(cpus):.2f} M records.",
             ),
             Result(
                 "scan, beside a plain consume of the topic (Consumer.getmany, no decoding)",
