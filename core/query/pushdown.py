@@ -57,6 +57,9 @@ class TopicNeeds:
     references: int = 0
     columns: set[str] = field(default_factory=set)
     bounds: ScanBounds = field(default_factory=ScanBounds)
+    # the top-level fields of ``value`` the query reads (``value.temp``), or None when it may
+    # read the value whole
+    value_fields: set[str] | None = None
 
 
 @dataclass
@@ -83,8 +86,10 @@ def analyse(
         if name in topics and name not in ctes:
             needs.setdefault(name, TopicNeeds(name)).references += 1
     used = _used_columns(node, needs, plain)
+    fields = _value_fields(node)
     for name, need in needs.items():
         need.columns = used[name]
+        need.value_fields = fields
     for select in _select_nodes(node):
         for ref in _from_tables(select.get("from_table")):
             found = needs.get(ref.get("table_name", ""))
@@ -160,6 +165,26 @@ def _used_columns(
                 everything = True  # ``SELECT r FROM readings r``: the whole row
             used.update(p for p in parts if p in VIEW_COLUMNS)
     return {name: set(VIEW_COLUMNS) if everything else set(used) for name in needs}
+
+
+def _value_fields(node: Node) -> set[str] | None:
+    """The fields of ``value`` read as ``value.f`` or ``t.value.f``; None when ``value`` may be
+    read whole (alone, by ``*``, in a function call such as ``value['f']``)."""
+    fields: set[str] = set()
+    for item in _nodes(node):
+        kind = item.get("class")
+        if kind == "STAR":
+            return None
+        if kind != "COLUMN_REF":
+            continue
+        parts = item.get("column_names", [])
+        if "value" not in parts:
+            continue
+        at = parts.index("value")
+        if at > 1 or at + 1 >= len(parts):
+            return None
+        fields.add(parts[at + 1])
+    return fields or None
 
 
 def _aggregates(node: Node, aggregate_names: set[str]) -> bool:

@@ -166,3 +166,16 @@ def test_more_rows_than_the_limit_is_refused_with_how_to_raise_it(engine) -> Non
 def test_a_query_past_its_time_limit_stops(engine) -> None:
     with pytest.raises(QueryError, match="stopped at its time limit of 0.3 s"):
         engine.run("SELECT sum(i * i) FROM range(100000000000) t(i)", timeout=0.3)
+
+
+def test_reading_some_fields_of_the_value_gives_the_same_answers(engine) -> None:
+    some = engine.run("SELECT sum(value.temp), max(value.location.lat) FROM readings").rows
+    whole = engine.run(
+        "SELECT sum(v.temp), max(v.location.lat) FROM (SELECT value AS v FROM readings)"
+    ).rows
+    assert some == whole == [(sum(20 + n % 10 for n in range(READINGS)), (READINGS - 1) / 100)]
+
+
+def test_a_field_the_values_do_not_have_is_named(engine) -> None:
+    with pytest.raises(QueryError, match="nosuch"):
+        engine.run("SELECT value.nosuch FROM readings")
