@@ -10,8 +10,11 @@ __all__ = ["INTERNAL_TOPICS", "MAX_TOPIC_NAME_LENGTH", "is_internal", "validate_
 
 MAX_TOPIC_NAME_LENGTH = 249
 
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__source_positions"})
-"""The store's own topics: committed group offsets, and the positions of pipeline sources."""
+INTERNAL_TOPICS = frozenset(
+    {"__consumer_offsets", "__source_positions", "__millstream_producer_ids"}
+)
+"""The store's own topics: committed group offsets, the positions of pipeline sources, and the
+blocks of producer ids a broker handed out."""
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 
 
