@@ -49,9 +49,8 @@ class ProducerIds:
         self._block_end = 0
 
     def load(self) -> None:
-        """Find the end of the last recorded block (creating the topic on first use)."""
+        """Find the end of the last recorded block (none yet: the topic is made on first use)."""
         if not self._store.has_topic(PRODUCER_ID_TOPIC):
-            self._store.create_topic(PRODUCER_ID_TOPIC, 1)
             return
         partition = self._store.topic(PRODUCER_ID_TOPIC).partition(0)
         end = 0
@@ -63,6 +62,8 @@ class ProducerIds:
         """A producer id never handed out before."""
         if self._next >= self._block_end:
             block_end = self._block_end + _BLOCK
+            if not self._store.has_topic(PRODUCER_ID_TOPIC):
+                self._store.create_topic(PRODUCER_ID_TOPIC, 1)
             partition = self._store.topic(PRODUCER_ID_TOPIC).partition(0)
             batch = encode_batch([Record(key=b"block-end", value=str(block_end).encode())])
             result = partition.append(batch)
