@@ -7,13 +7,13 @@
 - ``null`` (sink): discards everything.
 - ``file`` (source and sink): lines of files, read once or followed like ``tail -F``; written
   as jsonl, csv or lines, rolled by size and age, renamed into place when complete.
-- ``mqtt`` (source and sink): MQTT topic filters over a persistent session, acknowledged to
-  the broker once the log has each message; events published to templated topics.
 - ``http-server`` (source): webhooks, answered 2xx once the log holds their events.
 - ``http-poll`` (source): a URL polled on an interval; a cursor, ETag or Last-Modified as its
   position; follows pagination.
 - ``http`` (sink): HTTP requests, one per event or batched; retries with backoff; 4xx answers
   go to the dead-letter topic.
+- ``mqtt`` (source and sink): MQTT topic filters over a persistent session, acknowledged to
+  the broker once the log has each message; events published to templated topics.
 - ``sqlite`` (source and sink): rows of a SQLite table or query; events upserted or inserted
   as rows.
 - ``postgres`` (source and sink): rows of a PostgreSQL table or query; events upserted with
@@ -46,11 +46,11 @@ BUILTIN_CONNECTORS: tuple[type[Source] | type[Sink], ...] = (
     NullSink,
     FileSource,
     FileSink,
-    MqttSource,
-    MqttSink,
     HttpServerSource,
     HttpPollSource,
     HttpSink,
+    MqttSource,
+    MqttSink,
     SqliteSource,
     SqliteSink,
     PostgresSource,
