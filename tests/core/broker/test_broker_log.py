@@ -294,3 +294,16 @@ async def test_idempotent_producer_duplicates_and_gaps(wire):
         ApiKey.INIT_PRODUCER_ID, 1, request(ApiKey.INIT_PRODUCER_ID, transactional_id=None)
     )
     assert other.producer_id != pid
+
+
+async def test_a_slow_request_holds_back_the_answers_behind_it(wire):
+    name = topic_name()
+    await create(wire, name)
+    slow = wire.send(FETCH, 11, fetch_body(name, 0, max_wait_ms=400))
+    fast = wire.send(METADATA, 8, request(METADATA, topics=None))
+    await wire.writer.drain()
+    started = asyncio.get_running_loop().time()
+    first = await wire.receive(slow)  # correlation ids checked: the fetch is answered first
+    assert first.responses[0].partitions[0].records == b""
+    assert (await wire.receive(fast)).brokers
+    assert asyncio.get_running_loop().time() - started >= 0.35
