@@ -111,7 +111,8 @@ class Source(abc.ABC):
       events and those of every batch before it, in order. Only then may the source let the
       outside world forget them (commit a cursor, ack an MQTT message, delete a file).
     - A *resumable* source (``resumable = True``) continues, after ``open(position)``, just
-      after ``position``: a restart neither skips events nor repeats acknowledged ones.
+      after ``position``: a restart neither skips events nor repeats acknowledged ones
+      (``resumable_for(config)`` says whether it does as configured).
       A source that *redelivers* (``redelivers_for(config)``) has no positions of its own, but
       the other side gives it again what it did not acknowledge. ``validate`` reports both as
       at-least-once, and other sources as best-effort.
@@ -124,6 +125,13 @@ class Source(abc.ABC):
     Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
     resumable: ClassVar[bool] = False
     """True when a restart resumes just after the acknowledged position."""
+
+    @classmethod
+    def resumable_for(cls, config: Any) -> bool:
+        """Whether the source, configured so, resumes just after the acknowledged position (a
+        polled API is only with a cursor or validators to remember). ``validate`` asks this;
+        the default is :attr:`resumable`."""
+        return cls.resumable
     redelivers: ClassVar[bool] = False
     """True when the other side keeps what the source read but did not acknowledge, and hands
     it out again after a restart: an MQTT broker holding unacknowledged QoS 1 messages in a

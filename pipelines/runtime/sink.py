@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from millstream.core.client import BatchDelivery
 from millstream.core.connector import Sink
-from millstream.core.errors import EventsRejected, PipelineError
+from millstream.core.errors import EventsRejected, PipelineError, PluginError
 from millstream.core.event import Event
 from millstream.core.record import StoredRecord
 from millstream.core.step import Rejection
@@ -37,8 +37,8 @@ class SinkWorker(ConsumingWorker):
         self._opened = False
 
     async def open(self) -> None:
+        self._opened = True  # close() is owed from here on, also when open fails partway
         await self.sink.open()
-        self._opened = True
 
     async def close(self) -> None:
         if self._opened:
@@ -87,7 +87,12 @@ class SinkWorker(ConsumingWorker):
         originals = {(r.topic, r.partition, r.offset): r for r in records}
         for rejection in refused:
             event = rejection.event
-            record = originals[(event.topic, event.partition, event.offset)]
+            record = originals.get((event.topic, event.partition, event.offset))
+            if record is None:
+                raise PluginError(
+                    f"{self.part}: the {self.plan.connector.name!r} sink refused an event it was "
+                    "not given; EventsRejected must name events passed to write()"
+                )
             failures.append(failure_of(record, "write", rejection.reason))
 
     async def _one_by_one(

@@ -45,7 +45,7 @@ def guarantees(pipeline: Pipeline) -> list[Guarantee]:
     result: list[Guarantee] = []
     for name, source in pipeline.sources.items():
         connector = source.connector.name
-        if source.connector.resumable:
+        if source.connector.resumable_for(source.config):
             result.append(
                 Guarantee(
                     "source",

@@ -92,6 +92,8 @@ class CollectSink(Sink):
         fail_times: int = 0
         poison: Any = None
         refuse: Any = None
+        fail_open: bool = False  # open() fails after taking something close() must release
+        foreign: bool = False  # refuse an event of its own making instead of the one given
 
     def __init__(self, config: Any, context: Any) -> None:
         super().__init__(config, context)
@@ -107,6 +109,14 @@ class CollectSink(Sink):
                 raise ValueError(f"cannot store {event.value!r}")
         self.buffer.extend(events)
 
+    async def open(self) -> None:
+        if self.config.fail_open:
+            WRITES["half-open"] += 1
+            raise ConnectionError("database refused the login")
+
+    async def close(self) -> None:
+        WRITES["closed"] += 1
+
     async def flush(self) -> None:
         refused = [
             e
@@ -115,6 +125,8 @@ class CollectSink(Sink):
         ]
         SINKS[self.config.name].extend(e for e in self.buffer if e not in refused)
         self.buffer.clear()
+        if refused and self.config.foreign:
+            raise EventsRejected([Rejection(Event(e.value), "made up") for e in refused])
         if refused:
             WRITES["refused"] += 1
             raise EventsRejected([Rejection(e, f"HTTP 422: no {e.value}") for e in refused])

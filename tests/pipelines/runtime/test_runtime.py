@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from millstream.core.client import connect
-from millstream.core.errors import PipelineError
+from millstream.core.errors import PipelineError, PluginError
 from millstream.core.record import TopicPartition
 from millstream.pipelines.runtime import Runtime
 
@@ -148,6 +148,26 @@ async def test_events_a_sink_refuses_for_good_are_dead_lettered_without_retries(
     assert headers["millstream.error"] == "HTTP 422: no {'n': 3}"
     assert headers["millstream.attempts"] == "1"
     assert headers["millstream.topic"] == "events"
+
+
+async def test_a_sink_whose_open_fails_is_still_closed(
+    tmp_path: Path, registry, sinks, make_plan, refusals
+) -> None:
+    url = f"file:{tmp_path / 'store'}"
+    p = make_plan(tmp_path, items=[{"n": 1}], sink={"fail_open": True})
+    with pytest.raises((PipelineError, ConnectionError), match="refused the login"):
+        await _run(url, [p], registry)
+    assert refusals["half-open"] >= 1
+    assert refusals["closed"] == refusals["half-open"]
+
+
+async def test_a_sink_refusing_an_event_it_was_not_given_is_named(
+    tmp_path: Path, registry, sinks, make_plan
+) -> None:
+    url = f"file:{tmp_path / 'store'}"
+    p = make_plan(tmp_path, items=[{"n": 1}], sink={"refuse": {"n": 1}, "foreign": True})
+    with pytest.raises(PluginError, match="'collect' sink refused an event it was not given"):
+        await _run(url, [p], registry)
 
 
 async def test_a_stop_finishes_and_commits_what_was_taken(

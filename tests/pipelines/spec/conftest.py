@@ -44,6 +44,22 @@ class Tail(Source):
         return None
 
 
+class Poller(Source):
+    """A source that resumes only when configured with a cursor to remember."""
+
+    name = "poller"
+
+    class Config(ConnectorConfig):
+        cursor: str | None = None
+
+    @classmethod
+    def resumable_for(cls, config: Any) -> bool:
+        return config.cursor is not None
+
+    async def read(self) -> None:
+        return None
+
+
 class Print(Sink):
     name = "print"
 
@@ -85,7 +101,7 @@ def registry() -> Registry:
     the known connectors stay the same whatever connectors are installed)."""
     real = get_registry()
     return Registry(
-        sources={"ticker": Ticker, "tail": Tail},
+        sources={"ticker": Ticker, "tail": Tail, "poller": Poller},
         sinks={"print": Print, "archive": Archive},
         steps=dict(real.steps),
         codecs=dict(real.codecs),

@@ -86,3 +86,15 @@ def test_a_source_the_other_side_redelivers_is_at_least_once(tmp_path) -> None:
     assert got["web"].level == "at-least-once"
     assert "handed out again by the other side" in got["web"].why
     assert got["cli"].level == "best-effort"
+
+
+def test_a_source_resumes_or_not_as_its_settings_say(load) -> None:
+    text = (
+        "pipeline: polled\ntopics: {a: {}, b: {}}\nsources:\n"
+        "  with-cursor: {connector: poller, config: {cursor: id}, to: a}\n"
+        "  without: {connector: poller, to: b}\n"
+    )
+    assert levels(load(text)) == {
+        ("source", "with-cursor"): "at-least-once",
+        ("source", "without"): "best-effort",
+    }
