@@ -4,7 +4,10 @@
 most ``max_inflight`` unacknowledged at a time, and keeps the rest queued); :meth:`MqttSink.flush`
 returns once the broker has acknowledged every QoS 1/2 message written so far (PUBACK, or
 PUBCOMP for QoS 2) and every QoS 0 message has been sent, so a flush means the broker has them.
-A message the connection lost is sent again by paho after reconnection; one the broker refuses
+A message the connection lost is sent again by paho after reconnection. A flush that fails
+keeps what paho still holds: when the pipeline's retry writes the batch again, events already
+queued (known by topic, partition and offset) are not published a second time, and the next
+flush waits for the copies already queued. One the broker refuses
 (an MQTT 5 PUBACK with an error code, e.g. not authorised) is refused for good and goes to the
 dead-letter topic, as does an event whose topic cannot be made or whose value cannot be written
 in ``format``.
@@ -100,6 +103,8 @@ class MqttSink(Sink):
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: deque[tuple[Any, Event]] = deque()
+        self._queued: set[tuple[str, int, int]] = set()
+        """Where the events in ``_pending`` were read from: a retry's write skips them."""
         self._refused: dict[int, str] = {}  # mid -> the broker's reason, from on_publish
         self._acked = asyncio.Event()
         self._waiting = False
@@ -139,9 +144,12 @@ class MqttSink(Sink):
         config = self.config
         qos, retain = config.qos, config.retain
         render, encode = self._template.render, self._codec.encode
-        pending = self._pending
+        pending, queued = self._pending, self._queued
         rejected: list[Rejection] = []
         for event in events:
+            place = _place(event)
+            if place is not None and place in queued:
+                continue  # still in paho's queue from a flush that failed
             try:
                 topic = render(event)
                 payload = encode(event.value)
@@ -149,6 +157,8 @@ class MqttSink(Sink):
                 rejected.append(Rejection(event, str(exc)))
                 continue
             pending.append((client.publish(topic, payload, qos, retain), event))
+            if place is not None:
+                queued.add(place)
         if rejected:
             raise EventsRejected(rejected)
 
@@ -158,7 +168,7 @@ class MqttSink(Sink):
         mqtt = paho()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.flush_timeout
-        pending = self._pending
+        pending, queued = self._pending, self._queued
         lost = 0
         rejected: list[Rejection] = []
         try:
@@ -167,6 +177,7 @@ class MqttSink(Sink):
                 if not _sent(info):
                     if info.rc != mqtt.MQTT_ERR_SUCCESS and self.config.qos == 0:
                         lost += 1  # a QoS 0 message with no connection to go to
+                        queued.discard(_place(event))  # type: ignore[arg-type]
                         pending.popleft()
                         continue
                     left = deadline - loop.time()
@@ -182,14 +193,12 @@ class MqttSink(Sink):
                             await asyncio.wait_for(self._acked.wait(), min(left, 0.25))
                     continue
                 pending.popleft()
+                queued.discard(_place(event))  # type: ignore[arg-type]
                 refused = self._refused.pop(info.mid, None)
                 if refused is not None:
                     rejected.append(Rejection(event, f"{self.config.url} refused it: {refused}"))
                 elif info.rc != mqtt.MQTT_ERR_SUCCESS and self.config.qos == 0:
                     lost += 1  # written to a connection that was then lost
-        except BaseException:
-            pending.clear()  # the runtime writes the batch again
-            raise
         finally:
             self._waiting = False
         if lost:
@@ -203,6 +212,7 @@ class MqttSink(Sink):
     async def close(self) -> None:
         client, self._client = self._client, None
         self._pending.clear()
+        self._queued.clear()
         if client is not None:
             await stop(client)
 
@@ -226,6 +236,13 @@ class MqttSink(Sink):
                 self.config.url,
                 reason,
             )
+
+
+def _place(event: Event) -> tuple[str, int, int] | None:
+    """Topic, partition and offset of an event read from the log; None for any other."""
+    if event.topic is None or event.partition is None or event.offset is None:
+        return None
+    return (event.topic, event.partition, event.offset)
 
 
 def _sent(info: Any) -> bool:

@@ -166,6 +166,33 @@ async def test_flush_waits_for_the_broker_and_fails_after_its_timeout(
     assert b"again" in [m.payload for m in got]
 
 
+async def test_failed_flushes_retried_by_the_pipeline_publish_each_event_once(
+    mosquitto: MosquittoServer,
+) -> None:
+    """The pipeline's retry writes a batch again after each failed flush; what paho still
+    holds from the earlier tries is not queued a second time, so each event arrives once."""
+    sink = new_sink(mosquitto, topic="d/x", flush_timeout=0.5, reconnect_max=1)
+    await sink.open()
+    events = [Event({"n": i}, topic="t", partition=0, offset=i) for i in range(3)]
+    try:
+        await asyncio.to_thread(mosquitto.stop)
+        for _ in range(3):
+            await sink.write(events)
+            with pytest.raises(ConnectorError, match="not acknowledged"):
+                await sink.flush()
+        await asyncio.to_thread(mosquitto.start)
+        subscriber = await asyncio.to_thread(mosquitto.subscribe, "d/#", qos=1)
+        try:
+            await sink.write(events)
+            await sink.flush()
+            got = await asyncio.to_thread(subscriber.settled, 0.5)
+        finally:
+            subscriber.close()
+    finally:
+        await sink.close()
+    assert sorted(orjson.loads(m.payload)["n"] for m in got) == [0, 1, 2]
+
+
 async def test_formats_write_payloads(mosquitto: MosquittoServer) -> None:
     subscriber = mosquitto.subscribe("fmt/#")
     try:
