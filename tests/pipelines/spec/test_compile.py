@@ -142,7 +142,7 @@ def test_unknown_connector_says_did_you_mean(fails) -> None:
     error = fails(GOOD.replace("connector: ticker", "connector: tikcer"))
     assert (error.line, error.column, error.path) == (10, 16, "sources.sensors.connector")
     assert error.message == (
-        "unknown source connector 'tikcer'; did you mean 'ticker'? known: tail, ticker"
+        "unknown source connector 'tikcer'; did you mean 'ticker'? known: poller, tail, ticker"
     )
 
 
