@@ -334,13 +334,16 @@ async def connect(
     if config.version == "5":
         options["clean_start"] = clean
         options["properties"] = properties
+    attempt = asyncio.ensure_future(
+        asyncio.to_thread(client.connect, endpoint.host, endpoint.port, config.keepalive, **options)
+    )
     try:
-        await asyncio.wait_for(
-            asyncio.to_thread(
-                client.connect, endpoint.host, endpoint.port, config.keepalive, **options
-            ),
-            config.connect_timeout,
-        )
+        try:
+            await asyncio.wait_for(asyncio.shield(attempt), config.connect_timeout)
+        except BaseException:
+            # a thread cannot be stopped: once it is done, close the socket it may have opened
+            attempt.add_done_callback(lambda _: _close_socket(client))
+            raise
     except ssl.SSLError as exc:
         hint = "check ca_file, or set insecure: true for a test broker"
         raise ConnectorError(f"{what}: url: TLS with {config.url} failed: {exc} ({hint})") from None
@@ -362,6 +365,12 @@ async def connect(
             reason.value, "url"
         )
         raise ConnectorError(f"{what}: {setting}: {config.url} refused the connection: {reason}")
+
+
+def _close_socket(client: Any) -> None:
+    """Close the socket of a client whose connection attempt was given up."""
+    with contextlib.suppress(Exception):
+        client._sock_close()
 
 
 async def stop(client: Any) -> None:
