@@ -5,7 +5,7 @@ garbage spliced in) and sent on a few connections, pipelined; a connection the b
 for a malformed frame is opened again. Requests that still decode are answered (with error
 codes); the others close their connection. ``MILLSTREAM_FUZZ_REQUESTS`` sets how many are
 sent (default 1,000 in the
-regular suite; ``MILLSTREAM_FUZZ_REQUESTS=100000`` for the long run, about twenty minutes on a
+regular suite; ``MILLSTREAM_FUZZ_REQUESTS=100000`` for the long run, about seven minutes on a
 busy two-core machine, since most malformed frames cost the broker a connection).
 """
 
