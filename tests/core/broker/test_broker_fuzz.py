@@ -4,9 +4,8 @@ Valid request frames of the broker's APIs are mutated (bytes flipped, cut, lengt
 garbage spliced in) and sent on a few connections, pipelined; a connection the broker closes
 for a malformed frame is opened again. Requests that still decode are answered (with error
 codes); the others close their connection. ``MILLSTREAM_FUZZ_REQUESTS`` sets how many are
-sent (default 1,000 in the
-regular suite; ``MILLSTREAM_FUZZ_REQUESTS=100000`` for the long run, about seven minutes on a
-busy two-core machine, since most malformed frames cost the broker a connection).
+sent: 1,000 in the regular suite; ``MILLSTREAM_FUZZ_REQUESTS=100000`` is the long run, about
+seven minutes on a busy two-core machine.
 """
 
 from __future__ import annotations
