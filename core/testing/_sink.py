@@ -53,8 +53,11 @@ class SinkConformance(ConformanceBase):
     - an idempotent sink keeps one copy of events written twice: the same events (values,
       keys, headers, timestamps) written again with other offsets, by the same instance and
       by a new one, as a route does after a restart (it writes its outputs again, and they
-      are read back at new offsets). A sink that keeps one copy per (topic, partition,
-      offset) does not pass: it is at-least-once, not idempotent;
+      are read back at new offsets). Among them is an event with other fields than the rest
+      (:meth:`odd_event`), written beside the others and alone. A sink that keeps one copy
+      per (topic, partition, offset) does not pass: it is at-least-once, not idempotent.
+      Whether a sink is idempotent is asked of ``sink.idempotent_for(config)`` with the
+      settings under test, so a sink idempotent in one mode only is checked in that mode;
     - an empty write and a flush with nothing written are harmless.
 
     A sink that keeps nothing (``keeps_events = False``) is checked for the contract only.
@@ -95,8 +98,25 @@ class SinkConformance(ConformanceBase):
             for n in range(start, start + count)
         ]
 
+    def odd_event(self, n: int) -> Event:
+        """An event whose value has other fields than :meth:`make_events` gives (some of
+        theirs missing, one of its own), as read from offset ``n``."""
+        return Event(
+            {"n": n, "text": f"event {n}", "note": "other fields"},
+            key=f"key-{n}".encode(),
+            headers=(("source", b"conformance"),),
+            timestamp=1_700_000_000_000 + n,
+            topic=TOPIC,
+            partition=0,
+            offset=n,
+        )
+
     def _connector(self) -> type[Sink]:
         return self.sink
+
+    def _idempotent(self, settings: dict[str, Any]) -> bool:
+        sink = self.sink
+        return bool(sink.idempotent_for(self._config(settings)))
 
     # -- the checks ------------------------------------------------------------------------
 
@@ -150,16 +170,21 @@ class SinkConformance(ConformanceBase):
                 await again.close()
 
         self._run(write())
-        self._expect(events, exactly=self.sink.idempotent)
+        self._expect(events, exactly=self._idempotent(settings))
 
     def test_idempotent_sink_keeps_one_copy(self) -> None:
-        if not self.sink.idempotent:
-            pytest.skip(f"{self.sink.name} is not idempotent")
         settings = self.settings()
+        if not self._idempotent(settings):
+            pytest.skip(f"{self.sink.name} is not idempotent with these settings")
         events = self.make_events(self.events)
+        events.insert(len(events) // 2, self.odd_event(len(events)))
+        events = [replace(e, offset=n) for n, e in enumerate(events)]
         # the same events as they are read again after an upstream replay: new offsets
         later = [replace(e, offset=n) for n, e in enumerate(events, len(events))]
         again = [replace(e, offset=n) for n, e in enumerate(events[:3], 2 * len(events))]
+        odd = events[len(events) // 2]
+        alone = [replace(odd, offset=3 * len(events))]
+        beside = [*again, replace(odd, offset=3 * len(events) + 1)]
 
         async def write() -> None:
             for batch in (events, later):
@@ -168,7 +193,9 @@ class SinkConformance(ConformanceBase):
                     await sink.write(batch)
                     await sink.write(batch[:3])
                     await sink.flush()
-                    await sink.write(again)
+                    await sink.write(alone)
+                    await sink.flush()
+                    await sink.write(beside)
                     await sink.flush()
                 finally:
                     await sink.close()

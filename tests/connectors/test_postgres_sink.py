@@ -43,15 +43,12 @@ class TestPostgresUpsertConformance(SinkConformance):
         exists = self.database.query("SELECT to_regclass('readings') IS NOT NULL")[0][0]
         if not exists:
             return []
-        return [r[0] for r in self.database.query("SELECT to_jsonb(r) FROM readings r")]
-
-
-class _CopyingSink(PostgresSink):
-    idempotent = False  # as the sink is in copy mode
+        # a column an event did not have is NULL in its row
+        query = "SELECT jsonb_strip_nulls(to_jsonb(r)) FROM readings r"
+        return [r[0] for r in self.database.query(query)]
 
 
 class TestPostgresCopyConformance(TestPostgresUpsertConformance):
-    sink = _CopyingSink
 
     def settings(self) -> dict[str, Any]:
         return {"dsn": self.database.dsn, "table": "readings", "mode": "copy"}

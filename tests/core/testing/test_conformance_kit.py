@@ -18,6 +18,7 @@ import pytest
 HEADER = """
 import asyncio
 import json
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field
@@ -274,6 +275,27 @@ SINK_FLAWS = {
         """,
         {"test_idempotent_sink_keeps_one_copy"},
     ),
+    "idempotent_as_configured_but_keeps_every_copy": (
+        """
+        class Flawed(FileSink):
+            @classmethod
+            def idempotent_for(cls, config):
+                return True  # as configured; the class flag says False
+        """,
+        {"test_idempotent_sink_keeps_one_copy"},
+    ),
+    "columns_of_the_first_event": (
+        """
+        class Flawed(KeyedSink):
+            async def flush(self):  # every row gets the fields of the first event it is given
+                names = list(self.held[0].value) if self.held else []
+                self.held = [
+                    replace(e, value={n: e.value.get(n) for n in names}) for e in self.held
+                ]
+                await super().flush()
+        """,
+        {"test_idempotent_sink_keeps_one_copy"},
+    ),
     "raw_error_for_a_bad_setting": (
         """
         class Flawed(FileSink):
@@ -287,6 +309,10 @@ SINK_FLAWS = {
 }
 
 EXTRA = {
+    "columns_of_the_first_event": """
+    def read_back(self):
+        return [row["value"] for row in super().read_back()]
+""",
     "raw_error_for_a_bad_setting": """
     def invalid_settings(self):
         return [({"path": "out.jsonl"}, "path")]
