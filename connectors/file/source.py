@@ -78,7 +78,7 @@ class FileSourceConfig(ConnectorConfig):
         le=64 * 1024 * 1024,
         description="a longer line is rejected (dead-lettered with its start) and skipped",
     )
-    batch: int = Field(5000, ge=1, le=100_000, description="the most lines in one batch")
+    batch_size: int = Field(5000, ge=1, le=100_000, description="the most lines in one batch")
     start_at: Literal["beginning", "end"] = Field(
         "beginning",
         description="tail, first run only: read the files already there from their beginning "
@@ -261,7 +261,7 @@ class FileSource(Source):
         once = self._watch is None
         at_end = False
         while True:
-            got = tracked.take(self.config.batch, at_end=at_end)
+            got = tracked.take(self.config.batch_size, at_end=at_end)
             if got is not None:
                 self._last = tracked.path
                 events, rejected = got
@@ -272,7 +272,7 @@ class FileSource(Source):
             if not tracked.dirty and not once and not self._due(tracked):
                 return None
             try:
-                read = await tracked.fill(self.config.batch)
+                read = await tracked.fill(self.config.batch_size)
             except OSError as exc:
                 raise ConnectorError(f"{self._where()}: cannot read {tracked.path}: {exc}") from exc
             if read:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ssl
 import struct
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from millstream.core import ConnectorConfig, ConnectorContext, ConnectorError
+from millstream.core.duration import Duration, format_duration
 
 __all__ = ["BrokerConfig", "Endpoint", "connect", "new_client", "paho", "stop"]
 
@@ -67,21 +69,27 @@ class BrokerConfig(ConnectorConfig):
         "testing only)",
     )
     version: Literal["5", "3.1.1"] = Field("5", description="the MQTT protocol version: 5 or 3.1.1")
-    keepalive: int = Field(
-        30, ge=5, le=65535, description="seconds between keep-alive pings when idle"
+    keepalive: Duration = Field(
+        "30s",  # validated into a timedelta
+        ge=timedelta(seconds=5),
+        le=timedelta(seconds=65535),
+        validate_default=True,
+        description="how long between keep-alive pings when idle (whole seconds, 5s to 65535s)",
     )
-    connect_timeout: float = Field(
-        10.0,
-        gt=0,
-        le=600,
-        description="seconds the first connection may take at start before it is an error",
+    connect_timeout: Duration = Field(
+        "10s",
+        gt=timedelta(0),
+        le=timedelta(minutes=10),
+        validate_default=True,
+        description="how long the first connection may take at start before it is an error",
     )
-    reconnect_max: int = Field(
-        30,
-        ge=1,
-        le=3600,
-        description="the longest wait, in seconds, between attempts to reconnect after the "
-        "connection dropped (waits start at 1 s and double)",
+    reconnect_max: Duration = Field(
+        "30s",
+        ge=timedelta(seconds=1),
+        le=timedelta(hours=1),
+        validate_default=True,
+        description="the longest wait between attempts to reconnect after the connection "
+        "dropped (waits start at 1s and double)",
     )
 
     @field_validator("version", mode="before")
@@ -308,8 +316,8 @@ def new_client(
         except (ssl.SSLError, OSError, ValueError) as exc:
             raise ConnectorError(f"ca_file/cert_file/key_file: cannot be used: {exc}") from None
         client.tls_insecure_set(config.insecure)
-    client.reconnect_delay_set(1, config.reconnect_max)
-    client.connect_timeout = min(config.connect_timeout, 30.0)
+    client.reconnect_delay_set(1, max(1, round(config.reconnect_max.total_seconds())))
+    client.connect_timeout = min(config.connect_timeout.total_seconds(), 30.0)
     return client
 
 
@@ -335,11 +343,17 @@ async def connect(
         options["clean_start"] = clean
         options["properties"] = properties
     attempt = asyncio.ensure_future(
-        asyncio.to_thread(client.connect, endpoint.host, endpoint.port, config.keepalive, **options)
+        asyncio.to_thread(
+            client.connect,
+            endpoint.host,
+            endpoint.port,
+            round(config.keepalive.total_seconds()),
+            **options,
+        )
     )
     try:
         try:
-            await asyncio.wait_for(asyncio.shield(attempt), config.connect_timeout)
+            await asyncio.wait_for(asyncio.shield(attempt), config.connect_timeout.total_seconds())
         except BaseException:
             # a thread cannot be stopped: once it is done, close the socket it may have opened
             attempt.add_done_callback(lambda _: _close_socket(client))
@@ -352,12 +366,12 @@ async def connect(
         raise ConnectorError(f"{what}: url: cannot reach {config.url}: {why}") from None
     client.loop_start()
     try:
-        reason = await asyncio.wait_for(connected, config.connect_timeout)
+        reason = await asyncio.wait_for(connected, config.connect_timeout.total_seconds())
     except TimeoutError:
         await stop(client)
         raise ConnectorError(
             f"{what}: url: {config.url} did not answer the connection within "
-            f"{config.connect_timeout:g}s"
+            f"{format_duration(config.connect_timeout)}"
         ) from None
     if reason.is_failure:
         await stop(client)

@@ -20,6 +20,7 @@ import contextlib
 import secrets
 from collections import deque
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
@@ -34,6 +35,7 @@ from millstream.core import (
     Rejection,
     Sink,
 )
+from millstream.core.duration import Duration, format_duration
 
 from ._broker import BrokerConfig, connect, new_client, paho, stop
 from ._source import FORMATS
@@ -67,11 +69,12 @@ class MqttSinkConfig(BrokerConfig):
         "where brokers may drop a client that sends more than their limit (Mosquitto: "
         "max_inflight_messages, 20)",
     )
-    flush_timeout: float = Field(
-        30.0,
-        gt=0,
-        le=3600,
-        description="seconds a flush waits for the broker's acks before it fails (and the "
+    flush_timeout: Duration = Field(
+        "30s",  # validated into a timedelta
+        gt=timedelta(0),
+        le=timedelta(hours=1),
+        validate_default=True,
+        description="how long a flush waits for the broker's acks before it fails (and the "
         "pipeline's retry writes the batch again)",
     )
 
@@ -167,7 +170,7 @@ class MqttSink(Sink):
             return
         mqtt = paho()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.flush_timeout
+        deadline = loop.time() + self.config.flush_timeout.total_seconds()
         pending, queued = self._pending, self._queued
         lost = 0
         rejected: list[Rejection] = []
@@ -184,7 +187,7 @@ class MqttSink(Sink):
                     if left <= 0:
                         raise ConnectorError(
                             f"{self._what}: {len(pending)} message(s) not acknowledged by "
-                            f"{self.config.url} within {self.config.flush_timeout:g}s"
+                            f"{self.config.url} within {format_duration(self.config.flush_timeout)}"
                         )
                     self._acked.clear()
                     self._waiting = True

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
+from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
@@ -42,6 +43,7 @@ from millstream.core import (
     SourceBatch,
 )
 from millstream.core.codecs import BytesCodec, Codec, JsonCodec, TextCodec
+from millstream.core.duration import Duration, format_duration
 
 from ._broker import BrokerConfig, connect, new_client, stop
 
@@ -89,12 +91,13 @@ class MqttSourceConfig(BrokerConfig):
         "arrive while the pipeline is down and sends them when it is back; true: start afresh "
         "on every connection",
     )
-    session_expiry: int = Field(
-        7 * 86400,
-        ge=1,
-        le=0xFFFFFFFF,
-        description="MQTT 5: seconds the broker keeps the persistent session (and the messages "
-        "queued for it) while the pipeline is away; 4294967295: for ever",
+    session_expiry: Duration = Field(
+        "7d",  # validated into a timedelta
+        ge=timedelta(seconds=1),
+        le=timedelta(seconds=0xFFFFFFFF),
+        validate_default=True,
+        description="MQTT 5: how long the broker keeps the persistent session (and the messages "
+        "queued for it) while the pipeline is away (whole seconds); 4294967295s: for ever",
     )
     format: Literal["json", "text", "bytes"] = Field(
         "json",
@@ -189,7 +192,9 @@ class MqttSource(Source):
 
             properties = Properties(PacketTypes.CONNECT)
             properties.ReceiveMaximum = config.max_inflight
-            properties.SessionExpiryInterval = 0 if config.clean_session else config.session_expiry
+            properties.SessionExpiryInterval = (
+                0 if config.clean_session else round(config.session_expiry.total_seconds())
+            )
         self._client = client
         await connect(
             client,
@@ -200,11 +205,11 @@ class MqttSource(Source):
             connected=self._connected,
         )
         try:
-            codes = await asyncio.wait_for(self._subscribed, config.connect_timeout)
+            codes = await asyncio.wait_for(self._subscribed, config.connect_timeout.total_seconds())
         except TimeoutError:
             raise ConnectorError(
                 f"{self._what}: topics: {config.url} did not answer the subscription within "
-                f"{config.connect_timeout:g}s"
+                f"{format_duration(config.connect_timeout)}"
             ) from None
         refused = [
             f"{topic!r} ({code})"

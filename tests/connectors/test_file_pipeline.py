@@ -24,7 +24,7 @@ topics:
 sources:
   exports:
     connector: file
-    config: {{path: "in/*.jsonl", mode: {mode}, format: jsonl, batch: 40}}
+    config: {{path: "in/*.jsonl", mode: {mode}, format: jsonl, batch_size: 40}}
     to: orders
     key: value.customer
 sinks:

@@ -31,7 +31,7 @@ class TestFileSourceOnceConformance(SourceConformance):
         half = count // 2
         (folder / "a.jsonl").write_bytes(b"".join(b'{"n": %d}\n' % n for n in range(half)))
         (folder / "b.jsonl").write_bytes(b"".join(b'{"n": %d}\n' % n for n in range(half, count)))
-        return {"path": "in/*.jsonl", "mode": "once", "format": "jsonl", "batch": 7}
+        return {"path": "in/*.jsonl", "mode": "once", "format": "jsonl", "batch_size": 7}
 
     def invalid_settings(self) -> list[tuple[dict[str, Any], str]]:
         base = {"path": "in/*.log"}
@@ -115,9 +115,9 @@ async def test_once_reads_every_matching_file_to_its_end_then_ends(tmp_path: Pat
     assert got == [(a, "a1"), (a, "a2"), (b, "b1"), (b, "b2 without newline")]
 
 
-async def test_lines_come_in_batches_of_at_most_batch(tmp_path: Path) -> None:
+async def test_lines_come_in_batches_of_at_most_batch_size(tmp_path: Path) -> None:
     (tmp_path / "big.log").write_text(_lines(0, 2500))
-    source = _source(tmp_path, path="big.log", mode="once", batch=1000, headers=["line"])
+    source = _source(tmp_path, path="big.log", mode="once", batch_size=1000, headers=["line"])
     await source.open(None)
     try:
         sizes, last = [], None
@@ -326,7 +326,7 @@ async def test_rename_rotation_mid_stream_loses_and_repeats_nothing(tmp_path: Pa
                 f = log.open("a")
         f.close()
 
-    source = _source(tmp_path, path="logs/app.log", batch=300)
+    source = _source(tmp_path, path="logs/app.log", batch_size=300)
     await source.open(None)
     writer = threading.Thread(target=write)
     try:
@@ -391,7 +391,7 @@ async def test_copy_truncate_starts_the_file_again_from_its_start(tmp_path: Path
 async def test_a_restart_resumes_after_the_acknowledged_line(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     log.write_text(_lines(0, 100))
-    first = _source(tmp_path, path="app.log", batch=30)
+    first = _source(tmp_path, path="app.log", batch_size=30)
     await first.open(None)
     try:
         _, position = await _values(first, 60)  # acknowledged up to line 60
@@ -400,7 +400,7 @@ async def test_a_restart_resumes_after_the_acknowledged_line(tmp_path: Path) -> 
         await first.close()
     assert position["files"][0]["offset"] == len(_lines(0, 60))
     _append(log, _lines(100, 120))
-    again = _source(tmp_path, path="app.log", batch=30)
+    again = _source(tmp_path, path="app.log", batch_size=30)
     await again.open(position)
     try:
         got, _ = await _values(again, 60)
@@ -412,7 +412,7 @@ async def test_a_restart_resumes_after_the_acknowledged_line(tmp_path: Path) -> 
 async def test_a_file_rotated_while_down_is_finished_before_the_new_one(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     log.write_text(_lines(0, 10))
-    first = _source(tmp_path, path="app.log", batch=4)
+    first = _source(tmp_path, path="app.log", batch_size=4)
     await first.open(None)
     try:
         _, position = await _values(first, 4)
@@ -421,7 +421,7 @@ async def test_a_file_rotated_while_down_is_finished_before_the_new_one(tmp_path
     _append(log, _lines(10, 12))
     log.rename(tmp_path / "app.log.1")
     log.write_text(_lines(12, 15))
-    again = _source(tmp_path, path="app.log", batch=100)
+    again = _source(tmp_path, path="app.log", batch_size=100)
     await again.open(position)
     try:
         got, _ = await _values(again, 11)
@@ -451,13 +451,13 @@ async def test_a_file_truncated_while_down_is_read_from_its_start(tmp_path: Path
 
 async def test_a_csv_file_resumed_mid_way_keeps_its_header(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("k,v\n" + "".join(f"{n},{n * n}\n" for n in range(10)))
-    first = _source(tmp_path, path="t.csv", format="csv", batch=4)
+    first = _source(tmp_path, path="t.csv", format="csv", batch_size=4)
     await first.open(None)
     try:
         _, position = await _values(first, 3)
     finally:
         await first.close()
-    again = _source(tmp_path, path="t.csv", format="csv", batch=4)
+    again = _source(tmp_path, path="t.csv", format="csv", batch_size=4)
     await again.open(position)
     try:
         got, _ = await _values(again, 1)
@@ -519,7 +519,7 @@ async def test_headers_are_chosen_and_dead_letters_always_say_file_and_line(
 async def test_tail_takes_the_files_in_turn(tmp_path: Path) -> None:
     (tmp_path / "a.log").write_text(_lines(0, 100))
     (tmp_path / "b.log").write_text(_lines(100, 200))
-    source = _source(tmp_path, path="*.log", batch=30)
+    source = _source(tmp_path, path="*.log", batch_size=30)
     await source.open(None)
     try:
         files = []

@@ -165,7 +165,7 @@ async def test_tls_with_a_client_certificate(tmp_path: Path, pki: dict) -> None:
         }
         events = await round_trip(broker.url, mine, mine)
         without = MqttSink(
-            MqttSinkConfig(url=broker.url, topic="a", ca_file=pki["ca"], connect_timeout=3),
+            MqttSinkConfig(url=broker.url, topic="a", ca_file=pki["ca"], connect_timeout="3s"),
             ConnectorContext("p", "k"),
         )
         with pytest.raises(ConnectorError, match="url"):

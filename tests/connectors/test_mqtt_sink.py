@@ -43,7 +43,7 @@ class TestMqttSinkConformance(SinkConformance):
             ({"topic": "a/{nope}"}, "topic"),
             ({"topic": "a/+/b"}, "topic"),
             ({"qos": 5}, "qos"),
-            ({"url": f"mqtt://127.0.0.1:{port}", "connect_timeout": 2}, "url"),
+            ({"url": f"mqtt://127.0.0.1:{port}", "connect_timeout": "2s"}, "url"),
         ]
         return [({**base, **settings}, name) for settings, name in bad]
 
@@ -146,12 +146,12 @@ async def test_flush_waits_for_the_broker_and_fails_after_its_timeout(
 ) -> None:
     """With the broker gone a flush cannot be true: it fails; after the broker is back the
     client sends what was waiting, and a flush returns once the broker has it."""
-    sink = new_sink(mosquitto, topic="f/x", flush_timeout=1.5, format="text")
+    sink = new_sink(mosquitto, topic="f/x", flush_timeout="1500ms", format="text")
     await sink.open()
     try:
         await asyncio.to_thread(mosquitto.stop)
         await sink.write([Event("while away")])
-        with pytest.raises(ConnectorError, match="not acknowledged by mqtt://.* within 1.5s"):
+        with pytest.raises(ConnectorError, match="not acknowledged by mqtt://.* within 1500ms"):
             await sink.flush()
         await asyncio.to_thread(mosquitto.start)
         subscriber = await asyncio.to_thread(mosquitto.subscribe, "f/#")
@@ -171,7 +171,7 @@ async def test_failed_flushes_retried_by_the_pipeline_publish_each_event_once(
 ) -> None:
     """The pipeline's retry writes a batch again after each failed flush; what paho still
     holds from the earlier tries is not queued a second time, so each event arrives once."""
-    sink = new_sink(mosquitto, topic="d/x", flush_timeout=0.5, reconnect_max=1)
+    sink = new_sink(mosquitto, topic="d/x", flush_timeout="500ms", reconnect_max="1s")
     await sink.open()
     events = [Event({"n": i}, topic="t", partition=0, offset=i) for i in range(3)]
     try:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from mosquitto_server import MosquittoServer
 
-from millstream.connectors.mqtt import MqttSource, MqttSourceConfig
+from millstream.connectors.mqtt import MqttSinkConfig, MqttSource, MqttSourceConfig
 from millstream.core import ConnectorContext, ConnectorError, Event, SourceBatch
 from millstream.core.testing import SourceConformance
 
@@ -100,7 +101,7 @@ class TestMqttSourceConformance(SourceConformance):
         port = self.broker.port + 1 if self.broker.port < 65535 else 1
         bad: list[tuple[dict[str, Any], str]] = [
             ({"url": "http://localhost"}, "url"),
-            ({"url": f"mqtt://127.0.0.1:{port}", "connect_timeout": 2}, "url"),
+            ({"url": f"mqtt://127.0.0.1:{port}", "connect_timeout": "2s"}, "url"),
             ({"topics": ["a/#/b"]}, "topics"),
             ({"qos": 3}, "qos"),
             ({"format": "xml"}, "format"),
@@ -271,9 +272,25 @@ async def test_settings_errors_are_one_line_naming_the_setting() -> None:
     assert config.topics == ["a"] and config.version == "5"
 
 
+def test_times_are_durations_like_every_other_connectors() -> None:
+    config = MqttSourceConfig(
+        url="mqtt://h", topics="a", keepalive="1m", connect_timeout="500ms", session_expiry="1d"
+    )
+    assert config.keepalive == timedelta(minutes=1)
+    assert config.connect_timeout == timedelta(milliseconds=500)
+    assert config.session_expiry == timedelta(days=1)
+    assert MqttSinkConfig(url="mqtt://h", topic="a", flush_timeout="2s").flush_timeout == (
+        timedelta(seconds=2)
+    )
+    with pytest.raises(ValueError, match="has no unit"):
+        MqttSourceConfig(url="mqtt://h", topics="a", reconnect_max=30)
+    with pytest.raises(ValueError, match="keepalive"):
+        MqttSourceConfig(url="mqtt://h", topics="a", keepalive="1s")
+
+
 async def test_an_unreachable_broker_is_a_clear_error_at_open(mosquitto: MosquittoServer) -> None:
     mosquitto.stop()
-    source = new_source(mosquitto, connect_timeout=2)
+    source = new_source(mosquitto, connect_timeout="2s")
     with pytest.raises(ConnectorError, match=r"mqtt source 's': url: cannot reach mqtt://"):
         await source.open(None)
     await source.close()
