@@ -151,7 +151,8 @@ def test_a_sink_connector_used_as_a_source(fails) -> None:
     assert (error.line, error.column) == (10, 16)
     assert (
         error.message
-        == "'print' is a sink connector and cannot be a source; source connectors: tail, ticker"
+        == "'print' is a sink connector and cannot be a source; "
+        "source connectors: poller, tail, ticker"
     )
 
 
