@@ -7,6 +7,8 @@
 - :func:`column_kind` guesses the kind of a column from the values a batch holds for it, for
   sinks that create their table: ``integer``, ``float``, ``boolean``, ``timestamp``, ``json``
   or ``text``.
+- :func:`same_columns` splits a batch into runs of rows naming the same columns, so that an
+  upsert sets only the columns each event has, however the events were batched.
 - :func:`whole_groups` keeps a batch read in order of a column from ending in the middle of a
   group of rows sharing a value, so that the last value can serve as a position.
 """
@@ -31,6 +33,7 @@ __all__ = [
     "is_timestamp",
     "position_value",
     "row_of",
+    "same_columns",
     "whole_groups",
 ]
 
@@ -61,6 +64,19 @@ def columns_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:
             if name not in seen:
                 seen[name] = None
     return list(seen)
+
+
+def same_columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple[list[str], int, int]]:
+    """``rows`` as runs of consecutive rows naming the same columns (in any order), in
+    order: each run's columns (as its first row names them), its first index and the index
+    after its last."""
+    runs: list[tuple[list[str], int, int]] = []
+    start = 0
+    for index in range(1, len(rows) + 1):
+        if index == len(rows) or rows[index].keys() != rows[start].keys():
+            runs.append((list(rows[start]), start, index))
+            start = index
+    return runs
 
 
 def is_timestamp(text: str) -> bool:

@@ -20,7 +20,7 @@ from millstream.core import (
 )
 from millstream.core.duration import Duration
 
-from .._rows import columns_of, row_of
+from .._rows import columns_of, row_of, same_columns
 from ._connect import (
     INSTALL_HINT,
     backoff,
@@ -269,13 +269,13 @@ class PostgresSink(Sink):
                 made, values, refused = self._table.values(rows, names, as_text=False)
                 try:
                     async with conn.transaction():  # a savepoint: the bulk write alone
-                        await self._bulk(conn, names, values)
+                        await self._bulk(conn, names, values, [rows[i] for i in made])
                 except Exception as exc:
                     if not is_row_error(exc):
                         raise
                     # the statements below need every value as text
                     made, values, refused = self._table.values(rows, names, as_text=True)
-                    refused += await self._one_by_one(conn, names, made, values)
+                    refused += await self._one_by_one(conn, rows, names, made, values)
         except BaseException:
             self._table.columns = {}  # what the transaction made is gone: read it again
             raise
@@ -325,12 +325,17 @@ class PostgresSink(Sink):
         return f"ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
 
     async def _bulk(
-        self, conn: psycopg.AsyncConnection[Any], names: list[str], values: list[tuple[Any, ...]]
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        names: list[str],
+        values: list[tuple[Any, ...]],
+        rows: list[dict[str, Any]],
     ) -> None:
         """Write every row at once: COPY straight into the table, or, to upsert, COPY into a
-        temporary table dropped at commit, then one ``INSERT … SELECT … ON CONFLICT`` keeping
-        the last row of each key (a key may come twice in a batch; one statement may not
-        update a row twice)."""
+        temporary table dropped at commit, then an ``INSERT … SELECT … ON CONFLICT`` per run
+        of rows naming the same columns (``rows``, whose values are ``values``), setting
+        those columns only and keeping the last row of each key (a key may come twice in a
+        batch; one statement may not update a row twice)."""
         if not values:
             return
         cols = ", ".join(quote(n) for n in names)
@@ -350,29 +355,35 @@ class PostgresSink(Sink):
                     await copy.write_row(row)
             if self.config.mode == "upsert":
                 keys = ", ".join(quote(k) for k in self.config.keys)
-                await cursor.execute(
-                    f"INSERT INTO {self._table.sql} ({cols}) "
-                    f"SELECT DISTINCT ON ({keys}) {cols} FROM {_STAGE} "
-                    f"ORDER BY {keys}, {_ORDER} DESC {self._on_conflict(names)}"
-                )
+                for run, start, end in same_columns(rows):
+                    run_cols = ", ".join(quote(n) for n in run)
+                    await cursor.execute(
+                        f"INSERT INTO {self._table.sql} ({run_cols}) "
+                        f"SELECT DISTINCT ON ({keys}) {run_cols} FROM {_STAGE} "
+                        f"WHERE {_ORDER} > %s AND {_ORDER} <= %s "
+                        f"ORDER BY {keys}, {_ORDER} DESC {self._on_conflict(run)}",
+                        (start, end),
+                    )
                 await cursor.execute(f"DROP TABLE {_STAGE}")
 
     async def _one_by_one(
         self,
         conn: psycopg.AsyncConnection[Any],
+        rows: list[dict[str, Any]],
         names: list[str],
         made: list[int],
         values: list[tuple[Any, ...]],
     ) -> list[tuple[int, str]]:
-        """Each row in a savepoint of its own: the ones the database refuses, with its
-        message; the others stay in the transaction."""
-        sql = self._statement(names)
+        """Each row in a savepoint of its own, setting the columns its event has: the ones
+        the database refuses, with its message; the others stay in the transaction."""
         refused: list[tuple[int, str]] = []
         async with conn.cursor() as cursor:
             for index, row in zip(made, values, strict=True):
+                places = [i for i, n in enumerate(names) if n in rows[index]]
+                sql = self._statement([names[i] for i in places])
                 try:
                     async with conn.transaction():
-                        await cursor.execute(sql, row)
+                        await cursor.execute(sql, [row[i] for i in places])
                 except Exception as exc:
                     if not is_row_error(exc):
                         raise

@@ -20,7 +20,7 @@ from millstream.core import (
     Sink,
 )
 
-from .._rows import columns_of, row_of
+from .._rows import columns_of, row_of, same_columns
 from ._thread import DatabaseThread
 
 if TYPE_CHECKING:
@@ -69,8 +69,9 @@ class _Writer:
     """The SQL side of the sink; every method runs on the sink's own thread.
 
     sqlite-utils makes the table and adds columns (types suggested from the rows); the rows
-    themselves go in with one prepared ``INSERT … ON CONFLICT … DO UPDATE`` run over the whole
-    batch (``executemany``), which is several times faster than building statements per chunk.
+    themselves go in with one prepared ``INSERT … ON CONFLICT … DO UPDATE`` per run of rows
+    naming the same columns (``executemany``; a batch of like events is one run), which is
+    several times faster than building statements per chunk.
     """
 
     def __init__(self, config: SqliteSinkConfig, path: Path, where: str) -> None:
@@ -105,28 +106,41 @@ class _Writer:
         self._known = {c.lower() for c in table.columns_dict} if table.exists() else set()
 
     def write(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
-        """Write ``rows`` in one transaction; the index and reason of each row refused."""
+        """Write ``rows`` in one transaction; the index and reason of each row refused.
+
+        Each run of rows naming the same columns is one statement setting those columns
+        only: a column an event lacks stays as it is in a row it updates (NULL in a row it
+        makes), whichever events it was batched with."""
         assert self.db is not None
-        names = columns_of(rows)
+        refused: list[tuple[int, str]] = []
         try:
             with self.db.atomic():
-                self._grow(rows, names)
-                sql = self._statement(names)
-                made, values, refused = self._values(rows, names)
-                try:
-                    with self.db.atomic():  # a savepoint: the whole batch at once
-                        self.db.conn.executemany(sql, values)
-                except _REFUSED:  # find the rows at fault; the others go in
-                    for index, row in zip(made, values, strict=True):
-                        try:
-                            with self.db.atomic():
-                                self.db.conn.execute(sql, row)
-                        except _REFUSED as exc:
-                            refused.append((index, _reason(exc)))
+                self._grow(rows, columns_of(rows))
+                for names, start, end in same_columns(rows):
+                    refused += self._write_run(rows, names, start, end)
         except BaseException:
             self._load()  # a column added in the transaction is gone with it
             raise
         refused.sort()
+        return refused
+
+    def _write_run(
+        self, rows: list[dict[str, Any]], names: list[str], start: int, end: int
+    ) -> list[tuple[int, str]]:
+        """Write ``rows[start:end]`` (which all name the columns ``names``)."""
+        assert self.db is not None
+        sql = self._statement(names)
+        made, values, refused = self._values(rows, names, start, end)
+        try:
+            with self.db.atomic():  # a savepoint: the whole run at once
+                self.db.conn.executemany(sql, values)
+        except _REFUSED:  # find the rows at fault; the others go in
+            for index, row in zip(made, values, strict=True):
+                try:
+                    with self.db.atomic():
+                        self.db.conn.execute(sql, row)
+                except _REFUSED as exc:
+                    refused.append((index, _reason(exc)))
         return refused
 
     def _grow(self, rows: list[dict[str, Any]], names: list[str]) -> None:
@@ -168,16 +182,18 @@ class _Writer:
         return sql
 
     def _values(
-        self, rows: list[dict[str, Any]], names: list[str]
+        self, rows: list[dict[str, Any]], names: list[str], start: int, end: int
     ) -> tuple[list[int], list[tuple[Any, ...]], list[tuple[int, str]]]:
-        """Each row's values for ``names`` (nested ones as JSON text): the indexes of the rows
-        made, their values, and the rows refused before SQLite sees them (no primary key)."""
+        """The values for ``names`` of each of ``rows[start:end]`` (nested ones as JSON
+        text): the indexes of the rows made, their values, and the rows refused before SQLite
+        sees them (no primary key)."""
         keys = [names.index(k) for k in self.pk if k in names]
         missing_key = len(keys) < len(self.pk)
         made: list[int] = []
         values: list[tuple[Any, ...]] = []
         refused: list[tuple[int, str]] = []
-        for index, row in enumerate(rows):
+        for index in range(start, end):
+            row = rows[index]
             value = [row.get(n) for n in names]
             for place, item in enumerate(value):
                 if type(item) in _NESTED:

@@ -49,7 +49,6 @@ class TestPostgresUpsertConformance(SinkConformance):
 
 
 class TestPostgresCopyConformance(TestPostgresUpsertConformance):
-
     def settings(self) -> dict[str, Any]:
         return {"dsn": self.database.dsn, "table": "readings", "mode": "copy"}
 
@@ -163,6 +162,26 @@ async def test_new_columns_are_added_as_they_appear(postgres: PostgresDatabase) 
         (1, 20.5, None),
         (2, None, 40),
     ]
+
+
+@pytest.mark.parametrize("refusing", [False, True], ids=["all-good", "one-refused"])
+async def test_an_upsert_sets_only_the_columns_of_its_event_however_batched(
+    postgres: PostgresDatabase, refusing: bool
+) -> None:
+    first = [Event({"id": 1, "temp": 20, "hum": 50})]
+    later = [Event({"id": 1, "temp": 21}), Event({"id": 2, "hum": 1}), Event({"id": 1, "hum": 7})]
+    if refusing:  # the batch is then written row by row
+        later.append(Event({"id": 3, "temp": 999}))
+    for table in ("apart", "together"):
+        postgres.execute(
+            f"CREATE TABLE {table} (id bigint PRIMARY KEY, temp bigint CHECK (temp < 100), "
+            "hum bigint)"
+        )
+    await write(make_sink(postgres.dsn, pk="id", table="apart"), first, *([e] for e in later))
+    await write(make_sink(postgres.dsn, pk="id", table="together"), first, later)
+    wanted = [(1, 21, 7), (2, None, 1)]
+    assert postgres.query("SELECT * FROM apart ORDER BY id") == wanted
+    assert postgres.query("SELECT * FROM together ORDER BY id") == wanted
 
 
 @pytest.mark.parametrize("mode", ["upsert", "copy"])

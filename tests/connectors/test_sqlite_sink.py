@@ -62,7 +62,6 @@ class TestSqliteUpsertSinkConformance(SinkConformance):
 
 
 class TestSqliteInsertSinkConformance(TestSqliteUpsertSinkConformance):
-
     def settings(self) -> dict[str, Any]:
         return {"path": str(self.tmp_path / "out.db"), "table": "readings"}
 
@@ -131,6 +130,19 @@ async def test_new_columns_are_added_as_they_appear(tmp_path: Path) -> None:
             "tags": '["x"]',
         },
     ]
+
+
+async def test_an_upsert_sets_only_the_columns_of_its_event_however_batched(
+    tmp_path: Path,
+) -> None:
+    first = [Event({"id": 1, "temp": 20, "hum": 50})]
+    later = [Event({"id": 1, "temp": 21}), Event({"id": 2, "hum": 1}), Event({"id": 1, "hum": 7})]
+    apart, together = tmp_path / "apart.db", tmp_path / "together.db"
+    await write(make_sink(apart, pk="id"), first, *([e] for e in later))
+    await write(make_sink(together, pk="id"), first, later)
+    wanted = [{"id": 1, "temp": 21, "hum": 7}, {"id": 2, "temp": None, "hum": 1}]
+    assert rows(apart, "SELECT * FROM readings ORDER BY id") == wanted
+    assert rows(together, "SELECT * FROM readings ORDER BY id") == wanted
 
 
 async def test_a_value_that_is_not_a_mapping_goes_in_a_value_column(tmp_path: Path) -> None:
