@@ -101,9 +101,29 @@ class _Writer:
             raise ConnectorError(f"{self.where}: path: {exc} ({self.path})") from None
 
     def _load(self) -> None:
+        """Read the table's columns (none while it is missing); with ``pk``, check that the
+        table has a primary key or unique index on exactly those columns to upsert by."""
         assert self.db is not None
         table = self.db.table(self.config.table)
         self._known = {c.lower() for c in table.columns_dict} if table.exists() else set()
+        if self._known and self.pk and sorted(k.lower() for k in self.pk) not in self._uniques():
+            raise ConnectorError(
+                f"{self.where}: pk: table {self.config.table!r} has no primary key or unique "
+                f"index on {self.pk} to upsert by; add one, or leave pk out to insert"
+            )
+
+    def _uniques(self) -> list[list[str]]:
+        """The column sets (sorted, lower-cased) the table's primary key and unique indexes
+        cover."""
+        assert self.db is not None
+        conn, table = self.db.conn, _quote(self.config.table)
+        info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+        keys = [sorted(str(row[1]).lower() for row in info if row[5])]
+        for index in conn.execute(f"PRAGMA index_list({table})").fetchall():
+            if index[2] and not index[4]:  # unique, not partial
+                columns = conn.execute(f"PRAGMA index_info({_quote(index[1])})").fetchall()
+                keys.append(sorted(str(c[2]).lower() for c in columns if c[2] is not None))
+        return keys
 
     def write(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
         """Write ``rows`` in one transaction; the index and reason of each row refused.

@@ -191,6 +191,31 @@ async def test_unflushed_writes_are_not_in_the_table(tmp_path: Path) -> None:
     assert rows(path) == [{"id": 1}]
 
 
+@pytest.mark.parametrize(
+    ("table", "pk", "ok"),
+    [
+        ("CREATE TABLE readings (id INTEGER, temp REAL)", "id", False),
+        ("CREATE TABLE readings (id INTEGER, day TEXT, PRIMARY KEY (id, day))", "id", False),
+        ("CREATE TABLE readings (id INTEGER PRIMARY KEY, temp REAL)", "id", True),
+        ("CREATE TABLE readings (id TEXT, day TEXT, PRIMARY KEY (day, id))", ["id", "day"], True),
+        ("CREATE TABLE readings (Id INTEGER UNIQUE, temp REAL)", "id", True),
+    ],
+)
+async def test_an_upsert_needs_a_unique_key_on_pk_in_an_existing_table(
+    tmp_path: Path, table: str, pk: str | list[str], ok: bool
+) -> None:
+    path = tmp_path / "out.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(table)
+    sink = make_sink(path, pk=pk)
+    if ok:
+        assert await write(sink, [Event({"id": 1, "day": "mon"})] * 2) == []
+        return
+    with pytest.raises(ConnectorError, match=r"pk: table 'readings' has no primary key or unique"):
+        await sink.open()
+    await sink.close()
+
+
 async def test_a_missing_folder_is_an_error_naming_path(tmp_path: Path) -> None:
     sink = make_sink(tmp_path / "nowhere" / "out.db", pk="id")
     with pytest.raises(ConnectorError, match="path: no folder"):
