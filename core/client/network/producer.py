@@ -74,9 +74,11 @@ class _Batch:
         "keys",
         "now_ms",
         "partition",
+        "places",
         "producer_id",
         "raw",
         "room",
+        "rows",
         "stamps",
         "timer",
         "topic",
@@ -102,10 +104,10 @@ class _Batch:
         self.awaited = False
         self.attempts = 0
         self.deadline = 0.0
-
-    @property
-    def count(self) -> int:
-        return len(self.values)
+        # a batch of send_batch: its records already laid out (columns, first, end) and
+        # where they were in the call
+        self.rows: tuple[RecordColumns, int, int] | None = None
+        self.places: range | list[int] = range(0)
 
 
 class _Delivery(Delivery):
@@ -162,6 +164,44 @@ class _Records(BatchDelivery):
         out = []
         for delivery in self._deliveries:
             out.append((yield from delivery.__await__()))
+        return out
+
+
+class _SentBatch(BatchDelivery):
+    """The records of one ``send_batch`` call: the batches they were cut into."""
+
+    __slots__ = ("_batches", "_count")
+
+    def __init__(self, batches: list[_Batch], count: int) -> None:
+        self._batches = batches
+        self._count = count
+
+    def done(self) -> bool:
+        return all(batch.future.done() for batch in self._batches)
+
+    async def confirmed(self) -> None:
+        for batch in self._batches:
+            batch.awaited = True
+        for batch in self._batches:
+            await batch.future
+
+    def __await__(self) -> Generator[Any, None, list[RecordMetadata]]:
+        for batch in self._batches:
+            batch.awaited = True
+        for batch in self._batches:
+            yield from batch.future.__await__()
+        out: list[Any] = [None] * self._count
+        for batch in self._batches:
+            assert batch.rows is not None
+            rows, lo, hi = batch.rows
+            stamps = rows.stamps[lo:hi] if rows.stamps is not None else None
+            for i, place in enumerate(batch.places):
+                if batch.append_time >= 0:
+                    stamp = batch.append_time
+                else:
+                    stamp = stamps[i] if stamps is not None else batch.now_ms
+                offset = batch.base_offset + i if batch.base_offset >= 0 else -1
+                out[place] = RecordMetadata(batch.topic, batch.partition, offset, stamp)
         return out
 
 
@@ -320,20 +360,42 @@ class NetworkProducer(Producer):
     def send_batch(
         self, topic: str, records: Sequence[Record], partition: int | None = None
     ) -> BatchDelivery:
-        checked = [_checked_fields(record) for record in records]
         state = self._topics.get(topic) or self._topic_state(topic)
-        if state is not None:
-            if partition is not None:
-                _check_partition(state, partition)
-            rows = RecordColumns.of(records, int(time.time() * 1000)) if checked else None
-            if rows is not None and rows.largest_alone() > state.max_bytes:
-                raise _too_large(state, rows.largest_alone())
-        return _Records(
-            [
-                self.send(topic, value, key, headers, partition, timestamp or None)
-                for key, value, headers, timestamp in checked
-            ]
-        )
+        if state is None:  # a topic still being looked up: record by record, in order
+            checked = [_checked_fields(record) for record in records]
+            return _Records(
+                [
+                    self.send(topic, value, key, headers, partition, timestamp or None)
+                    for key, value, headers, timestamp in checked
+                ]
+            )
+        if partition is not None:
+            _check_partition(state, partition)
+        now = int(time.time() * 1000)
+        rows = RecordColumns.of(records, now)  # checks the fields of every record
+        if not rows.count:
+            return _SentBatch([], 0)
+        exact = rows.largest_alone()
+        if exact > state.max_bytes:
+            raise _too_large(state, exact)
+        sticky = state.sticky.partition
+        loop = asyncio.get_running_loop()
+        batches: list[_Batch] = []
+        for target, places in _route(state, rows, partition, sticky):
+            self._seal(state, target)  # what send() put there before goes first
+            group = rows if places is None else rows.take(places)
+            for lo, hi in group.cut(state.limit):
+                batch = _Batch(state.name, target, loop.create_future(), 0)
+                batch.now_ms = now
+                batch.rows = (group, lo, hi)
+                batch.places = range(lo, hi) if places is None else places[lo:hi]
+                batches.append(batch)
+                self._unfinished.add(batch)
+                self._enqueue(state, batch)
+        keyless = rows.klens is None or -1 in rows.klens
+        if partition is None and keyless and state.sticky.partition == sticky:
+            state.sticky.next_batch()
+        return _SentBatch(batches, rows.count)
 
     def _topic_state(self, topic: str) -> _TopicState | None:
         """What send needs of ``topic``, when the connection knows it; None when it must be
@@ -414,8 +476,12 @@ class NetworkProducer(Producer):
             batch.timer = None
         if partition == state.sticky.partition:
             state.sticky.next_batch()
+        self._enqueue(state, batch)
+
+    def _enqueue(self, state: _TopicState, batch: _Batch) -> None:
+        """Put a sealed batch in its partition's queue for the sender."""
         batch.deadline = time.monotonic() + self._delivery_timeout_s
-        target = state.partitions[partition]
+        target = state.partitions[batch.partition]
         if target.halted is not None and not self._resume(target):
             self._fail(batch, target.halted.future.exception() or StoreError("failed"))
             return
@@ -433,17 +499,24 @@ class NetworkProducer(Producer):
 
     def _encode(self, state: _TopicState, target: _PartitionState, batch: _Batch) -> None:
         now = int(time.time() * 1000)
-        batch.now_ms = now
-        rows = RecordColumns.of_columns(batch.values, batch.keys, batch.headers, batch.stamps, now)
+        if batch.rows is not None:
+            rows, lo, hi = batch.rows
+            now = batch.now_ms
+        else:
+            batch.now_ms = now
+            rows = RecordColumns.of_columns(
+                batch.values, batch.keys, batch.headers, batch.stamps, now
+            )
+            lo, hi = 0, rows.count
         sequence = -1
         if self._idempotent:
             sequence = target.next_sequence
-            target.next_sequence = (sequence + rows.count) & 0x7FFFFFFF
+            target.next_sequence = (sequence + hi - lo) & 0x7FFFFFFF
         batch.base_sequence = sequence
         batch.producer_id = self._producer_id
         batch.raw = rows.encode(
-            0,
-            rows.count,
+            lo,
+            hi,
             state.compression,
             now,
             producer_id=self._producer_id if self._idempotent else -1,
@@ -770,3 +843,22 @@ def _too_large(state: _TopicState, exact: int) -> RecordTooLargeError:
         f"record or raise the limit with `millstream topics alter {state.name} "
         "--config max.message.bytes=N`"
     )
+
+
+def _route(
+    state: _TopicState, rows: RecordColumns, partition: int | None, sticky: int
+) -> list[tuple[int, list[int] | None]]:
+    """The partitions the records of a send_batch call go to: ``(partition, places)``, the
+    records' places in the call in order (None: all of them)."""
+    if partition is not None:
+        return [(partition, None)]
+    keys, klens = rows.keys, rows.klens
+    if keys is None or klens is None or state.count == 1:
+        return [(sticky, None)]
+    groups: dict[int, list[int]] = {}
+    for place, key in enumerate(keys):
+        target = sticky if klens[place] < 0 else state.partition_of(key)
+        groups.setdefault(target, []).append(place)
+    if len(groups) == 1:
+        return [(next(iter(groups)), None)]
+    return list(groups.items())
