@@ -206,3 +206,18 @@ async def test_seek_is_clamped_into_the_log(conn: Connection) -> None:
     await consumer.seek_to_timestamp(0, tp)
     assert consumer.position(tp) == 0
     await consumer.close()
+
+
+async def test_send_batch_answers_in_the_order_given_across_partitions(conn: Connection) -> None:
+    topic = fresh()
+    await conn.admin().create_topic(topic, partitions=3)
+    records = [Record(b"k%d" % (i % 7) if i % 3 else None, b"%d" % i) for i in range(900)]
+    async with conn.producer(batch_bytes=2048) as producer:
+        producer.send(topic, b"before", key=b"k1")
+        metas = await producer.send_batch(topic, records)
+    for record, meta in zip(records, metas, strict=True):
+        if record.key is not None:
+            assert meta.partition == partition_for_key(record.key, 3)
+    stored = {(r.partition, r.offset): r.value for r in await read_all(conn, topic, 3)}
+    assert [stored[(m.partition, m.offset)] for m in metas] == [r.value for r in records]
+    assert stored[(partition_for_key(b"k1", 3), 0)] == b"before"
