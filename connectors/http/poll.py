@@ -33,7 +33,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_serializer, field_validator
 
 from millstream.core import (
     ConnectorConfig,
@@ -48,6 +48,7 @@ from millstream.core.duration import Duration
 
 from ._paths import MISSING, check_path, lookup
 from ._retry import backoff, retry_after, worth_retrying
+from ._shown import redact
 
 if TYPE_CHECKING:
     import aiohttp
@@ -61,7 +62,11 @@ _MOST_BACKOFF_S = 60.0
 class HttpPollConfig(ConnectorConfig):
     url: str = Field(description="the URL to poll (http:// or https://)")
     method: str = Field("GET", description="the HTTP method of each poll")
-    headers: dict[str, str] = Field({}, description="headers sent with every request")
+    headers: dict[str, SecretStr] | None = Field(
+        None,
+        description="headers sent with every request, such as Authorization (their values are "
+        "kept secret: never printed)",
+    )
     body: Any = Field(None, description="a JSON body sent with every request (for POST)")
     interval: Duration = Field(
         "1m",  # validated into a timedelta
@@ -115,6 +120,10 @@ class HttpPollConfig(ConnectorConfig):
             raise ValueError(f"a URL starts with http:// or https://; got {value!r}")
         return value
 
+    @field_serializer("url")
+    def _shown_url(self, value: str) -> str:
+        return redact(value)  # what validate prints: no password or token
+
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
@@ -166,7 +175,7 @@ class HttpPollSource(Source):
 
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
-            headers=self.config.headers,
+            headers={k: v.get_secret_value() for k, v in (self.config.headers or {}).items()},
         )
 
     async def close(self) -> None:
@@ -281,7 +290,7 @@ class HttpPollSource(Source):
         return None
 
     def _rejected(self, body: bytes, url: URL, reason: str) -> Rejection:
-        headers = (("http.url", str(url).encode()),)
+        headers = (("http.url", redact(url).encode()),)
         return Rejection(Event(body, headers=headers), reason)
 
     async def _request(self, url: URL, headers: dict[str, str]) -> tuple[int, bytes, Any, Any, URL]:
@@ -307,21 +316,21 @@ class HttpPollSource(Source):
                     if status < 400 or not worth_retrying(status):
                         if status >= 400:
                             raise ConnectorError(
-                                f"http-poll {self.context.name!r}: {self.config.method} {url} "
-                                f"answered {status}: {_start(content)}"
+                                f"http-poll {self.context.name!r}: {self.config.method} "
+                                f"{redact(url)} answered {status}: {redact(_start(content))}"
                             )
                         return status, content, response.headers, response.links, response.url
                     wait = retry_after(response.headers.get("Retry-After"))
                     problem = f"answered {status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = f"failed: {type(exc).__name__}: {exc}"
+                problem = f"failed: {type(exc).__name__}: {redact(exc)}"
             most = max(5.0, min(self._interval, _MOST_BACKOFF_S))
             delay = backoff(attempt, 0.5, most) if wait is None else min(wait, _MOST_BACKOFF_S)
             self.context.log.warning(
                 "http-poll %r: %s %s %s; trying again in %.1fs",
                 self.context.name,
                 self.config.method,
-                url,
+                redact(url),
                 problem,
                 delay,
             )

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_serializer, field_validator
 
 from millstream.core import (
     ConnectorConfig,
@@ -42,6 +42,7 @@ from millstream.core import (
 from millstream.core.duration import Duration
 
 from ._retry import backoff, retry_after, worth_retrying
+from ._shown import redact
 from ._template import TemplateError, UrlTemplate
 
 if TYPE_CHECKING:
@@ -58,7 +59,11 @@ class HttpSinkConfig(ConnectorConfig):
         "{value.FIELD} are filled from each event (percent-encoded)"
     )
     method: str = Field("POST", description="the HTTP method")
-    headers: dict[str, str] = Field({}, description="headers sent with every request")
+    headers: dict[str, SecretStr] | None = Field(
+        None,
+        description="headers sent with every request, such as Authorization (their values are "
+        "kept secret: never printed)",
+    )
     batch: int = Field(
         1, ge=1, le=10_000, description="events per request (1: one request per event)"
     )
@@ -104,6 +109,10 @@ class HttpSinkConfig(ConnectorConfig):
         UrlTemplate(value)
         return value
 
+    @field_serializer("url")
+    def _shown_url(self, value: str) -> str:
+        return redact(value)  # what validate prints: no password or token
+
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
@@ -141,7 +150,7 @@ class HttpSink(Sink):
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.config.concurrency),
             timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
-            headers=self.config.headers,
+            headers={k: v.get_secret_value() for k, v in (self.config.headers or {}).items()},
         )
 
     async def close(self) -> None:
@@ -264,14 +273,17 @@ class HttpSink(Sink):
                     content = await answer.content.read(300)
                     if not worth_retrying(status):
                         raise _Refused(
-                            f"{config.method} {url} answered {status}: {_start(content)}"
+                            f"{config.method} {redact(url)} answered {status}: "
+                            f"{redact(_start(content))}"
                         )
                     wait = retry_after(answer.headers.get("Retry-After"))
                     problem = f"answered {status}: {_start(content)}"
             except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = f"failed: {type(exc).__name__}: {exc}" if str(exc) else "timed out"
+                problem = (
+                    f"failed: {type(exc).__name__}: {redact(exc)}" if str(exc) else "timed out"
+                )
             if attempt >= config.max_attempts:
-                raise ConnectorError(f"{config.method} {url} {problem} ({attempt} tries)")
+                raise ConnectorError(f"{config.method} {redact(url)} {problem} ({attempt} tries)")
             most = config.max_backoff.total_seconds()
             delay = (
                 backoff(attempt, config.backoff.total_seconds(), most)
@@ -282,7 +294,7 @@ class HttpSink(Sink):
                 "http sink %r: %s %s %s; trying again in %.1fs",
                 self.context.name,
                 config.method,
-                url,
+                redact(url),
                 problem,
                 delay,
             )

@@ -256,6 +256,26 @@ async def test_5xx_is_retried_and_a_404_is_an_error(api: Api) -> None:
         await missing.close()
 
 
+async def test_secrets_in_the_url_are_not_in_warnings_or_errors(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A password in the URL and a token in its query reach the server, not the log or the
+    error of a 404."""
+    secret = api.url("/nothing-here?api_key=ak-9f3&page=1").replace("://", "://shop:pw-9f3@")
+    api.failures = [503]
+    source = await opened({"url": secret, "headers": {"X-Api-Key": "xk-9f3"}})
+    try:
+        with pytest.raises(ConnectorError, match="answered 404") as caught:
+            await source.read()
+    finally:
+        await source.close()
+    assert api.requests[0].headers["X-Api-Key"] == "xk-9f3"
+    assert api.requests[0].query_string == "api_key=ak-9f3&page=1"
+    shown = str(caught.value) + "\n".join(r.getMessage() for r in caplog.records)
+    assert "answered 503" in shown and "9f3" not in shown
+    assert "http://***@127.0.0.1" in shown and "api_key=***&page=1" in shown
+
+
 # -- the conformance kit ----------------------------------------------------------------------
 
 

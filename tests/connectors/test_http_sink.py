@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,6 +27,7 @@ from millstream.pipelines.runtime import Runtime
 from millstream.pipelines.spec import load_pipeline
 
 CONTEXT = ConnectorContext("p", "out")
+MILLSTREAM = Path(sys.executable).with_name("millstream")
 
 
 @dataclass
@@ -251,6 +254,69 @@ async def test_a_4xx_is_rejected_for_good_with_the_answer(receiver: Receiver) ->
         f'POST {receiver.url}/in answered 422: {{"error": "shop s1 is closed"}}'
     )
     assert sorted(v["n"] for v in receiver.bodies()) == [0, 2]  # the others were delivered
+
+
+async def test_secrets_in_the_url_are_not_printed_in_reasons_or_errors(
+    receiver: Receiver,
+) -> None:
+    """The user info and a token in the query still reach the endpoint, but a dead letter's
+    reason and a failed flush's error show neither."""
+    secret_url = receiver.url.replace("://", "://shop:pw-9f3@") + "/in?n=1&access_token=tk-9f3"
+    seen: list[Received] = []
+
+    def refuse(received: Received) -> web.Response:
+        seen.append(received)
+        return web.json_response({"error": "no"}, status=422)
+
+    receiver.answer = refuse
+    with pytest.raises(EventsRejected) as caught:
+        await deliver({"url": secret_url}, events(1))
+    [rejection] = caught.value.rejections
+    assert "9f3" not in rejection.reason
+    assert "access_token=***" in rejection.reason and "n=1" in rejection.reason
+    assert seen[0].headers["Authorization"].startswith("Basic ")
+    assert seen[0].query == "n=1&access_token=tk-9f3"
+    receiver.answer = lambda r: web.Response(status=503)
+    with pytest.raises(ConnectorError) as failed:
+        await deliver({"url": secret_url, "max_attempts": 1}, events(1))
+    assert "9f3" not in str(failed.value) and "answered 503" in str(failed.value)
+
+
+def test_validate_does_not_print_header_values_or_url_passwords(tmp_path: Path) -> None:
+    """``millstream validate --format json`` shows each connector's settings: a bearer token
+    in ``headers`` or a password in the URL must not be in them."""
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        """
+pipeline: p
+store: file:./store
+topics:
+  a: {partitions: 1}
+sources:
+  poll:
+    connector: http-poll
+    config:
+      url: "https://shop:pw-9f3@api.example/orders?api_key=ak-9f3&page=1"
+      headers: {Authorization: "Bearer tk-9f3"}
+    to: a
+sinks:
+  out:
+    from: a
+    connector: http
+    config:
+      url: "https://hooks.example/in?token=tk-9f3"
+      headers: {X-Api-Key: "xk-9f3"}
+"""
+    )
+    done = subprocess.run(
+        [str(MILLSTREAM), "validate", str(pipeline), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "9f3" not in done.stdout + done.stderr
+    assert "https://***@api.example/orders?api_key=***&page=1" in done.stdout
 
 
 async def test_the_concurrency_limit_is_respected(receiver: Receiver) -> None:
