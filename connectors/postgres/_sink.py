@@ -160,11 +160,20 @@ class PostgresSink(Sink):
     # -- life cycle ----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        conn = await self._connection()
-        if self.config.columns is not None and not self._table.columns:
-            async with conn.transaction():
-                await conn.execute(self._table.create_sql(self.config.columns, self.config.keys))
-            await self._load(conn)
+        """Connect, read the table (making it from ``columns`` if set and missing) and check
+        it can be upserted into; on failure the connection is closed before the error is
+        raised."""
+        try:
+            conn = await self._connection()
+            if self.config.columns is not None and not self._table.columns:
+                async with conn.transaction():
+                    await conn.execute(
+                        self._table.create_sql(self.config.columns, self.config.keys)
+                    )
+                await self._load(conn)
+        except BaseException:
+            await self._forget()
+            raise
 
     async def write(self, events: Sequence[Event]) -> None:
         self._events.extend(events)
@@ -229,7 +238,11 @@ class PostgresSink(Sink):
             log=lambda text: self.context.log.warning("%s", text),
         )
         self._conn = conn
-        await self._load(conn)
+        try:
+            await self._load(conn)
+        except BaseException:
+            await self._forget()
+            raise
         return conn
 
     async def _forget(self) -> None:

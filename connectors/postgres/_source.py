@@ -123,6 +123,15 @@ class PostgresSource(Source):
         return self.config.mode == "snapshot"
 
     async def open(self, position: Any) -> None:
+        """Connect and check the settings against the table or query; on failure the
+        connection is closed before the error is raised."""
+        try:
+            await self._open(position)
+        except BaseException:
+            await self._forget()
+            raise
+
+    async def _open(self, position: Any) -> None:
         conn = await self._connection()
         config = self.config
         psycopg = _psycopg()

@@ -273,8 +273,14 @@ class SqliteSink(Sink):
         self._events: list[Event] = []
 
     async def open(self) -> None:
+        """Open the database on a thread of the sink's own; if that fails, the thread and
+        what was opened are let go before the error is raised."""
         self._thread = DatabaseThread(f"sqlite-sink-{self.context.name}")
-        await self._thread.call(self._writer.open)
+        try:
+            await self._thread.call(self._writer.open)
+        except BaseException:
+            await self.close()
+            raise
 
     async def write(self, events: Sequence[Event]) -> None:
         self._events.extend(events)

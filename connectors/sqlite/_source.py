@@ -242,8 +242,12 @@ class SqliteSource(Source):
 
     async def open(self, position: Any) -> None:
         self._thread = DatabaseThread(f"sqlite-source-{self.context.name}")
-        await self._thread.call(self._reader.open)
-        self._reader.check_position(position)
+        try:
+            await self._thread.call(self._reader.open)
+            self._reader.check_position(position)
+        except BaseException:  # let the thread and the connection go
+            await self.close()
+            raise
         self._position = position
 
     async def read(self) -> SourceBatch | None:

@@ -3,6 +3,7 @@ from the first rows, new columns, refused rows, a dropped connection, a missing 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
 import subprocess
@@ -219,6 +220,21 @@ async def test_upsert_into_a_table_without_a_unique_key_is_refused_at_open(
     with pytest.raises(ConnectorError, match=r"pk: table 'readings' has no primary key"):
         await sink.open()
     await sink.close()
+
+
+async def test_a_failed_open_leaves_no_connection_behind(postgres: PostgresDatabase) -> None:
+    postgres.execute("CREATE TABLE readings (id bigint, temp double precision)")
+    sink = make_sink(postgres.dsn, pk="id")
+    with pytest.raises(ConnectorError, match="pk:"):
+        await sink.open()  # no close(): the runtime does not close what failed to open
+    others = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    deadline = asyncio.get_running_loop().time() + 5
+    while postgres.query(others) != [(0,)]:
+        assert asyncio.get_running_loop().time() < deadline, "the sink's connection is open"
+        await asyncio.sleep(0.05)
 
 
 async def test_a_schema_qualified_table(postgres: PostgresDatabase) -> None:

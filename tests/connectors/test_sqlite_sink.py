@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,19 @@ async def test_an_upsert_needs_a_unique_key_on_pk_in_an_existing_table(
     with pytest.raises(ConnectorError, match=r"pk: table 'readings' has no primary key or unique"):
         await sink.open()
     await sink.close()
+
+
+async def test_a_failed_open_leaves_no_thread_behind(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE readings (id INTEGER, temp REAL)")
+    sink = make_sink(path, pk="id")
+    with pytest.raises(ConnectorError, match="pk:"):
+        await sink.open()  # no close(): the runtime does not close what failed to open
+    deadline = asyncio.get_running_loop().time() + 5
+    while any(t.name.startswith("sqlite-sink-db") for t in threading.enumerate()):
+        assert asyncio.get_running_loop().time() < deadline, "the sink's thread still runs"
+        await asyncio.sleep(0.01)
 
 
 async def test_a_missing_folder_is_an_error_naming_path(tmp_path: Path) -> None:
