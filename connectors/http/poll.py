@@ -71,7 +71,7 @@ class HttpPollConfig(ConnectorConfig):
     interval: Duration = Field(
         "1m",  # validated into a timedelta
         validate_default=True,
-        description="the time between the starts of two polls",
+        description="the time between the starts of two polls (more than 0s)",
     )
     items: str = Field(
         "$",
@@ -123,6 +123,16 @@ class HttpPollConfig(ConnectorConfig):
     @field_serializer("url")
     def _shown_url(self, value: str) -> str:
         return redact(value)  # what validate prints: no password or token
+
+    @field_validator("interval")
+    @classmethod
+    def _some_interval(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(
+                "interval must be more than 0s (polls back to back would hammer the server); "
+                "use a duration such as 30s or 5m"
+            )
+        return value
 
     @field_validator("method")
     @classmethod

@@ -256,6 +256,13 @@ async def test_5xx_is_retried_and_a_404_is_an_error(api: Api) -> None:
         await missing.close()
 
 
+def test_an_interval_of_nothing_is_refused() -> None:
+    """Polling back to back would hammer the server: the interval must be above zero."""
+    with pytest.raises(ValueError, match="interval.*more than 0"):
+        HttpPollConfig(url="http://h/x", interval="0s")
+    assert HttpPollConfig(url="http://h/x", interval="1ms").interval.total_seconds() == 0.001
+
+
 async def test_secrets_in_the_url_are_not_in_warnings_or_errors(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
