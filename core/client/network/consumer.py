@@ -111,6 +111,7 @@ class NetworkConsumer(Consumer):
         self._current: _Fetch | None = None
         self._revoked: dict[TopicPartition, int] = {}
         self._channel = f"consumer-{id(self):x}"
+        self._ahead: asyncio.Task[None] | None = None
         self._closed = False
 
     # --- what to read ----------------------------------------------------------------------
@@ -393,6 +394,8 @@ class NetworkConsumer(Consumer):
                 fetch, epoch = sent
                 if fetch.epoch != epoch or self._fetches.get(fetch.tp) is not fetch:
                     continue  # sought or reassigned meanwhile
+                if fetch.pending or fetch.index < len(fetch.records):
+                    continue  # filled by another fetch meanwhile
                 code = ErrorCode.for_code(part.error_code)
                 if code == ErrorCode.OFFSET_OUT_OF_RANGE:
                     out_of_range.append(fetch)
@@ -507,6 +510,7 @@ class NetworkConsumer(Consumer):
                 self._turn = (self._turn + 1) % len(order)
             self._current = None
             if out:
+                self._prefetch()
                 return out
             left = deadline - time.monotonic()
             if left <= 0 and fetched:
@@ -516,9 +520,28 @@ class NetworkConsumer(Consumer):
                     return out
                 await asyncio.sleep(min(left, 0.1))
                 continue
+            ahead = self._ahead
+            if ahead is not None:
+                # the fetch started when the last records were handed out: wait for it (within
+                # the time left; it goes on if that runs out), then take what it brought
+                await asyncio.wait([ahead], timeout=max(0.0, left))
+                if ahead.done():
+                    self._ahead = None
+                    ahead.result()
+                fetched = True
+                continue
             await self._fetch_round(max(0.0, min(left, _LONG_POLL_S)))
             fetched = True
             self._check_open()
+
+    def _prefetch(self) -> None:
+        """Start fetching for the partitions whose records were all handed out, so the next
+        call finds them waiting (a fetch answer that a seek made stale is dropped)."""
+        if self._ahead is None and any(
+            not f.pending and f.index >= len(f.records) and f.position is not None
+            for f in self._order
+        ):
+            self._ahead = asyncio.get_running_loop().create_task(self._fetch_round(_LONG_POLL_S))
 
     def _next_buffered(self) -> StoredRecord | None:
         self._sync_group()
@@ -548,6 +571,13 @@ class NetworkConsumer(Consumer):
         self._sync_group()
         if not self._order:
             await asyncio.sleep(timeout_ms / 1000)
+            return
+        ahead = self._ahead
+        if ahead is not None:
+            await asyncio.wait([ahead], timeout=timeout_ms / 1000)
+            if ahead.done():
+                self._ahead = None
+                ahead.result()
             return
         await self._fetch_round(min(timeout_ms / 1000, _LONG_POLL_S))
 
@@ -678,6 +708,10 @@ class NetworkConsumer(Consumer):
         if self._closed:
             return
         self._closed = True
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
         membership, self._membership = self._membership, None
         if membership is not None:
             await membership.leave()

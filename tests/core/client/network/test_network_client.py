@@ -221,3 +221,29 @@ async def test_send_batch_answers_in_the_order_given_across_partitions(conn: Con
     stored = {(r.partition, r.offset): r.value for r in await read_all(conn, topic, 3)}
     assert [stored[(m.partition, m.offset)] for m in metas] == [r.value for r in records]
     assert stored[(partition_for_key(b"k1", 3), 0)] == b"before"
+
+
+async def test_a_seek_after_records_were_handed_out_wins_over_the_fetch_ahead(
+    conn: Connection,
+) -> None:
+    topic = fresh()
+    await conn.admin().create_topic(topic)
+    async with conn.producer() as producer:
+        for i in range(10):
+            await producer.send(topic, b"%d" % i)
+    tp = TopicPartition(topic, 0)
+    consumer = conn.consumer()
+    consumer.assign([tp])
+    await consumer.seek_to_beginning()
+    first = await consumer.getmany(timeout_ms=2000, max_records=4)
+    assert [r.value for r in first[tp]] == [b"0", b"1", b"2", b"3"]
+    consumer.seek(tp, 1)  # while the next fetch may be on its way
+    again = await consumer.getmany(timeout_ms=2000, max_records=3)
+    assert [r.value for r in again[tp]] == [b"1", b"2", b"3"]
+    values = []
+    async for record in consumer:
+        values.append(record.value)
+        if record.value == b"9":
+            break
+    assert values == [b"%d" % i for i in range(4, 10)]
+    await consumer.close()
