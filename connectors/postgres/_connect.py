@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from millstream.core import ConnectorError
 
+from .._sql import one_line
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -59,14 +61,6 @@ def printable_dsn(dsn: str) -> str:
     database = str(parts.get("dbname", ""))
     at = f"{user}{secret}@" if user or secret else ""
     return f"postgresql://{at}{host}{port}/{database}"
-
-
-def one_line(exc: BaseException, secret: str | None = None) -> str:
-    """An error as one line, without ``secret`` (the password) should it appear in it."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if secret:
-        text = text.replace(secret, "****")
-    return text
 
 
 def is_connection_error(exc: BaseException) -> bool:

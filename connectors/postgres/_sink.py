@@ -171,8 +171,10 @@ class PostgresSink(Sink):
                         self._table.create_sql(self.config.columns, self.config.keys)
                     )
                 await self._load(conn)
-        except BaseException:
+        except BaseException as exc:
             await self._forget()
+            if isinstance(exc, _psycopg().Error):
+                raise ConnectorError(f"{self._where}: {one_line(exc, self._secret())}") from exc
             raise
 
     async def write(self, events: Sequence[Event]) -> None:
@@ -194,6 +196,10 @@ class PostgresSink(Sink):
             except Exception as exc:
                 if not is_connection_error(exc):
                     await self._forget()
+                    if isinstance(exc, _psycopg().Error):
+                        raise ConnectorError(
+                            f"{self._where}: {one_line(exc, self._secret())}"
+                        ) from exc
                     raise
                 await self._forget()
                 now = asyncio.get_running_loop().time()
@@ -402,3 +408,9 @@ class PostgresSink(Sink):
                         raise
                     refused.append((index, f"postgres refused the row: {one_line(exc)}"))
         return refused
+
+
+def _psycopg() -> Any:
+    from ._connect import psycopg_module
+
+    return psycopg_module()

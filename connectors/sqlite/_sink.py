@@ -21,6 +21,7 @@ from millstream.core import (
 )
 
 from .._rows import columns_of, row_of, same_columns
+from .._sql import one_line
 from ._thread import DatabaseThread
 
 if TYPE_CHECKING:
@@ -291,7 +292,10 @@ class SqliteSink(Sink):
         if not events:
             return
         rows = [row_of(event) for event in events]
-        refused = await self._thread.call(self._writer.write, rows)
+        try:
+            refused = await self._thread.call(self._writer.write, rows)
+        except sqlite3.Error as exc:  # a locked database, a full disk: the flush is retried
+            raise ConnectorError(f"{self._writer.where}: {one_line(exc)}") from exc
         if refused:
             raise EventsRejected([Rejection(events[i], reason) for i, reason in refused])
 

@@ -237,6 +237,31 @@ async def test_a_failed_open_leaves_no_connection_behind(postgres: PostgresDatab
         await asyncio.sleep(0.05)
 
 
+async def test_database_errors_are_one_line_naming_the_sink(postgres: PostgresDatabase) -> None:
+    columns = {"id": "bigint", "x": "no_such_type"}
+    sink = make_sink(postgres.dsn, pk="id", columns=columns)
+    with pytest.raises(ConnectorError) as caught:
+        await sink.open()
+    assert str(caught.value) == "postgres sink 'db': type \"no_such_type\" does not exist"
+    postgres.execute("CREATE TABLE readings (id bigint PRIMARY KEY, x bigint)")
+    postgres.execute(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'closed for the day'; END $$"
+    )
+    postgres.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON readings FOR EACH ROW EXECUTE FUNCTION refuse()"
+    )
+    sink = make_sink(postgres.dsn, pk="id")
+    await sink.open()
+    try:
+        await sink.write([Event({"id": 1, "x": 1})])
+        with pytest.raises(ConnectorError) as caught:
+            await sink.flush()
+    finally:
+        await sink.close()
+    assert str(caught.value) == "postgres sink 'db': closed for the day"
+
+
 async def test_a_schema_qualified_table(postgres: PostgresDatabase) -> None:
     postgres.execute("CREATE SCHEMA audit")
     sink = make_sink(postgres.dsn, table="audit.events", mode="copy")

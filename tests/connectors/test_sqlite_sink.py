@@ -181,6 +181,24 @@ async def test_rows_the_database_refuses_are_named_and_the_others_written(tmp_pa
     assert [(r["id"], r["temp"]) for r in rows(path)] == [(1, 20.0), (5, 22.0)]
 
 
+async def test_a_failed_flush_is_one_line_naming_the_sink(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE readings (id INTEGER PRIMARY KEY, temp REAL)")
+        conn.execute(
+            "CREATE TRIGGER copy BEFORE INSERT ON readings BEGIN INSERT INTO gone VALUES (1); END"
+        )
+    sink = make_sink(path, pk="id")
+    await sink.open()
+    try:
+        await sink.write([Event({"id": 1, "temp": 20.0})])
+        with pytest.raises(ConnectorError) as caught:
+            await sink.flush()
+    finally:
+        await sink.close()
+    assert str(caught.value) == "sqlite sink 'db': no such table: main.gone"
+
+
 async def test_unflushed_writes_are_not_in_the_table(tmp_path: Path) -> None:
     path = tmp_path / "out.db"
     sink = make_sink(path, pk="id")
