@@ -381,7 +381,7 @@ class NetworkConsumer(Consumer):
             rack_id="",
         )
         connection = await self._cluster.connection(node, self._channel, client_id=self.client_id)
-        answer = await connection.request(ApiKey.FETCH, request)
+        answer = await connection.request(ApiKey.FETCH, request, timeout_s=wait_s + 30)
         if answer.error_code:
             raise error_for(answer.error_code, "fetch records")
         stale: set[str] = set()

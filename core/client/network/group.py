@@ -160,7 +160,11 @@ class GroupMembership:
                 protocol_type=_PROTOCOL_TYPE,
                 protocols=[join.Protocols(name=n, metadata=metadata) for n in self._assignors],  # type: ignore[attr-defined]
             )
-            answer = await coordinator.request(ApiKey.JOIN_GROUP, request)
+            # the coordinator answers a JoinGroup once the group is formed, which may take
+            # up to the rebalance timeout
+            answer = await coordinator.request(
+                ApiKey.JOIN_GROUP, request, timeout_s=self._rebalance_ms / 1000 + 5
+            )
             code = answer.error_code
             if code == _MEMBER_ID_REQUIRED:
                 self.member_id = answer.member_id

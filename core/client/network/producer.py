@@ -591,7 +591,10 @@ class NetworkProducer(Producer):
                 node, self._channel, client_id=self.client_id
             )
             response = await connection.request(
-                ApiKey.PRODUCE, request, expect_response=self._acks != 0
+                ApiKey.PRODUCE,
+                request,
+                expect_response=self._acks != 0,
+                timeout_s=self._request_timeout_ms / 1000 + 5,
             )
             if response is not None:
                 for topic in response.responses:

@@ -60,6 +60,8 @@ class BrokerConnection:
         self._versions: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._lost: BaseException | None = None
+        self.timeout_s = 30.0
+        """How long a request may wait for its answer (Kafka's ``request.timeout.ms``)."""
 
     @property
     def address(self) -> str:
@@ -134,12 +136,34 @@ class BrokerConnection:
         return api_key in self._versions
 
     async def request(
-        self, api_key: int, body: Any, *, version: int | None = None, expect_response: bool = True
+        self,
+        api_key: int,
+        body: Any,
+        *,
+        version: int | None = None,
+        expect_response: bool = True,
+        timeout_s: float | None = None,
     ) -> Any:
         """Send ``body`` as a request of ``api_key`` (in the negotiated version unless given)
-        and return the decoded response body (None when ``expect_response`` is False)."""
+        and return the decoded response body (None when ``expect_response`` is False).
+
+        A broker that does not answer within ``timeout_s`` (default :attr:`timeout_s`) is
+        taken for lost: the connection is closed, failing every request pending on it with
+        BrokerUnavailableError (the caller retries on a new one)."""
         future = self.send(api_key, body, version=version, expect_response=expect_response)
-        return None if future is None else await future
+        if future is None:
+            return None
+        limit = self.timeout_s if timeout_s is None else timeout_s
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), limit)
+        except TimeoutError:
+            self._fail_all(
+                BrokerUnavailableError(
+                    f"broker {self.address} did not answer {ApiKey(api_key).name} within "
+                    f"{limit:g} s"
+                )
+            )
+            return await future
 
     def send(
         self, api_key: int, body: Any, *, version: int | None = None, expect_response: bool = True
