@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from millstream.core import (
     ConnectorConfig,
@@ -65,7 +66,7 @@ class PostgresSourceConfig(ConnectorConfig):
     interval: Duration = Field(
         "1s",  # validated into a timedelta
         validate_default=True,
-        description="incremental: how often to look for new rows",
+        description="incremental: how often to look for new rows (more than 0s)",
     )
     batch: int = Field(1000, ge=1, le=100_000, description="the most rows in one batch")
     key: str | None = Field(None, description="the column whose value becomes the event key")
@@ -75,6 +76,15 @@ class PostgresSourceConfig(ConnectorConfig):
         description="how long to keep trying to reach the database (at start, and when a "
         "connection drops) before failing",
     )
+
+    @field_validator("interval")
+    @classmethod
+    def _some_wait(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(
+                "must be more than 0s (the wait between looks for new rows), such as 1s or 200ms"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_subject(self) -> PostgresSourceConfig:

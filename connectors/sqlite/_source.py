@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from millstream.core import (
     ConnectorConfig,
@@ -48,10 +49,19 @@ class SqliteSourceConfig(ConnectorConfig):
     interval: Duration = Field(
         "1s",  # validated into a timedelta
         validate_default=True,
-        description="incremental: how often to look for new rows",
+        description="incremental: how often to look for new rows (more than 0s)",
     )
     batch: int = Field(1000, ge=1, le=100_000, description="the most rows in one batch")
     key: str | None = Field(None, description="the column whose value becomes the event key")
+
+    @field_validator("interval")
+    @classmethod
+    def _some_wait(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(
+                "must be more than 0s (the wait between looks for new rows), such as 1s or 200ms"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_subject(self) -> SqliteSourceConfig:

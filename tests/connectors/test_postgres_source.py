@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from postgres_server import PostgresDatabase, PostgresServer
+from pydantic import ValidationError
 
 from millstream.connectors.postgres import PostgresSource, PostgresSourceConfig
 from millstream.core import ConnectorContext, ConnectorError, SourceBatch
@@ -50,12 +51,20 @@ class TestPostgresSnapshotConformance(SourceConformance):
             ({"dsn": dsn, "table": "readings", "key": "nope"}, "key"),
             ({"dsn": dsn + "_nope", "table": "readings"}, "dsn"),
             ({"dsn": dsn, "query": "SELECT 1 AS n", "mode": "incremental"}, "column"),
+            ({"dsn": dsn, "table": "readings", "interval": "0s"}, "interval"),
         ]
 
 
 class TestPostgresIncrementalConformance(TestPostgresSnapshotConformance):
     def prepare(self, count: int) -> dict[str, Any]:
         return {**super().prepare(count), "mode": "incremental", "interval": "50ms"}
+
+
+def test_an_interval_of_nothing_is_refused_saying_what_is_valid() -> None:
+    settings = {"dsn": "postgresql://app@db/shop", "table": "readings", "interval": "0s"}
+    with pytest.raises(ValidationError, match="must be more than 0s") as caught:
+        PostgresSourceConfig.model_validate(settings)
+    assert caught.value.errors()[0]["loc"] == ("interval",)
 
 
 def make_source(dsn: str, **settings: Any) -> PostgresSource:

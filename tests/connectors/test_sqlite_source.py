@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from millstream.connectors.sqlite import SqliteSource, SqliteSourceConfig
 from millstream.core import ConnectorContext, ConnectorError, Event, SourceBatch
@@ -47,6 +48,7 @@ class TestSqliteSnapshotConformance(SourceConformance):
             ({"path": path, "query": "SELECT 1 AS n", "mode": "incremental"}, "column"),
             ({"path": path, "table": "readings", "batch": 0}, "batch"),
             ({"path": path, "table": "readings", "interval": 5}, "interval"),
+            ({"path": path, "table": "readings", "interval": "0s"}, "interval"),
         ]
 
 
@@ -60,6 +62,14 @@ class TestSqliteQuerySnapshotConformance(TestSqliteSnapshotConformance):
         make_table(self.tmp_path / "in.db", count)
         query = "SELECT device, temp FROM readings ORDER BY id"
         return {"path": str(self.tmp_path / "in.db"), "query": query, "batch": 7}
+
+
+def test_an_interval_of_nothing_is_refused_saying_what_is_valid(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="must be more than 0s") as caught:
+        SqliteSourceConfig.model_validate(
+            {"path": str(tmp_path / "in.db"), "table": "readings", "interval": "0ms"}
+        )
+    assert caught.value.errors()[0]["loc"] == ("interval",)
 
 
 def make_source(path: Path, **settings: Any) -> SqliteSource:
