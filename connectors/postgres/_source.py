@@ -68,7 +68,7 @@ class PostgresSourceConfig(ConnectorConfig):
         validate_default=True,
         description="incremental: how often to look for new rows (more than 0s)",
     )
-    batch: int = Field(1000, ge=1, le=100_000, description="the most rows in one batch")
+    batch_size: int = Field(1000, ge=1, le=100_000, description="the most rows in one batch")
     key: str | None = Field(None, description="the column whose value becomes the event key")
     reconnect_for: Duration = Field(
         "60s",  # validated into a timedelta
@@ -219,7 +219,7 @@ class PostgresSource(Source):
     async def _fetch(
         self, conn: psycopg.AsyncConnection[Any], position: Any
     ) -> tuple[list[Event], Any]:
-        batch = self.config.batch
+        batch = self.config.batch_size
         if self._column is None:
             done = 0 if position is None else int(position["rows"])
             cursor = await conn.execute(

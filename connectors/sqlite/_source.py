@@ -51,7 +51,7 @@ class SqliteSourceConfig(ConnectorConfig):
         validate_default=True,
         description="incremental: how often to look for new rows (more than 0s)",
     )
-    batch: int = Field(1000, ge=1, le=100_000, description="the most rows in one batch")
+    batch_size: int = Field(1000, ge=1, le=100_000, description="the most rows in one batch")
     key: str | None = Field(None, description="the column whose value becomes the event key")
 
     @field_validator("interval")
@@ -79,7 +79,7 @@ def _quote(name: str) -> str:
 class _Reader:
     """The SQL side of the source; every method runs on the source's own thread.
 
-    Rows are read in order of the position column, ``batch`` at a time, by keyset
+    Rows are read in order of the position column, ``batch_size`` at a time, by keyset
     (``WHERE column > last``); without a column (a snapshot of a query) they are read in the
     query's order and the position is the number of rows read.
     """
@@ -156,9 +156,9 @@ class _Reader:
             return self._fetch_counted(position)
         after = None if position is None else position["after"]
         column = _ROWID if self.by_rowid else self.column
-        rows, names = self._keyset(after, limit=self.config.batch + 1)
+        rows, names = self._keyset(after, limit=self.config.batch_size + 1)
         at = names.index(column)
-        kept = whole_groups(rows, lambda row: row[at], self.config.batch)
+        kept = whole_groups(rows, lambda row: row[at], self.config.batch_size)
         if kept is None:  # one value fills the batch: read that whole group
             rows, names = self._keyset(rows[-1][at], limit=None, equal=True)
             kept = rows
@@ -197,7 +197,7 @@ class _Reader:
                 f"SELECT * FROM {self.subject} LIMIT -1 OFFSET ?", (done,)
             )
             self._cursor_at = done
-        rows = self._cursor.fetchmany(self.config.batch)
+        rows = self._cursor.fetchmany(self.config.batch_size)
         self._cursor_at += len(rows)
         if not rows:
             return [], position

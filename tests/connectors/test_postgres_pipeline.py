@@ -90,7 +90,7 @@ async def test_rows_land_exactly_once_across_a_server_restart(
                   table: src
                   mode: incremental
                   interval: 20ms
-                  batch: 25
+                  batch_size: 25
                 to: rows
             sinks:
               copy:

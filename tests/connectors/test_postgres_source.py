@@ -40,7 +40,7 @@ class TestPostgresSnapshotConformance(SourceConformance):
 
     def prepare(self, count: int) -> dict[str, Any]:
         fill(self.database, count)
-        return {"dsn": self.database.dsn, "table": "readings", "batch": 7}
+        return {"dsn": self.database.dsn, "table": "readings", "batch_size": 7}
 
     def invalid_settings(self) -> list[tuple[dict[str, Any], str]]:
         dsn = self.database.dsn
@@ -99,7 +99,7 @@ def values(batches: list[SourceBatch]) -> list[Any]:
 async def test_a_snapshot_reads_rows_as_json_values_then_ends(postgres: PostgresDatabase) -> None:
     fill(postgres, 25)
     batches, position = await read_all(
-        make_source(postgres.dsn, table="readings", batch=10, key="device")
+        make_source(postgres.dsn, table="readings", batch_size=10, key="device")
     )
     assert [len(b.events) for b in batches] == [10, 10, 5]
     assert position == {"after": 24}  # by the primary key
@@ -118,7 +118,7 @@ async def test_incremental_by_a_timestamp_resumes_with_only_new_rows(
     postgres: PostgresDatabase,
 ) -> None:
     fill(postgres, 30)
-    settings = {"table": "readings", "mode": "incremental", "column": "at", "batch": 8}
+    settings = {"table": "readings", "mode": "incremental", "column": "at", "batch_size": 8}
     first, position = await read_all(make_source(postgres.dsn, interval="50ms", **settings))
     assert [v["id"] for v in values(first)] == list(range(30))
     assert position == {"after": "2024-05-01T00:29:00+00:00"}
@@ -138,7 +138,7 @@ async def test_rows_sharing_a_value_at_a_batch_edge_are_not_skipped(
         "FROM generate_series(0, 19) AS n"
     )
     batches, position = await read_all(
-        make_source(postgres.dsn, table="events", column="day", batch=3)
+        make_source(postgres.dsn, table="events", column="day", batch_size=3)
     )
     assert sorted(v["name"] for v in values(batches)) == sorted(f"e{n}" for n in range(20))
     assert position == {"after": dt.date(2024, 1, 5).isoformat()}
@@ -147,14 +147,16 @@ async def test_rows_sharing_a_value_at_a_batch_edge_are_not_skipped(
 async def test_a_query_without_a_column_resumes_by_row_count(postgres: PostgresDatabase) -> None:
     fill(postgres, 20)
     query = "SELECT id * 2 AS double FROM readings WHERE device LIKE 'sensor-%' ORDER BY id"
-    source = make_source(postgres.dsn, query=query, batch=6)
+    source = make_source(postgres.dsn, query=query, batch_size=6)
     await source.open(None)
     try:
         batch = await source.read()
         assert batch is not None and batch.position == {"rows": 6}
     finally:
         await source.close()
-    rest, position = await read_all(make_source(postgres.dsn, query=query, batch=6), {"rows": 6})
+    rest, position = await read_all(
+        make_source(postgres.dsn, query=query, batch_size=6), {"rows": 6}
+    )
     assert [v["double"] for v in values(rest)] == [n * 2 for n in range(6, 20)]
     assert position == {"rows": 20}
 
@@ -175,7 +177,7 @@ async def test_a_read_goes_on_after_the_server_restarts(
     database = PostgresDatabase(postgres_own_server, postgres_own_server.create_database())
     fill(database, 10)
     source = make_source(
-        database.dsn, table="readings", mode="incremental", interval="50ms", batch=4
+        database.dsn, table="readings", mode="incremental", interval="50ms", batch_size=4
     )
     await source.open(None)
     got: list[int] = []

@@ -34,7 +34,7 @@ class TestSqliteSnapshotConformance(SourceConformance):
 
     def prepare(self, count: int) -> dict[str, Any]:
         make_table(self.tmp_path / "in.db", count)
-        return {"path": str(self.tmp_path / "in.db"), "table": "readings", "batch": 7}
+        return {"path": str(self.tmp_path / "in.db"), "table": "readings", "batch_size": 7}
 
     def invalid_settings(self) -> list[tuple[dict[str, Any], str]]:
         path = str(self.tmp_path / "in.db")
@@ -46,7 +46,7 @@ class TestSqliteSnapshotConformance(SourceConformance):
             ({"path": path, "table": "readings", "key": "nope"}, "key"),
             ({"path": path, "table": "readings", "query": "SELECT 1"}, "table"),
             ({"path": path, "query": "SELECT 1 AS n", "mode": "incremental"}, "column"),
-            ({"path": path, "table": "readings", "batch": 0}, "batch"),
+            ({"path": path, "table": "readings", "batch_size": 0}, "batch_size"),
             ({"path": path, "table": "readings", "interval": 5}, "interval"),
             ({"path": path, "table": "readings", "interval": "0s"}, "interval"),
         ]
@@ -61,7 +61,7 @@ class TestSqliteQuerySnapshotConformance(TestSqliteSnapshotConformance):
     def prepare(self, count: int) -> dict[str, Any]:
         make_table(self.tmp_path / "in.db", count)
         query = "SELECT device, temp FROM readings ORDER BY id"
-        return {"path": str(self.tmp_path / "in.db"), "query": query, "batch": 7}
+        return {"path": str(self.tmp_path / "in.db"), "query": query, "batch_size": 7}
 
 
 def test_an_interval_of_nothing_is_refused_saying_what_is_valid(tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def values(batches: list[SourceBatch]) -> list[Any]:
 
 async def test_a_snapshot_reads_every_row_in_batches_then_ends(tmp_path: Path) -> None:
     make_table(tmp_path / "in.db", 25)
-    batches, _ = await read_all(make_source(tmp_path / "in.db", table="readings", batch=10))
+    batches, _ = await read_all(make_source(tmp_path / "in.db", table="readings", batch_size=10))
     assert [len(b.events) for b in batches] == [10, 10, 5]
     assert values(batches)[3] == {"id": 3, "device": "sensor-0", "temp": 20.3, "raw": None}
 
@@ -123,13 +123,13 @@ async def test_incremental_resumes_after_a_restart_with_only_new_rows(tmp_path: 
     path = tmp_path / "in.db"
     make_table(path, 30)
     first, position = await read_all(
-        make_source(path, table="readings", mode="incremental", interval="20ms", batch=8)
+        make_source(path, table="readings", mode="incremental", interval="20ms", batch_size=8)
     )
     assert [v["id"] for v in values(first)] == list(range(30))
     assert position == {"after": 29}
     make_table(path, 12, start=30)  # rows added while the pipeline was down
     again, position = await read_all(
-        make_source(path, table="readings", mode="incremental", interval="20ms", batch=8),
+        make_source(path, table="readings", mode="incremental", interval="20ms", batch_size=8),
         position,
     )
     assert [v["id"] for v in values(again)] == list(range(30, 42))
@@ -163,7 +163,7 @@ async def test_rows_sharing_a_value_at_a_batch_edge_are_not_skipped(tmp_path: Pa
         conn.executemany(
             "INSERT INTO events VALUES (?, ?)", [(f"e{n}", s) for n, s in enumerate(stamps)]
         )
-    source = make_source(path, table="events", column="updated_at", batch=3)
+    source = make_source(path, table="events", column="updated_at", batch_size=3)
     batches, position = await read_all(source)
     assert sorted(v["name"] for v in values(batches)) == sorted(f"e{n}" for n in range(20))
     assert len(values(batches)) == 20
@@ -174,14 +174,14 @@ async def test_a_query_snapshot_resumes_by_row_count(tmp_path: Path) -> None:
     path = tmp_path / "in.db"
     make_table(path, 20)
     query = "SELECT id * 2 AS double FROM readings ORDER BY id"
-    source = make_source(path, query=query, batch=6)
+    source = make_source(path, query=query, batch_size=6)
     await source.open(None)
     try:
         batch = await source.read()
         assert batch is not None and batch.position == {"rows": 6}
     finally:
         await source.close()
-    rest, position = await read_all(make_source(path, query=query, batch=6), {"rows": 6})
+    rest, position = await read_all(make_source(path, query=query, batch_size=6), {"rows": 6})
     assert [v["double"] for v in values(rest)] == [n * 2 for n in range(6, 20)]
     assert position == {"rows": 20}
 
