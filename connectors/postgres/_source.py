@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresSource", "PostgresSourceConfig"]
 
+_CURSOR = "millstream_snapshot"
+"""The server-side cursor a snapshot without a position column is read through."""
+
 _PRIMARY_KEY_SQL = """
 SELECT a.attname
 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
@@ -127,6 +130,8 @@ class PostgresSource(Source):
         self._column: str | None = config.column
         self._names: list[str] = []
         self._position: Any = None
+        self._cursor_on: psycopg.AsyncConnection[Any] | None = None  # the snapshot's cursor
+        self._cursor_at = -1  # how many rows that cursor has given
 
     @property
     def bounded(self) -> bool:
@@ -221,14 +226,7 @@ class PostgresSource(Source):
     ) -> tuple[list[Event], Any]:
         batch = self.config.batch_size
         if self._column is None:
-            done = 0 if position is None else int(position["rows"])
-            cursor = await conn.execute(
-                f"SELECT * FROM {self._subject} LIMIT %s OFFSET %s", (batch, done)
-            )
-            rows = await cursor.fetchall()
-            if not rows:
-                return [], position
-            return self._events(rows), {"rows": done + len(rows)}
+            return await self._fetch_counted(conn, position)
         after = None if position is None else position["after"]
         rows = await self._keyset(conn, after, batch + 1)
         at = self._names.index(self._column)
@@ -238,6 +236,42 @@ class PostgresSource(Source):
         if not kept:
             return [], position
         return self._events(kept), {"after": position_value(kept[-1][at])}
+
+    async def _fetch_counted(
+        self, conn: psycopg.AsyncConnection[Any], position: Any
+    ) -> tuple[list[Event], Any]:
+        """The next rows of a snapshot without a position column, counted.
+
+        The whole snapshot is read through one server-side cursor in a ``REPEATABLE READ``
+        transaction, so every batch comes from the same state of the database: a row is read
+        once however the table changes meanwhile. A table's rows are ordered by their whole
+        value (a query's by its own ``ORDER BY``), so a cursor declared again after a restart
+        or a reconnect skips, by ``OFFSET``, the rows already read."""
+        done = 0 if position is None else int(position["rows"])
+        if self._cursor_on is not conn or self._cursor_at != done:
+            await self._end_snapshot(conn)
+            order = " ORDER BY millstream_query::text" if self.config.table is not None else ""
+            subject = self._subject + (" AS millstream_query" if order else "")
+            await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            await conn.execute(
+                f"DECLARE {_CURSOR} NO SCROLL CURSOR FOR "
+                f"SELECT * FROM {subject}{order} OFFSET {done:d}",
+                (),  # parameters given, so a doubled % in the query is read as one
+            )
+            self._cursor_on, self._cursor_at = conn, done
+        cursor = await conn.execute(f"FETCH FORWARD {self.config.batch_size:d} FROM {_CURSOR}")
+        rows = await cursor.fetchall()
+        self._cursor_at += len(rows)
+        if not rows:
+            await self._end_snapshot(conn)
+            return [], position
+        return self._events(rows), {"rows": done + len(rows)}
+
+    async def _end_snapshot(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Close the snapshot's cursor and its transaction, if open on ``conn``."""
+        if self._cursor_on is conn:
+            await conn.execute("COMMIT")
+        self._cursor_on, self._cursor_at = None, -1
 
     async def _keyset(
         self,
@@ -288,6 +322,7 @@ class PostgresSource(Source):
 
     async def _forget(self) -> None:
         conn, self._conn = self._conn, None
+        self._cursor_on, self._cursor_at = None, -1  # gone with its connection
         if conn is not None and not conn.closed:
             try:
                 await conn.close()

@@ -161,6 +161,48 @@ async def test_a_query_without_a_column_resumes_by_row_count(postgres: PostgresD
     assert position == {"rows": 20}
 
 
+async def test_a_snapshot_without_a_column_reads_each_row_once_while_the_table_changes(
+    postgres: PostgresDatabase,
+) -> None:
+    postgres.execute("CREATE TABLE plain (n bigint, note text)")
+    postgres.execute("INSERT INTO plain SELECT n, 'x' FROM generate_series(0, 29) AS n")
+    source = make_source(postgres.dsn, table="plain", batch_size=10)
+    await source.open(None)
+    try:
+        first = await source.read()
+        assert first is not None and first.position == {"rows": 10}
+        # rows updated move in the table's storage; rows deleted and added change the count
+        postgres.execute("UPDATE plain SET note = 'y' WHERE n < 5")
+        postgres.execute("DELETE FROM plain WHERE n >= 25")
+        postgres.execute("INSERT INTO plain VALUES (100, 'z')")
+        rest = [first]
+        while (batch := await source.read()) is not None:
+            rest.append(batch)
+    finally:
+        await source.close()
+    assert sorted(v["n"] for v in values(rest)) == list(range(30))
+    assert rest[-1].position == {"rows": 30}
+
+
+async def test_a_table_snapshot_without_a_column_resumes_by_row_count(
+    postgres: PostgresDatabase,
+) -> None:
+    postgres.execute("CREATE TABLE plain (n bigint, note text)")
+    postgres.execute("INSERT INTO plain SELECT n, 'x' FROM generate_series(0, 29) AS n")
+    first, position = await read_all(make_source(postgres.dsn, table="plain", batch_size=7))
+    postgres.execute("UPDATE plain SET note = 'x' WHERE n < 5")  # the rows move in storage
+    source = make_source(postgres.dsn, table="plain", batch_size=7)
+    await source.open(None)
+    try:
+        batch = await source.read()
+        assert batch is not None
+    finally:
+        await source.close()
+    rest, _ = await read_all(make_source(postgres.dsn, table="plain", batch_size=7), batch.position)
+    assert [v["n"] for v in values([batch, *rest])] == [v["n"] for v in values(first)]
+    assert sorted(v["n"] for v in values(first)) == list(range(30))
+
+
 async def test_incremental_over_a_table_without_a_primary_key_needs_a_column(
     postgres: PostgresDatabase,
 ) -> None:
