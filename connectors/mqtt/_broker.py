@@ -387,8 +387,14 @@ def _close_socket(client: Any) -> None:
         client._sock_close()
 
 
-async def stop(client: Any) -> None:
-    """Disconnect (after what is queued to send) and end the network thread."""
+async def stop(client: Any, drain: float = 2.0) -> None:
+    """Disconnect and end the network thread, after the packets queued to send (such as
+    acknowledgements) are written, waiting for them at most ``drain`` seconds while connected.
+    paho's own ``disconnect`` and ``loop_stop`` may end the thread before they are."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + drain
+    while client._out_packet and client.is_connected() and loop.time() < deadline:
+        await asyncio.sleep(0.01)
     with contextlib.suppress(Exception):
         client.disconnect()
     await asyncio.to_thread(client.loop_stop)
