@@ -137,7 +137,13 @@ async def test_one_batch_acknowledges_many_requests_in_order(
         got.append(await asyncio.wait_for(hooks.read(), 5))
     assert sorted(orjson.loads(e.value)["n"] for b in got for e in b.events) == list(range(5))
     await hooks.ack(got[0].position)  # only the requests of the first batch are answered
-    await asyncio.sleep(0.1)
+    answered: set[asyncio.Task[Any]] = set()
+    async with asyncio.timeout(5):
+        while len(answered) < len(got[0].events):
+            done, _ = await asyncio.wait(
+                [s for s in sends if s not in answered], return_when=asyncio.FIRST_COMPLETED
+            )
+            answered |= done
     assert sum(s.done() for s in sends) == len(got[0].events)
     await hooks.ack(got[-1].position)
     assert [(await s)[0] for s in sends] == [200] * 5

@@ -47,7 +47,7 @@ sinks:
 
 HELD = '''
 """An mqtt source whose acknowledgements wait while the file `hold` exists beside the
-pipeline file."""
+pipeline file; the file `acked` says what the network thread has written to the broker."""
 
 import asyncio
 
@@ -62,6 +62,8 @@ class HeldMqttSource(MqttSource):
         while (self.context.base_dir / "hold").exists():
             await asyncio.sleep(0.02)
         await super().ack(position)
+        while self._client is not None and self._client._out_packet:
+            await asyncio.sleep(0.01)  # the network thread has not written the PUBACKs yet
         (self.context.base_dir / "acked").write_text(str(position))
 
 
@@ -213,8 +215,9 @@ async def test_a_broker_restart_in_the_middle_loses_nothing_it_acknowledged(
     assert set(acknowledged) == set(range(total))
     assert set(got) == set(range(total)), f"lost: {sorted(set(range(total)) - set(got))[:10]}"
     copies = len(got) - total
-    # at most what was received but unacknowledged when the connection dropped: max_inflight
-    assert copies <= 200, f"{copies} copies; only what was in flight may come twice"
+    # at most what was received but unacknowledged when the connection dropped (max_inflight,
+    # 200), and the part of the chunk the broker took before it stopped, which is sent again
+    assert copies <= 200 + chunk, f"{copies} copies; only what was in flight may come twice"
 
 
 async def test_a_killed_pipeline_gets_what_it_had_not_acknowledged_again(
@@ -263,7 +266,6 @@ async def test_a_killed_pipeline_gets_what_it_had_not_acknowledged_again(
         while not (tmp_path / "acked").exists() or int((tmp_path / "acked").read_text() or 0) < 5:
             assert time.monotonic() < deadline, "the five were never acknowledged"
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)  # the network thread writes the acknowledgements out
         (tmp_path / "hold").touch()
         await asyncio.to_thread(
             mosquitto.publish, "sensors/a", [b'{"n": %d}' % n for n in range(5, 10)]
