@@ -22,6 +22,7 @@ __all__ = [
     "is_connection_error",
     "is_row_error",
     "one_line",
+    "password_of",
     "printable_dsn",
     "psycopg_module",
 ]
@@ -76,7 +77,8 @@ def is_row_error(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.IntegrityError | psycopg.DataError)
 
 
-def _password(dsn: str) -> str | None:
+def password_of(dsn: str) -> str | None:
+    """The password ``dsn`` holds (to mask it in what is printed), or None."""
     try:
         from psycopg.conninfo import conninfo_to_dict
 
@@ -108,7 +110,7 @@ async def connect(
                 dsn, autocommit=autocommit, connect_timeout=max(2, min(10, int(within) or 2))
             )
         except psycopg.Error as exc:
-            reason = one_line(exc, _password(dsn))
+            reason = one_line(exc, password_of(dsn))
             if isinstance(exc, psycopg.ProgrammingError) or _FOR_GOOD.search(reason):
                 raise ConnectorError(
                     f"{where}: dsn: cannot connect to {printable_dsn(dsn)}: {reason}"

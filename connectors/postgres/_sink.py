@@ -21,6 +21,7 @@ from millstream.core import (
 from millstream.core.duration import Duration
 
 from .._rows import columns_of, row_of, same_columns
+from .._sql import quote
 from ._connect import (
     INSTALL_HINT,
     backoff,
@@ -28,9 +29,10 @@ from ._connect import (
     is_connection_error,
     is_row_error,
     one_line,
+    password_of,
     printable_dsn,
 )
-from ._table import Table, quote, sql_type_of
+from ._table import Table, sql_type_of
 
 if TYPE_CHECKING:
     import psycopg
@@ -222,13 +224,7 @@ class PostgresSink(Sink):
     # -- connecting ----------------------------------------------------------------------------
 
     def _secret(self) -> str | None:
-        from psycopg.conninfo import conninfo_to_dict
-
-        try:
-            value = conninfo_to_dict(self._dsn).get("password")
-        except Exception:
-            return None
-        return str(value) if value else None
+        return password_of(self._dsn)
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         conn = self._conn

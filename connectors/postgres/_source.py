@@ -21,15 +21,16 @@ from millstream.core import (
 from millstream.core.duration import Duration
 
 from .._rows import event_value, position_value, whole_groups
+from .._sql import quote
 from ._connect import (
     INSTALL_HINT,
     backoff,
     connect,
     is_connection_error,
     one_line,
+    password_of,
     printable_dsn,
 )
-from ._table import quote
 
 if TYPE_CHECKING:
     import psycopg
@@ -162,7 +163,9 @@ class PostgresSource(Source):
         except psycopg.Error as exc:
             if is_connection_error(exc):
                 raise
-            raise ConnectorError(f"{self._where}: {setting}: {one_line(exc)}") from None
+            raise ConnectorError(
+                f"{self._where}: {setting}: {one_line(exc, password_of(self._dsn))}"
+            ) from None
         known = ", ".join(self._names)
         if self._column is None and config.mode == "incremental":
             raise ConnectorError(
@@ -216,9 +219,11 @@ class PostgresSource(Source):
                 if now >= deadline:
                     raise ConnectorError(
                         f"{self._where}: lost {printable_dsn(self._dsn)} and could not read "
-                        f"again within {self._within:g}s: {one_line(exc)}"
+                        f"again within {self._within:g}s: {one_line(exc, password_of(self._dsn))}"
                     ) from None
-                self.context.log.warning("%s: %s; reading again", self._where, one_line(exc))
+                self.context.log.warning(
+                    "%s: %s; reading again", self._where, one_line(exc, password_of(self._dsn))
+                )
                 await asyncio.sleep(min(deadline - now, backoff(attempt)))
 
     async def _fetch(

@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 
 from .._rows import ColumnKind, column_kind
+from .._sql import quote
 
-__all__ = ["SQL_TYPES", "Table", "quote", "sql_type_of"]
+__all__ = ["SQL_TYPES", "Table", "sql_type_of"]
 
 SQL_TYPES: dict[ColumnKind, str] = {
     "integer": "bigint",
@@ -35,11 +36,6 @@ def sql_type_of(values: Sequence[Any]) -> str:
     ):
         return "numeric"
     return SQL_TYPES[kind]
-
-
-def quote(name: str) -> str:
-    """``name`` as a quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 class Table:

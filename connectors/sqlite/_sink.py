@@ -22,6 +22,7 @@ from millstream.core import (
 
 from .._rows import columns_of, row_of, same_columns
 from .._sql import one_line
+from .._sql import quote as _quote
 from ._thread import DatabaseThread
 
 if TYPE_CHECKING:
@@ -234,10 +235,6 @@ class _Writer:
 
 
 _NESTED = (dict, list, tuple)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _reason(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ from millstream.core import (
 from millstream.core.duration import Duration
 
 from .._rows import event_value, position_value, whole_groups
+from .._sql import quote as _quote
 from ._thread import DatabaseThread
 
 __all__ = ["SqliteSource", "SqliteSourceConfig"]
@@ -70,10 +71,6 @@ class SqliteSourceConfig(ConnectorConfig):
         if self.mode == "incremental" and self.query is not None and self.column is None:
             raise ValueError("column: incremental mode over a query needs a column to follow")
         return self
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class _Reader:
