@@ -117,7 +117,7 @@ class ConsumingWorker(abc.ABC):
                 if self.reads_blocks:
                     blocks = list(got.values())
                     self.stats.events_in += sum(map(len, blocks))
-                    pending = await self.handle_blocks(blocks)  # type: ignore[arg-type]
+                    pending = await self.handle_blocks(blocks)
                     offsets = {tp: block.offsets[-1] + 1 for tp, block in got.items()}
                 else:
                     records = [r for batch in got.values() for r in batch]
@@ -197,7 +197,7 @@ class ConsumingWorker(abc.ABC):
             topic, partition = block.topic, block.partition
             codec = self.ctx.codecs[topic]
             try:
-                values = codec.decode_many(block.values)  # type: ignore[arg-type]
+                values = codec.decode_many(block.values)
             except (CodecError, TypeError):
                 values = None
             if values is None:

@@ -386,7 +386,10 @@ class EmbeddedConsumer(Consumer):
         return await self._poll(self._take_block, timeout_ms, max_records)
 
     async def _poll(
-        self, take: Callable[[_Fetch, int], _Taken], timeout_ms: int, max_records: int | None
+        self,
+        take: Callable[[_Fetch, int], _Taken | None],
+        timeout_ms: int,
+        max_records: int | None,
     ) -> dict[TopicPartition, _Taken]:
         """What getmany and getmany_blocks share: up to ``limit`` records in all, taken from
         the partitions in turn (a different one first each call), waiting for the first."""
