@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
-from ...errors import InvalidTopicError, StoreClosedError
+from ...errors import InvalidTopicError, StoreClosedError, StoreError
 from ...log import is_internal
 from .. import redact_url
 from ..interface import Admin, Connection, Consumer, OffsetReset, Producer
@@ -36,6 +36,11 @@ class NetworkConnection(Connection):
     """A cluster of brokers, opened by :func:`millstream.core.client.connect` for
     ``millstream://`` URLs."""
 
+    metadata_refresh_s = 30.0
+    """How often the cluster's metadata is looked up again, so partitions another process added
+    are followed (producers route keys over them, subscriptions without a group read them,
+    group leaders rebalance)."""
+
     def __init__(self, cluster: Cluster, url: str) -> None:
         self.cluster = cluster
         self.url = url
@@ -45,6 +50,7 @@ class NetworkConnection(Connection):
         self._consumers: weakref.WeakSet[NetworkConsumer] = weakref.WeakSet()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._positions: NetworkPositionStore | None = None
+        self._refresher: asyncio.Task[None] | None = None
         self._closed = False
 
     @classmethod
@@ -66,7 +72,20 @@ class NetworkConnection(Connection):
         except BaseException:
             await cluster.close()
             raise
+        connection._refresher = asyncio.get_running_loop().create_task(
+            connection._refresh_metadata()
+        )
         return connection
+
+    async def _refresh_metadata(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.metadata_refresh_s)
+            try:
+                await self.cluster.refresh()
+            except StoreError:
+                continue  # the clients meet the trouble themselves, and say so
+            for producer in list(self._producers):
+                producer.follow_partitions()
 
     async def _load_configs(self, topics: list[str]) -> None:
         found = await describe_configs(self, topics)
@@ -200,6 +219,8 @@ class NetworkConnection(Connection):
                 errors.append(exc)
         for consumer in list(self._consumers):
             await consumer.close()
+        if self._refresher is not None:
+            self._refresher.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 5)

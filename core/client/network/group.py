@@ -89,6 +89,7 @@ class GroupMembership:
         self.error: BaseException | None = None
         self._rejoin = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._assigned_counts: dict[str, int] | None = None
         self._closed = False
         self.channel = f"group-{id(self):x}"
 
@@ -147,6 +148,7 @@ class GroupMembership:
     async def _join(self) -> None:
         self.joined.clear()
         self._rejoin.clear()
+        self._assigned_counts = None
         join = request_class(ApiKey.JOIN_GROUP)
         while True:
             coordinator = await self._coordinator()
@@ -227,6 +229,7 @@ class GroupMembership:
         }
         assignor = ASSIGNORS.get(protocol, ASSIGNORS["range"])
         chosen = assignor(subscriptions, counts)
+        self._assigned_counts = counts  # the leader rebalances when they change
         return [(member, Assignment(chosen.get(member, ())).encode()) for member in subscriptions]
 
     async def _heartbeats(self) -> None:
@@ -234,7 +237,7 @@ class GroupMembership:
         while not self._closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._rejoin.wait(), self._heartbeat_s)
-            if self._rejoin.is_set():
+            if self._rejoin.is_set() or self._partitions_changed():
                 return
             coordinator = await self._coordinator()
             answer = await coordinator.request(
@@ -257,6 +260,15 @@ class GroupMembership:
             if code in _REJOIN:
                 return
             raise error_for(code, f"stay in group {self.group!r}")
+
+    def _partitions_changed(self) -> bool:
+        """Whether this member led the last assignment and the partition count of one of the
+        group's topics has changed since (as the cluster's metadata now says)."""
+        counts = self._assigned_counts
+        if not counts:
+            return False
+        topics = self._cluster.topics
+        return any(t in topics and topics[t].partitions != n for t, n in counts.items())
 
     # --- leaving ------------------------------------------------------------------------------
 

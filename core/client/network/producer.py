@@ -803,6 +803,15 @@ class NetworkProducer(Producer):
         if first is not None:
             raise first
 
+    def follow_partitions(self) -> None:
+        """Drop what is known of topics whose partition count changed (after a metadata
+        refresh), once they hold nothing unsent: the next send routes over the new count."""
+        topics = self._connection.cluster.topics
+        for name, state in list(self._topics.items()):
+            info = topics.get(name)
+            if info is not None and info.partitions != state.count:
+                self.forget_topic(name)
+
     def forget_topic(self, topic: str) -> None:
         """Drop what is known of ``topic`` (it was altered or deleted); open batches are sealed."""
         state = self._topics.get(topic)

@@ -247,3 +247,29 @@ async def test_a_seek_after_records_were_handed_out_wins_over_the_fetch_ahead(
             break
     assert values == [b"%d" % i for i in range(4, 10)]
     await consumer.close()
+
+
+async def test_partitions_added_elsewhere_are_followed(broker_session, monkeypatch) -> None:
+    from millstream.core.client.network import NetworkConnection
+
+    monkeypatch.setattr(NetworkConnection, "metadata_refresh_s", 0.2)
+    topic = fresh()
+    url = f"millstream://{broker_session.bootstrap}"
+    async with await connect(url) as conn, await connect(url) as other:
+        await conn.admin().create_topic(topic, partitions=1)
+        member = conn.consumer([topic], group=fresh("g"), auto_offset_reset="earliest")
+        loner = conn.consumer([topic])
+        producer = conn.producer()
+        await producer.send(topic, b"before", key=b"key-7")
+        while len(member.assignment()) != 1:
+            await member.getmany(timeout_ms=100)
+        await other.admin().alter_topic(topic, partitions=4)
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(member.assignment()) != 4 or len(loner.assignment()) != 4:
+            assert asyncio.get_running_loop().time() < deadline, member.assignment()
+            await member.getmany(timeout_ms=100)
+        meta = await producer.send(topic, b"after", key=b"key-7")
+        assert meta.partition == partition_for_key(b"key-7", 4)
+        await producer.close()
+        await member.close()
+        await loner.close()
