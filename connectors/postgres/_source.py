@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from millstream.core import (
     ConnectorConfig,
@@ -21,7 +20,7 @@ from millstream.core import (
 from millstream.core.duration import Duration
 
 from .._rows import event_value, position_value, whole_groups
-from .._sql import quote
+from .._sql import RowSourceConfig, check_position, keyset_sql, quote
 from ._connect import (
     INSTALL_HINT,
     backoff,
@@ -47,7 +46,7 @@ WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
 """
 
 
-class PostgresSourceConfig(ConnectorConfig):
+class PostgresSourceConfig(RowSourceConfig):
     dsn: SecretStr = Field(
         description="where to connect: postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
         "(or key=value pairs); never printed"
@@ -55,25 +54,12 @@ class PostgresSourceConfig(ConnectorConfig):
     table: str | None = Field(
         None, description="the table to read, schema.table allowed (or give `query`)"
     )
-    query: str | None = Field(None, description="a SELECT whose rows to read, in place of `table`")
-    mode: Literal["snapshot", "incremental"] = Field(
-        "snapshot",
-        description="snapshot: read every row once, then end; incremental: read new rows as "
-        "they come, by `column`, every `interval`",
-    )
     column: str | None = Field(
         None,
         description="the column whose value only grows (id, updated_at): rows are read in its "
         "order and its last value is the position; a table defaults to its one-column "
         "primary key",
     )
-    interval: Duration = Field(
-        "1s",  # validated into a timedelta
-        validate_default=True,
-        description="incremental: how often to look for new rows (more than 0s)",
-    )
-    batch_size: int = Field(1000, ge=1, le=100_000, description="the most rows in one batch")
-    key: str | None = Field(None, description="the column whose value becomes the event key")
     reconnect_for: Duration = Field(
         "60s",  # validated into a timedelta
         validate_default=True,
@@ -81,25 +67,12 @@ class PostgresSourceConfig(ConnectorConfig):
         "connection drops) before failing",
     )
 
-    @field_validator("interval")
-    @classmethod
-    def _some_wait(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError(
-                "must be more than 0s (the wait between looks for new rows), such as 1s or 200ms"
-            )
-        return value
-
     @model_validator(mode="after")
-    def _one_subject(self) -> PostgresSourceConfig:
+    def _psycopg_installed(self) -> PostgresSourceConfig:
         try:
             import psycopg  # noqa: F401
         except ImportError:
             raise ValueError(INSTALL_HINT) from None
-        if (self.table is None) == (self.query is None):
-            raise ValueError("set exactly one of table or query")
-        if self.mode == "incremental" and self.query is not None and self.column is None:
-            raise ValueError("column: incremental mode over a query needs a column to follow")
         return self
 
 
@@ -178,12 +151,7 @@ class PostgresSource(Source):
             )
         if config.key is not None and config.key not in self._names:
             raise ConnectorError(f"{self._where}: key: no column {config.key!r}; known: {known}")
-        wanted = "after" if self._column is not None else "rows"
-        if position is not None and (not isinstance(position, dict) or set(position) != {wanted}):
-            raise ConnectorError(
-                f"{self._where}: the stored position {position!r} does not fit these settings "
-                f"(expected {{{wanted!r}: ...}}); the mode, table, query or column changed"
-            )
+        check_position(self._where, position, by_column=self._column is not None)
         self._position = position
 
     async def read(self) -> SourceBatch | None:
@@ -287,16 +255,9 @@ class PostgresSource(Source):
         equal: bool = False,
     ) -> list[tuple[Any, ...]]:
         assert self._column is not None
-        column = quote(self._column)
-        sql = f"SELECT * FROM {self._subject} WHERE {column} IS NOT NULL"
-        params: list[Any] = []
-        if after is not None:
-            sql += f" AND {column} {'=' if equal else '>'} %s"
-            params.append(after)
-        sql += f" ORDER BY {column}"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
+        select = f"SELECT * FROM {self._subject}"
+        order = quote(self._column)
+        sql, params = keyset_sql(select, order, after, limit, equal=equal, mark="%s")
         cursor = await conn.execute(sql, params)
         return list(await cursor.fetchall())
 

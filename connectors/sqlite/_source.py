@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
 from millstream.core import (
     ConnectorConfig,
@@ -20,9 +19,9 @@ from millstream.core import (
     SourceBatch,
     key_bytes,
 )
-from millstream.core.duration import Duration
 
 from .._rows import event_value, position_value, whole_groups
+from .._sql import RowSourceConfig, check_position, keyset_sql
 from .._sql import quote as _quote
 from ._thread import DatabaseThread
 
@@ -32,45 +31,14 @@ _ROWID = "__millstream_rowid"
 """The name the rowid is read under when it is the position (then left out of the event)."""
 
 
-class SqliteSourceConfig(ConnectorConfig):
+class SqliteSourceConfig(RowSourceConfig):
     path: Path = Field(description="the SQLite database file to read (it must exist)")
-    table: str | None = Field(None, description="the table to read (or give `query`)")
-    query: str | None = Field(None, description="a SELECT whose rows to read, in place of `table`")
-    mode: Literal["snapshot", "incremental"] = Field(
-        "snapshot",
-        description="snapshot: read every row once, then end; incremental: read new rows as "
-        "they come, by `column`, every `interval`",
-    )
     column: str | None = Field(
         None,
         description="the column whose value only grows (rowid, id, updated_at): rows are read "
         "in its order and its last value is the position; incremental mode on a table "
         "defaults to rowid",
     )
-    interval: Duration = Field(
-        "1s",  # validated into a timedelta
-        validate_default=True,
-        description="incremental: how often to look for new rows (more than 0s)",
-    )
-    batch_size: int = Field(1000, ge=1, le=100_000, description="the most rows in one batch")
-    key: str | None = Field(None, description="the column whose value becomes the event key")
-
-    @field_validator("interval")
-    @classmethod
-    def _some_wait(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError(
-                "must be more than 0s (the wait between looks for new rows), such as 1s or 200ms"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _one_subject(self) -> SqliteSourceConfig:
-        if (self.table is None) == (self.query is None):
-            raise ValueError("set exactly one of table or query")
-        if self.mode == "incremental" and self.query is not None and self.column is None:
-            raise ValueError("column: incremental mode over a query needs a column to follow")
-        return self
 
 
 class _Reader:
@@ -137,14 +105,7 @@ class _Reader:
         self.column = column
 
     def check_position(self, position: Any) -> None:
-        if position is None:
-            return
-        wanted = "after" if self.column is not None else "rows"
-        if not isinstance(position, dict) or set(position) != {wanted}:
-            raise ConnectorError(
-                f"{self.where}: the stored position {position!r} does not fit these settings "
-                f"(expected {{{wanted!r}: ...}}); the mode, table, query or column changed"
-            )
+        check_position(self.where, position, by_column=self.column is not None)
 
     def fetch(self, position: Any) -> tuple[list[Event], Any]:
         """The next rows after ``position`` as events, and the position after them."""
@@ -172,15 +133,7 @@ class _Reader:
             select, order = f"SELECT rowid AS {_quote(_ROWID)}, * FROM {self.subject}", "rowid"
         else:
             select, order = f"SELECT * FROM {self.subject}", _quote(self.column)
-        clauses = [f"{order} IS NOT NULL"]
-        params: list[Any] = []
-        if after is not None:
-            clauses.append(f"{order} {'=' if equal else '>'} ?")
-            params.append(after)
-        sql = f"{select} WHERE {' AND '.join(clauses)} ORDER BY {order}"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        sql, params = keyset_sql(select, order, after, limit, equal=equal, mark="?")
         cursor = self.conn.execute(sql, params)
         return cursor.fetchall(), [d[0] for d in cursor.description]
 
