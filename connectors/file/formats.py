@@ -32,6 +32,7 @@ __all__ = [
     "LineFormat",
     "LineParser",
     "WriteFormat",
+    "check_delimiter",
     "csv_header",
     "line_writer",
     "parser_for",
@@ -378,3 +379,13 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", "backslashreplace")
     raise TypeError(f"type {type(value).__name__} is not JSON")
+
+
+def check_delimiter(value: str) -> str:
+    """``value`` when it can separate CSV fields: one character, not a quote or a newline;
+    ValueError saying so otherwise."""
+    if len(value) != 1 or value in '\r\n"':
+        raise ValueError(
+            f"the delimiter must be one character (not a quote or a newline), not {value!r}"
+        )
+    return value

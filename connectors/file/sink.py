@@ -41,7 +41,7 @@ from millstream.core import (
     Sink,
 )
 
-from .formats import WriteFormat, csv_header, line_writer
+from .formats import WriteFormat, check_delimiter, csv_header, line_writer
 from .naming import PathTemplate, Slot, final_name, temp_name
 
 __all__ = ["FileSink", "FileSinkConfig"]
@@ -99,11 +99,7 @@ class FileSinkConfig(ConnectorConfig):
     @field_validator("delimiter")
     @classmethod
     def _delimiter(cls, value: str) -> str:
-        if len(value) != 1 or value in '\r\n"':
-            raise ValueError(
-                f"the delimiter must be one character (not a quote or a newline), not {value!r}"
-            )
-        return value
+        return check_delimiter(value)
 
 
 class _OpenFile:

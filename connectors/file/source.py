@@ -38,7 +38,7 @@ from millstream.core import (
 )
 
 from .follow import FolderWatch
-from .formats import LineFormat, LineParser, parser_for
+from .formats import LineFormat, LineParser, check_delimiter, parser_for
 from .tracked import TrackedFile
 
 __all__ = ["FileSource", "FileSourceConfig"]
@@ -120,11 +120,7 @@ class FileSourceConfig(ConnectorConfig):
     @field_validator("delimiter")
     @classmethod
     def _delimiter(cls, value: str) -> str:
-        if len(value) != 1 or value in '\r\n"':
-            raise ValueError(
-                f"the delimiter must be one character (not a quote or a newline), not {value!r}"
-            )
-        return value
+        return check_delimiter(value)
 
     @field_validator("encoding")
     @classmethod

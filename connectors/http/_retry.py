@@ -1,12 +1,12 @@
-"""When to try an HTTP request again: which answers are worth it, and how long to wait."""
+"""When to try an HTTP request again: which answers are worth it, and how long they ask to
+wait (the backoff itself is :func:`millstream.connectors._backoff.backoff`)."""
 
 from __future__ import annotations
 
 import email.utils
-import random
 import time
 
-__all__ = ["backoff", "retry_after", "worth_retrying"]
+__all__ = ["retry_after", "worth_retrying"]
 
 
 def worth_retrying(status: int) -> bool:
@@ -29,10 +29,3 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def backoff(attempt: int, initial: float, most: float) -> float:
-    """The wait before try ``attempt + 1`` (``attempt`` >= 1): doubling from ``initial`` up to
-    ``most``, with up to a fifth of jitter so that many clients do not retry in step."""
-    delay = min(most, initial * 2 ** (attempt - 1))
-    return delay * (0.8 + 0.2 * random.random())

@@ -1,4 +1,5 @@
-"""What the http connectors print: URLs and error texts without the secrets they may carry.
+"""What the http connectors print: URLs and error texts without the secrets they may carry,
+and the start of an answer.
 
 A URL's user info (``user:password@``) and the values of query parameters named like a secret
 (``token``, ``api_key``, ``secret``, ``password``, ``auth``, ``sig``, ``session``…) become
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["redact"]
+__all__ = ["answer_start", "redact"]
 
 _USERINFO = re.compile(r"(?<=://)[^/@\s?#]+@")
 _PARAMETER = re.compile(r"([?&])([^=&#\s]+)=([^&#\s]*)")
@@ -25,3 +26,9 @@ def redact(text: object) -> str:
     return _PARAMETER.sub(
         lambda m: f"{m[1]}{m[2]}=***" if _SECRET_NAME.search(m[2]) else m[0], shown
     )
+
+
+def answer_start(content: bytes, limit: int = 200) -> str:
+    """The first ``limit`` bytes of an answer's body as one line of text (``…`` when cut)."""
+    text = content[:limit].decode("utf-8", "replace").replace("\n", " ").strip()
+    return text + ("…" if len(content) > limit else "")

@@ -15,7 +15,7 @@ import orjson
 
 from millstream.core import Event
 
-from ._paths import MISSING, check_path, lookup
+from .._paths import MISSING, check_path, lookup
 
 __all__ = ["TemplateError", "UrlTemplate"]
 

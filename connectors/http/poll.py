@@ -46,9 +46,10 @@ from millstream.core import (
 )
 from millstream.core.duration import Duration
 
-from ._paths import MISSING, check_path, lookup
-from ._retry import backoff, retry_after, worth_retrying
-from ._shown import redact
+from .._backoff import backoff
+from .._paths import MISSING, check_path, lookup
+from ._retry import retry_after, worth_retrying
+from ._shown import answer_start, redact
 
 if TYPE_CHECKING:
     import aiohttp
@@ -327,7 +328,7 @@ class HttpPollSource(Source):
                         if status >= 400:
                             raise ConnectorError(
                                 f"http-poll {self.context.name!r}: {self.config.method} "
-                                f"{redact(url)} answered {status}: {redact(_start(content))}"
+                                f"{redact(url)} answered {status}: {redact(answer_start(content))}"
                             )
                         return status, content, response.headers, response.links, response.url
                     wait = retry_after(response.headers.get("Retry-After"))
@@ -355,8 +356,3 @@ def _query_value(value: Any) -> str:
     if isinstance(value, str):
         return value
     return orjson.dumps(value).decode()
-
-
-def _start(content: bytes, limit: int = 200) -> str:
-    text = content[:limit].decode("utf-8", "replace").replace("\n", " ").strip()
-    return text + ("…" if len(content) > limit else "")

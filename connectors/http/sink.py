@@ -41,8 +41,9 @@ from millstream.core import (
 )
 from millstream.core.duration import Duration
 
-from ._retry import backoff, retry_after, worth_retrying
-from ._shown import redact
+from .._backoff import backoff
+from ._retry import retry_after, worth_retrying
+from ._shown import answer_start, redact
 from ._template import TemplateError, UrlTemplate
 
 if TYPE_CHECKING:
@@ -245,10 +246,10 @@ class HttpSink(Sink):
         return b"[" + b",".join(encoded) + b"]", "application/json"
 
     async def _deliver(self, url: str, events: list[Event]) -> None:
-        import aiohttp
-
         """Send one request until it is delivered; _Refused on a 4xx; ConnectorError when
         the tries run out."""
+        import aiohttp
+
         session = self._session
         assert session is not None
         config = self.config
@@ -274,10 +275,10 @@ class HttpSink(Sink):
                     if not worth_retrying(status):
                         raise _Refused(
                             f"{config.method} {redact(url)} answered {status}: "
-                            f"{redact(_start(content))}"
+                            f"{redact(answer_start(content))}"
                         )
                     wait = retry_after(answer.headers.get("Retry-After"))
-                    problem = f"answered {status}: {_start(content)}"
+                    problem = f"answered {status}: {answer_start(content)}"
             except (aiohttp.ClientError, TimeoutError) as exc:
                 problem = (
                     f"failed: {type(exc).__name__}: {redact(exc)}" if str(exc) else "timed out"
@@ -320,8 +321,3 @@ def _idempotency_key(events: list[Event]) -> str | None:
 
 def _content_type(codec: str) -> str:
     return _CONTENT_TYPES.get(codec, "application/octet-stream")
-
-
-def _start(content: bytes, limit: int = 200) -> str:
-    text = content[:limit].decode("utf-8", "replace").replace("\n", " ").strip()
-    return text + ("…" if len(content) > limit else "")

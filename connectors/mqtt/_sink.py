@@ -38,7 +38,7 @@ from millstream.core import (
 from millstream.core.duration import Duration, format_duration
 
 from ._broker import BrokerConfig, connect, new_client, paho, stop
-from ._source import FORMATS
+from ._formats import FORMATS
 from ._template import TopicTemplate
 
 __all__ = ["MqttSink", "MqttSinkConfig"]

@@ -42,17 +42,15 @@ from millstream.core import (
     Source,
     SourceBatch,
 )
-from millstream.core.codecs import BytesCodec, Codec, JsonCodec, TextCodec
 from millstream.core.duration import Duration, format_duration
 
 from ._broker import BrokerConfig, connect, new_client, stop
+from ._formats import FORMATS
 
 __all__ = ["MqttSource", "MqttSourceConfig"]
 
 TOPIC_HEADER = "mqtt.topic"
 """The header that carries each message's MQTT topic."""
-
-FORMATS: dict[str, Codec] = {"json": JsonCodec(), "text": TextCodec(), "bytes": BytesCodec()}
 
 
 def check_filter(topic: str) -> str:

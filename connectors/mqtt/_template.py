@@ -5,7 +5,8 @@ A placeholder in braces is replaced, for each event, by a part of the event:
 - ``{topic}``: the log topic it was read from; ``{partition}``: its partition;
 - ``{key}``: its key, as UTF-8 text;
 - ``{value}``: its value (a string or number), ``{value.a.b}``: a field of it (an index of a
-  list is a number: ``{value.readings.0}``).
+  list is a number: ``{value.readings.0}``, ``-1`` the last), found as
+  :func:`millstream.connectors._paths.lookup` finds it, as the http connectors do.
 
 ``{{`` and ``}}`` stand for literal braces. A placeholder's text is a string as it is, a number
 in decimal, a boolean as ``true``/``false``; a missing field, a null, an object or list, or text
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from millstream.core import Event
+
+from .._paths import MISSING, lookup
 
 __all__ = ["TopicTemplate"]
 
@@ -89,18 +92,12 @@ def _placeholder(template: str, name: str) -> Callable[[Event], str]:
         raise ValueError(
             f"topic template {template!r}: unknown placeholder {{{name}}}; use {_NAMES}"
         )
-    steps = path[1:]
+    inside = ".".join(path[1:])
 
     def field(event: Event) -> str:
-        value = event.value
-        for i, step in enumerate(steps):
-            if isinstance(value, dict) and step in value:
-                value = value[step]
-            elif isinstance(value, list) and step.isdigit() and int(step) < len(value):
-                value = value[int(step)]
-            else:
-                missing = ".".join(path[: i + 2])
-                raise ValueError(f"topic template {template!r}: the event has no {missing}")
+        value = lookup(event.value, inside)
+        if value is MISSING:
+            raise ValueError(f"topic template {template!r}: the event has no {name}")
         return _text(name, value)
 
     return field

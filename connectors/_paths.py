@@ -1,4 +1,7 @@
-"""Dotted paths into JSON values (``data.items``, ``meta.next``, ``$`` for the whole value)."""
+"""Dotted paths into JSON values (``data.items``, ``meta.next``, ``$`` for the whole value),
+as the connectors' settings and templates name a field of an event's value: the http-poll
+source's ``items``, the http sink's URL and the mqtt sink's topic templates
+(``{value.device_id}``)."""
 
 from __future__ import annotations
 
