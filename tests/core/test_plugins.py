@@ -87,7 +87,7 @@ def test_lookups_suggest_the_closest_name() -> None:
     with pytest.raises(
         ConfigError,
         match=r"unknown source connector 'generatr'; did you mean "
-        r"'generator'\? known: generator, ",
+        r"'generator'\? known: file, generator, ",
     ):
         registry.source("generatr")
     with pytest.raises(ConfigError, match="unknown codec 'yaml'; known: "):
