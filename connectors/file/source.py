@@ -24,6 +24,7 @@ import os
 import stat
 import time
 from datetime import timedelta
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -182,18 +183,18 @@ class FileSource(Source):
                     f"{self._where()}: cannot watch {watch.folder}: {exc}"
                 ) from exc
             self._watch = watch
-        matches = self._match()
+        matches = await asyncio.to_thread(self._match)
         if isinstance(position, dict) and isinstance(position.get("last"), str):
             self._last = position["last"]
         for entry in _entries(position):
-            self._resume(entry, matches)
+            await self._resume(entry, matches)
         if not matches and self.config.mode == "once":
             self.context.log.warning("%s: no file matches %s", self._where(), self.pattern)
         first_run = position is None
         for key, path in matches.items():
             if key in self._files:
                 continue
-            tracked = self._track(key, path)
+            tracked = await self._track(key, path)
             start_at_end = (
                 first_run and self.config.mode == "tail" and self.config.start_at == "end"
             )
@@ -205,7 +206,7 @@ class FileSource(Source):
             if self._watch is not None:
                 changes = self._watch.take()
                 if changes.renamed:
-                    self._rescan()
+                    await self._rescan()
                 if changes.written or changes.renamed:
                     for tracked in self._files.values():
                         tracked.dirty = True
@@ -321,9 +322,10 @@ class FileSource(Source):
                 found.setdefault((st.st_dev, st.st_ino), path)
         return found
 
-    def _rescan(self) -> None:
-        """Match the glob again: files renamed, rotated away, or new."""
-        matches = self._match()
+    async def _rescan(self) -> None:
+        """Match the glob again: files renamed, rotated away, or new (the folders are listed
+        and the files opened in a worker thread, not on the event loop)."""
+        matches = await asyncio.to_thread(self._match)
         for key, tracked in self._files.items():
             path = matches.get(key)
             if path is not None:
@@ -331,12 +333,12 @@ class FileSource(Source):
             elif not tracked.rotated:
                 tracked.rotated_at = time.monotonic()
                 tracked.dirty = True
-                moved = _sibling(tracked.path, tracked.inode)
+                moved = await asyncio.to_thread(_sibling, tracked.path, tracked.inode)
                 if moved is not None:
                     tracked.rename(moved[1])
         for key, path in matches.items():
             if key not in self._files:
-                self._track(key, path)
+                await self._track(key, path)
 
     def _parser(self, path: str) -> LineParser:
         c = self.config
@@ -351,16 +353,24 @@ class FileSource(Source):
             delimiter=c.delimiter,
         )
 
-    def _track(
+    async def _track(
         self, key: _Key, path: str, *, entry: dict[str, Any] | None = None
     ) -> TrackedFile | None:
-        """Start reading ``path`` (None when it vanished meanwhile)."""
+        """Start reading ``path`` (None when it vanished meanwhile); it is opened (and a csv
+        header read) in a worker thread."""
         offset, line, skipping = 0, 1, False
         if entry is not None:
             offset, line, skipping = entry["offset"], entry["line"], entry["skip"]
         try:
-            tracked = TrackedFile.open(
-                path, self._parser(path), offset=offset, line=line, skipping=skipping
+            tracked = await asyncio.to_thread(
+                partial(
+                    TrackedFile.open,
+                    path,
+                    self._parser(path),
+                    offset=offset,
+                    line=line,
+                    skipping=skipping,
+                )
             )
         except FileNotFoundError:
             return None
@@ -376,14 +386,14 @@ class FileSource(Source):
         self._files[key] = tracked
         return tracked
 
-    def _resume(self, entry: dict[str, Any], matches: dict[_Key, str]) -> None:
+    async def _resume(self, entry: dict[str, Any], matches: dict[_Key, str]) -> None:
         """Reopen the file of a stored position entry, found by its inode."""
         inode = entry["inode"]
         for key, path in matches.items():
             if key[1] == inode and key not in self._files:
-                self._track(key, path, entry=entry)
+                await self._track(key, path, entry=entry)
                 return
-        found = _sibling(entry["path"], inode)
+        found = await asyncio.to_thread(_sibling, entry["path"], inode)
         if found is None:
             self.context.log.warning(
                 "%s: %s (inode %d) is gone; what was written to it after offset %d was not read",
@@ -394,7 +404,7 @@ class FileSource(Source):
             )
             return
         key, path = found
-        tracked = self._track(key, path, entry=entry)
+        tracked = await self._track(key, path, entry=entry)
         if tracked is not None:
             tracked.rotated_at = time.monotonic()  # rotated while the pipeline was down
 
