@@ -281,7 +281,7 @@ class PostgresSink(Sink):
             async with conn.transaction():
                 names = columns_of(rows)
                 await self._grow(conn, rows, names)
-                made, values, refused = self._table.values(rows, names, as_text=False)
+                made, values, refused = self._values(rows, names, as_text=False)
                 try:
                     async with conn.transaction():  # a savepoint: the bulk write alone
                         await self._bulk(conn, names, values, [rows[i] for i in made])
@@ -289,13 +289,30 @@ class PostgresSink(Sink):
                     if not is_row_error(exc):
                         raise
                     # the statements below need every value as text
-                    made, values, refused = self._table.values(rows, names, as_text=True)
+                    made, values, refused = self._values(rows, names, as_text=True)
                     refused += await self._one_by_one(conn, rows, names, made, values)
         except BaseException:
             self._table.columns = {}  # what the transaction made is gone: read it again
             raise
         refused.sort()
         return refused
+
+    def _values(
+        self, rows: list[dict[str, Any]], names: list[str], *, as_text: bool
+    ) -> tuple[list[int], list[tuple[Any, ...]], list[tuple[int, str]]]:
+        """The rows' values as :meth:`Table.values` makes them; in upsert mode a row with no
+        columns at all (an empty mapping) is refused here, having no key to upsert by."""
+        made, values, refused = self._table.values(rows, names, as_text=as_text)
+        if self.config.mode == "upsert" and any(not rows[i] for i in made):
+            keys = ", ".join(self.config.keys)
+            kept = [(i, v) for i, v in zip(made, values, strict=True) if rows[i]]
+            refused += [
+                (i, f"no value for the primary key ({keys}) to upsert by")
+                for i in made
+                if not rows[i]
+            ]
+            made, values = [i for i, _ in kept], [v for _, v in kept]
+        return made, values, refused
 
     async def _grow(
         self, conn: psycopg.AsyncConnection[Any], rows: list[dict[str, Any]], names: list[str]

@@ -192,7 +192,9 @@ class _Writer:
             table = _quote(self.config.table)
             cols = ", ".join(_quote(n) for n in names)
             sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(names))})"
-            if self.pk:
+            if not names:  # an empty mapping (refused with a pk: it has no key)
+                sql = f"INSERT INTO {table} DEFAULT VALUES"
+            elif self.pk:
                 others = [n for n in names if n not in self.pk]
                 conflict = ", ".join(_quote(k) for k in self.pk)
                 if others:

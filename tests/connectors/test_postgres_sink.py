@@ -185,6 +185,17 @@ async def test_an_upsert_sets_only_the_columns_of_its_event_however_batched(
     assert postgres.query("SELECT * FROM together ORDER BY id") == wanted
 
 
+async def test_an_empty_mapping_beside_others_is_refused_in_upsert_mode(
+    postgres: PostgresDatabase,
+) -> None:
+    events = [Event({"id": 1, "temp": 20}, offset=0), Event({}, offset=1)]
+    (refused,) = await write(make_sink(postgres.dsn, pk="id"), events)
+    assert [(r.event.offset, r.reason) for r in refused.rejections] == [
+        (1, "no value for the primary key (id) to upsert by")
+    ]
+    assert postgres.query("SELECT id, temp FROM readings") == [(1, 20)]
+
+
 @pytest.mark.parametrize("mode", ["upsert", "copy"])
 async def test_refused_rows_are_named_and_the_others_land(
     postgres: PostgresDatabase, mode: str

@@ -146,6 +146,18 @@ async def test_an_upsert_sets_only_the_columns_of_its_event_however_batched(
     assert rows(together, "SELECT * FROM readings ORDER BY id") == wanted
 
 
+async def test_an_empty_mapping_beside_others_is_an_empty_row_or_refused_without_a_key(
+    tmp_path: Path,
+) -> None:
+    inserted, upserted = tmp_path / "inserted.db", tmp_path / "upserted.db"
+    events = [Event({"id": 1, "temp": 20}, offset=0), Event({}, offset=1)]
+    assert await write(make_sink(inserted), events) == []
+    assert rows(inserted) == [{"id": 1, "temp": 20}, {"id": None, "temp": None}]
+    (refused,) = await write(make_sink(upserted, pk="id"), events)
+    assert [r.event.offset for r in refused.rejections] == [1]
+    assert rows(upserted) == [{"id": 1, "temp": 20}]
+
+
 async def test_a_value_that_is_not_a_mapping_goes_in_a_value_column(tmp_path: Path) -> None:
     path = tmp_path / "out.db"
     await write(make_sink(path), [Event("a line"), Event(42)])
