@@ -189,7 +189,7 @@ async def test_a_table_snapshot_without_a_column_resumes_by_row_count(
 ) -> None:
     postgres.execute("CREATE TABLE plain (n bigint, note text)")
     postgres.execute("INSERT INTO plain SELECT n, 'x' FROM generate_series(0, 29) AS n")
-    first, position = await read_all(make_source(postgres.dsn, table="plain", batch_size=7))
+    first, _ = await read_all(make_source(postgres.dsn, table="plain", batch_size=7))
     postgres.execute("UPDATE plain SET note = 'x' WHERE n < 5")  # the rows move in storage
     source = make_source(postgres.dsn, table="plain", batch_size=7)
     await source.open(None)
