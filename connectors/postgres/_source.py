@@ -181,6 +181,9 @@ class PostgresSource(Source):
                 return await self._fetch(conn, self._position)
             except Exception as exc:
                 if not is_connection_error(exc):
+                    if isinstance(exc, _psycopg().Error):  # the table dropped, a query failing
+                        secret = password_of(self._dsn)
+                        raise ConnectorError(f"{self._where}: {one_line(exc, secret)}") from exc
                     raise
                 await self._forget()
                 now = loop.time()

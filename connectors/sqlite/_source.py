@@ -21,7 +21,7 @@ from millstream.core import (
 )
 
 from .._rows import event_value, position_value, whole_groups
-from .._sql import RowSourceConfig, check_position, keyset_sql
+from .._sql import RowSourceConfig, check_position, keyset_sql, one_line
 from .._sql import quote as _quote
 from ._thread import DatabaseThread
 
@@ -214,7 +214,10 @@ class SqliteSource(Source):
         assert self._thread is not None, "read() before open()"
         interval = self.config.interval.total_seconds()
         while True:
-            events, position = await self._thread.call(self._reader.fetch, self._position)
+            try:
+                events, position = await self._thread.call(self._reader.fetch, self._position)
+            except sqlite3.Error as exc:  # the table dropped, the file gone
+                raise ConnectorError(f"{self._reader.where}: {one_line(exc)}") from exc
             if events:
                 self._position = position
                 return SourceBatch(events, position)

@@ -203,6 +203,20 @@ async def test_a_table_snapshot_without_a_column_resumes_by_row_count(
     assert sorted(v["n"] for v in values(first)) == list(range(30))
 
 
+async def test_a_failing_read_is_one_line_naming_the_source(postgres: PostgresDatabase) -> None:
+    fill(postgres, 3)
+    source = make_source(postgres.dsn, table="readings", mode="incremental", interval="20ms")
+    await source.open(None)
+    try:
+        assert await source.read() is not None
+        postgres.execute("DROP TABLE readings")
+        with pytest.raises(ConnectorError) as caught:
+            await source.read()
+    finally:
+        await source.close()
+    assert str(caught.value) == "postgres source 'db': relation \"readings\" does not exist"
+
+
 async def test_incremental_over_a_table_without_a_primary_key_needs_a_column(
     postgres: PostgresDatabase,
 ) -> None:

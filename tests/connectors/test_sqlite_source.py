@@ -186,6 +186,22 @@ async def test_a_query_snapshot_resumes_by_row_count(tmp_path: Path) -> None:
     assert position == {"rows": 20}
 
 
+async def test_a_failing_read_is_one_line_naming_the_source(tmp_path: Path) -> None:
+    path = tmp_path / "in.db"
+    make_table(path, 3)
+    source = make_source(path, table="readings", mode="incremental", interval="20ms")
+    await source.open(None)
+    try:
+        assert await source.read() is not None
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TABLE readings")
+        with pytest.raises(ConnectorError) as caught:
+            await source.read()
+    finally:
+        await source.close()
+    assert str(caught.value) == "sqlite source 'db': no such table: readings"
+
+
 async def test_a_position_from_other_settings_is_refused(tmp_path: Path) -> None:
     make_table(tmp_path / "in.db", 3)
     source = make_source(tmp_path / "in.db", query="SELECT * FROM readings")
