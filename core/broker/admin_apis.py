@@ -9,7 +9,7 @@ altered.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import ConfigError, TopicExistsError
@@ -56,8 +56,10 @@ class AdminApis:
         self,
         ctx: BrokerContext,
         served: Callable[[], set[int]],
-        topic_deleted: Callable[[str], None] = lambda name: None,
+        topic_deleted: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        """``topic_deleted(name)`` is awaited after a topic is deleted, so that what the broker
+        keeps per topic (producer sequences, groups' committed offsets) is forgotten."""
         self.ctx = ctx
         self._served = served
         self._topic_deleted = topic_deleted
@@ -213,7 +215,8 @@ class AdminApis:
                     out.error_code = ErrorCode.INVALID_TOPIC_EXCEPTION
                     continue
                 store.delete_topic(name)
-                self._topic_deleted(name)
+                if self._topic_deleted is not None:
+                    await self._topic_deleted(name)
             except Exception as exc:
                 out.error_code = partition_error(exc)
         return _DELETE(throttle_time_ms=0, responses=results)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import logging
 from collections.abc import Awaitable
 from typing import Any
@@ -38,6 +36,8 @@ from ..protocol import (
 )
 from .admin_apis import AdminApis
 from .config import BrokerConfig
+from .group_apis import group_handlers
+from .groups import GroupCoordinator
 from .handler import Handler
 from .log_apis import LogApis, produce_error
 
@@ -73,7 +73,7 @@ class Broker:
         self.handlers: dict[int, Handler] = {}
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
-        self._coordinator: Any = None
+        self._coordinator: GroupCoordinator | None = None
         self._log_apis: LogApis | None = None
 
     @property
@@ -88,14 +88,14 @@ class Broker:
         try:
             log_apis = self._log_apis = LogApis(self)
             log_apis.start()
-            admin = AdminApis(self, lambda: set(self.handlers), log_apis.sequences.forget_topic)
-            handlers: dict[int, Handler] = {**log_apis.handlers(), **admin.handlers()}
-            try:
-                handlers.update(await self._start_groups())
-            except Exception as exc:  # the broker still serves the log without groups
-                _log.warning("group coordinator unavailable, group APIs answer errors: %r", exc)
-                self._coordinator = None
-            self.handlers = handlers
+            admin = AdminApis(self, lambda: set(self.handlers), self._topic_deleted)
+            coordinator = self._coordinator = GroupCoordinator(self)
+            await coordinator.start()
+            self.handlers = {
+                **log_apis.handlers(),
+                **admin.handlers(),
+                **group_handlers(coordinator),
+            }
             self._server = await asyncio.start_server(
                 self._accept, self.config.listen_host, self.config.listen_port
             )
@@ -106,16 +106,13 @@ class Broker:
         if self.config.advertised_port is None and self.config.listen_port == 0:
             self.port = self.listen_port
 
-    async def _start_groups(self) -> dict[int, Handler]:
-        """The group coordinator's handlers, when the coordinator is part of this build."""
-        package = __name__.rpartition(".")[0]
-        if importlib.util.find_spec(f"{package}.group_apis") is None:
-            return {}
-        groups = importlib.import_module(f"{package}.groups")
-        group_apis = importlib.import_module(f"{package}.group_apis")
-        self._coordinator = groups.GroupCoordinator(self)
-        await self._coordinator.start()
-        return group_apis.group_handlers(self._coordinator)
+    async def _topic_deleted(self, topic: str) -> None:
+        """Forget what the broker kept for a deleted topic: producer sequences, groups'
+        committed offsets."""
+        if self._log_apis is not None:
+            self._log_apis.sequences.forget_topic(topic)
+        if self._coordinator is not None:
+            await self._coordinator.topic_deleted(topic)
 
     async def _close_groups(self) -> None:
         if self._coordinator is not None:

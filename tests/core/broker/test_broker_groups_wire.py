@@ -333,3 +333,18 @@ async def test_committed_offsets_survive_a_broker_restart(tmp_path: Path):
         conn.close()
     finally:
         server.kill()
+
+
+async def test_deleting_a_topic_forgets_the_offsets_groups_committed_in_it(server):
+    conn = await Conn.open(server)
+    try:
+        await create_topic(conn, "doomed", 1)
+        await create_topic(conn, "kept", 1)
+        simple = await commit_v7(conn, "archiver", -1, "", {"doomed": {0: 5}, "kept": {0: 9}})
+        assert {p.error_code for t in simple.topics for p in t.partitions} == {ErrorCode.NONE}
+        deleted = await conn.call(ApiKey.DELETE_TOPICS, 1, timeout_ms=5000, topic_names=["doomed"])
+        assert deleted.responses[0].error_code == ErrorCode.NONE
+        left = await conn.call(ApiKey.OFFSET_FETCH, 5, group_id="archiver", topics=None)
+        assert fetched(left) == {("kept", 0): 9}
+    finally:
+        conn.close()
