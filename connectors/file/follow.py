@@ -19,6 +19,7 @@ import contextlib
 import glob
 import os
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import translate
@@ -73,6 +74,8 @@ class Changes:
 
     written: bool
     """Some matching file may have new data (or may have been truncated)."""
+    paths: frozenset[str]
+    """The (normalised) paths those writes were to."""
     renamed: bool
     """A matching path was created, moved or deleted: match the glob again."""
 
@@ -97,6 +100,8 @@ class FolderWatch:
         self._renamed = 0
         self._seen = (0, 0)
         self._also: frozenset[str] = frozenset()
+        self._paths: set[str] = set()  # written to since the last take; under _lock
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Start watching; OSError when the folder cannot be watched."""
@@ -120,10 +125,14 @@ class FolderWatch:
         """What changed since the last call; the next :meth:`wait` waits for more."""
         self._signalled = False
         self._woken.clear()
-        written, renamed = self._written, self._renamed
+        with self._lock:
+            written, renamed = self._written, self._renamed
+            paths, self._paths = frozenset(self._paths), set()
         seen_written, seen_renamed = self._seen
         self._seen = (written, renamed)
-        return Changes(written != seen_written, renamed != seen_renamed)
+        return Changes(
+            written=written != seen_written, renamed=renamed != seen_renamed, paths=paths
+        )
 
     async def wait(self) -> None:
         """Return once something changed after the last :meth:`take`."""
@@ -141,12 +150,14 @@ class FolderWatch:
         also = self._also
         return any(self._match(path) or path in also for path in paths)
 
-    def notice(self, renamed: bool) -> None:
-        """Count a change (called in the observer's thread) and wake the loop."""
-        if renamed:
-            self._renamed += 1
-        else:
-            self._written += 1
+    def notice(self, renamed: bool, paths: Iterable[str] = ()) -> None:
+        """Count a change to ``paths`` (called in the observer's thread) and wake the loop."""
+        with self._lock:
+            if renamed:
+                self._renamed += 1
+            else:
+                self._written += 1
+                self._paths.update(os.path.normpath(path) for path in paths)
         if self._signalled or self._loop is None:
             return
         self._signalled = True
@@ -168,4 +179,4 @@ class _Handler(FileSystemEventHandler):
                 self.watch.notice(True)
             return
         if self.watch.relevant(paths):
-            self.watch.notice(renamed)
+            self.watch.notice(renamed, paths)

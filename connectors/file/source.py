@@ -38,7 +38,7 @@ from millstream.core import (
     SourceBatch,
 )
 
-from .follow import FolderWatch
+from .follow import Changes, FolderWatch
 from .formats import LineFormat, LineParser, check_delimiter, parser_for
 from .tracked import TrackedFile
 
@@ -91,6 +91,13 @@ class FileSourceConfig(ConnectorConfig):
         validate_default=True,
         description="tail: how long a file rotated away is still followed for lines its writer "
         "adds before reopening its log (read first, ahead of the new file)",
+    )
+    idle_close: Duration = Field(
+        "1m",
+        gt=timedelta(0),
+        validate_default=True,
+        description="tail: a file with nothing new for this long gives its descriptor back "
+        "(its position is kept); it is opened again when it is written to",
     )
     headers: list[Literal["file", "line"]] = Field(
         ["file"],
@@ -207,9 +214,7 @@ class FileSource(Source):
                 changes = self._watch.take()
                 if changes.renamed:
                     await self._rescan()
-                if changes.written or changes.renamed:
-                    for tracked in self._files.values():
-                        tracked.dirty = True
+                self._mark_dirty(changes)
             for tracked in self._order():
                 batch = await self._read_from(tracked)
                 if batch is not None:
@@ -217,10 +222,14 @@ class FileSource(Source):
             if self._watch is None:
                 return None  # once: every file read to its end
             self._watch.follow(t.path for t in self._files.values() if t.rotated)
-            due = self._next_drop()
+            await self._close_idle()
+            due = min(
+                (d for d in (self._next_drop(), self._next_idle()) if d is not None),
+                default=None,
+            )
             if due is None:
                 await self._watch.wait()
-            else:  # a rotated file is due to be dropped then, if nothing new comes
+            else:  # a rotated file is due to be dropped, or a file to be closed, then
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._watch.wait(), max(0.0, due - time.monotonic()))
 
@@ -233,6 +242,46 @@ class FileSource(Source):
         self._files.clear()
 
     # -- reading ---------------------------------------------------------------------------
+
+    def _mark_dirty(self, changes: Changes) -> None:
+        """Mark the files to read again: those written to (all after a rename, or a write to
+        a path no file is known by)."""
+        if not (changes.written or changes.renamed):
+            return
+        by_path = {os.path.normpath(t.path): t for t in self._files.values()}
+        named = [by_path.get(path) for path in changes.paths]
+        if changes.renamed or None in named:
+            for tracked in self._files.values():
+                tracked.dirty = True
+            return
+        for tracked in named:
+            tracked.dirty = True  # type: ignore[union-attr]
+
+    async def _close_idle(self) -> None:
+        """Give back the descriptors of files with nothing new for ``idle_close``."""
+        wait = self.config.idle_close.total_seconds()
+        now = time.monotonic()
+        idle = [
+            t
+            for t in self._files.values()
+            if t.idle_since is not None
+            and now - t.idle_since >= wait
+            and t.fd >= 0
+            and not t.rotated
+            and not t.dirty
+        ]
+        if idle:
+            await asyncio.to_thread(lambda: [t.suspend() for t in idle])
+
+    def _next_idle(self) -> float | None:
+        """When the first open file's ``idle_close`` ends (None: none is idle)."""
+        wait = self.config.idle_close.total_seconds()
+        ends = [
+            t.idle_since + wait
+            for t in self._files.values()
+            if t.idle_since is not None and t.fd >= 0 and not t.rotated and not t.done
+        ]
+        return min(ends) if ends else None
 
     def _next_drop(self) -> float | None:
         """When the first rotated file's ``rotate_wait`` ends (None: no rotated file)."""
@@ -267,6 +316,11 @@ class FileSource(Source):
                 self._finish(tracked)
                 return None
             if not tracked.dirty and not once and not self._due(tracked):
+                return None
+            if tracked.suspended and not await tracked.reopen():
+                if tracked.rotated:  # gone while closed: it had been read to its end
+                    self._finish(tracked)
+                tracked.dirty = False  # else another file is at its path: a rescan decides
                 return None
             try:
                 read = await tracked.fill(self.config.batch_size)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from millstream.core import Event, Rejection
@@ -27,6 +28,8 @@ CHUNK_BYTES = 1024 * 1024
 """The most one read takes from a file (more only when a line is longer)."""
 MIN_CHUNK_BYTES = 16 * 1024
 """The least one read takes."""
+_HEAD_BYTES = 64
+"""How much of a file's start tells it apart from another at the same inode number."""
 
 
 class TrackedFile:
@@ -66,6 +69,11 @@ class TrackedFile:
         self.rotated_at: float | None = None
         self.dirty = True
         self.done = False
+        self.idle_since: float | None = None
+        """When a read last found nothing new (``time.monotonic()``); None after new data."""
+        self._head = b""
+        """The file's first bytes when it was suspended: a file deleted meanwhile may leave its
+        inode number to a new one, which these tell apart."""
 
     @classmethod
     def open(
@@ -123,6 +131,11 @@ class TrackedFile:
         at = self.read_at
         size = max(self.read_size, 2 * len(self.partial))
         data = await asyncio.to_thread(os.pread, self.fd, size, at)
+        if not data:
+            if self.idle_since is None:
+                self.idle_since = time.monotonic()
+        else:
+            self.idle_since = None
         if self.read_at == at:  # nothing else moved this file on meanwhile
             self._feed(data)
             block = self.block
@@ -188,6 +201,47 @@ class TrackedFile:
             at += len(chunk)
         self.offset = self.read_at = last_end
         self.line = lines + 1
+
+    @property
+    def suspended(self) -> bool:
+        """True while the descriptor is given back (see :meth:`suspend`)."""
+        return self.fd < 0 and not self.done
+
+    def suspend(self) -> bool:
+        """Give the descriptor back, when nothing read ahead would be lost: the file was
+        read to a line's end. True when it was closed. :meth:`reopen` takes it again. Blocks
+        (a small read and a close): call it in a worker thread."""
+        if self.fd < 0 or self.block is not None or self.partial or self.skipping:
+            return False
+        fd = self.fd
+        self._head = os.pread(fd, min(_HEAD_BYTES, self.offset), 0)
+        self.fd = -1
+        os.close(fd)
+        return True
+
+    async def reopen(self) -> bool:
+        """Open the file at ``path`` again after :meth:`suspend` (in a worker thread). False
+        when that is no longer this file (another inode, or none): a rescan decides."""
+
+        head = self._head
+
+        def take() -> tuple[int, bool]:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            if os.fstat(fd).st_ino != self.inode:
+                os.close(fd)
+                return -1, False
+            return fd, os.pread(fd, len(head), 0) != head
+
+        try:
+            fd, replaced = await asyncio.to_thread(take)
+        except FileNotFoundError:
+            return False
+        if fd < 0:
+            return False
+        self.fd = fd
+        if replaced:  # a new file under the old inode number: read it from its start
+            self.restart()
+        return True
 
     def close(self) -> None:
         """Close the file (idempotent)."""

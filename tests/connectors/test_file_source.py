@@ -4,6 +4,7 @@ restarts from a stored position, bad input handed back with its file and line.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import threading
@@ -530,3 +531,71 @@ async def test_tail_takes_the_files_in_turn(tmp_path: Path) -> None:
     finally:
         await source.close()
     assert files == ["a.log", "b.log", "a.log", "b.log"]  # a busy file starves no other
+
+
+def _open_in(folder: Path) -> int:
+    """How many descriptors of this process are open on files in ``folder``."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(str(folder)):
+                count += 1
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+async def test_files_idle_at_their_end_are_closed_and_reopened_when_written(
+    tmp_path: Path,
+) -> None:
+    """Dated log files pile up: each one idle at its end for ``idle_close`` gives its
+    descriptor back; a line written to it later is still read, after the position's line."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for day in range(1, 21):
+        (logs / f"day-{day:02}.log").write_text(f"day {day}\n")
+    source = _source(tmp_path, path="logs/*.log", idle_close="200ms")
+    await source.open(None)
+    try:
+        got, _ = await _values(source, 20)
+        assert sorted(got) == sorted(f"day {day}" for day in range(1, 21))
+        await _nothing_more(source, 0.6)  # idle past idle_close
+        assert _open_in(logs) == 0
+        _append(logs / "day-03.log", "day 3 again\n")
+        got, position = await _values(source, 1)
+        assert got == ["day 3 again"]
+        assert len(position["files"]) == 20  # every file keeps its place
+    finally:
+        await source.close()
+
+
+async def test_a_write_marks_only_the_file_it_names_to_be_read_again(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.log").write_text(f"{name} 1\n")
+    source = _source(tmp_path, path="*.log")
+    await source.open(None)
+    try:
+        await _values(source, 3)
+        await _nothing_more(source)
+        _append(tmp_path / "b.log", "b 2\n")
+        assert (await _values(source, 1))[0] == ["b 2"]
+        others = [t for t in source._files.values() if not t.path.endswith("b.log")]
+        assert [t.dirty for t in others] == [False, False]
+    finally:
+        await source.close()
+
+
+async def test_a_closed_idle_file_rotated_away_is_let_go(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("old 1\n")
+    source = _source(tmp_path, path="app.log", idle_close="100ms", rotate_wait="100ms")
+    await source.open(None)
+    try:
+        assert (await _values(source, 1))[0] == ["old 1"]
+        await _nothing_more(source, 0.4)  # closed: idle past idle_close
+        log.unlink()
+        log.write_text("new 1\n")
+        assert (await _values(source, 1))[0] == ["new 1"]
+        await _nothing_more(source, 0.4)
+        assert [f["path"] for f in source._position()["files"]] == [str(log)]
+    finally:
+        await source.close()
