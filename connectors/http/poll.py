@@ -156,6 +156,13 @@ class HttpPollSource(Source):
     Config: ClassVar[type[ConnectorConfig]] = HttpPollConfig
     resumable = True
 
+    @classmethod
+    def resumable_for(cls, config: HttpPollConfig) -> bool:
+        """Only with something to remember: a cursor field, or the answer's ETag/Last-Modified
+        (``conditional``, when the server sends them). Without either, every poll and every
+        restart hands out the whole answer again."""
+        return config.cursor_field is not None or config.conditional
+
     def __init__(self, config: HttpPollConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
         self.config: HttpPollConfig = config

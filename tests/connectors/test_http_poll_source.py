@@ -324,3 +324,24 @@ class TestHttpPollConformance(SourceConformance):
             ({"url": "http://x", "items": "a..b"}, "items"),
             ({"url": "http://x", "interval": "-1s"}, "interval"),
         ]
+
+
+def test_validate_calls_a_poll_without_a_cursor_or_validators_best_effort(tmp_path) -> None:
+    from millstream.core.plugins import load_registry
+    from millstream.pipelines.spec import guarantees, load_pipeline
+
+    (tmp_path / "p.yaml").write_text(
+        "pipeline: polled\ntopics: {a: {}, b: {}, c: {}}\nsources:\n"
+        "  by-cursor: {connector: http-poll, to: a,\n"
+        "              config: {url: 'http://x/items', cursor_field: id, conditional: false}}\n"
+        "  by-etag: {connector: http-poll, to: b, config: {url: 'http://x/items'}}\n"
+        "  neither: {connector: http-poll, to: c,\n"
+        "            config: {url: 'http://x/items', conditional: false}}\n"
+    )
+    pipeline = load_pipeline(tmp_path / "p.yaml", registry=load_registry(), env={})
+    levels = {g.name: g.level for g in guarantees(pipeline)}
+    assert levels == {
+        "by-cursor": "at-least-once",
+        "by-etag": "at-least-once",
+        "neither": "best-effort",
+    }
