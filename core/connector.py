@@ -132,6 +132,7 @@ class Source(abc.ABC):
         polled API is only with a cursor or validators to remember). ``validate`` asks this;
         the default is :attr:`resumable`."""
         return cls.resumable
+
     redelivers: ClassVar[bool] = False
     """True when the other side keeps what the source read but did not acknowledge, and hands
     it out again after a restart: an MQTT broker holding unacknowledged QoS 1 messages in a

@@ -254,8 +254,9 @@ class FileSource(Source):
             for tracked in self._files.values():
                 tracked.dirty = True
             return
-        for tracked in named:
-            tracked.dirty = True  # type: ignore[union-attr]
+        for known in named:
+            if known is not None:
+                known.dirty = True
 
     async def _close_idle(self) -> None:
         """Give back the descriptors of files with nothing new for ``idle_close``."""

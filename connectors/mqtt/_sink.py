@@ -180,7 +180,7 @@ class MqttSink(Sink):
                 if not _sent(info):
                     if info.rc != mqtt.MQTT_ERR_SUCCESS and self.config.qos == 0:
                         lost += 1  # a QoS 0 message with no connection to go to
-                        queued.discard(_place(event))  # type: ignore[arg-type]
+                        queued.discard(_place(event))
                         pending.popleft()
                         continue
                     left = deadline - loop.time()
@@ -196,7 +196,7 @@ class MqttSink(Sink):
                             await asyncio.wait_for(self._acked.wait(), min(left, 0.25))
                     continue
                 pending.popleft()
-                queued.discard(_place(event))  # type: ignore[arg-type]
+                queued.discard(_place(event))
                 refused = self._refused.pop(info.mid, None)
                 if refused is not None:
                     rejected.append(Rejection(event, f"{self.config.url} refused it: {refused}"))

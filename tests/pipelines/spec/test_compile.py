@@ -150,8 +150,7 @@ def test_a_sink_connector_used_as_a_source(fails) -> None:
     error = fails(GOOD.replace("connector: ticker", "connector: print"))
     assert (error.line, error.column) == (10, 16)
     assert (
-        error.message
-        == "'print' is a sink connector and cannot be a source; "
+        error.message == "'print' is a sink connector and cannot be a source; "
         "source connectors: poller, tail, ticker"
     )
 
