@@ -27,9 +27,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import (
-    InvalidPartitionsError,
     ReadOnlyStoreError,
-    RecordTooLargeError,
     StoreClosedError,
 )
 from ...log.batch import HEADER_SIZE
@@ -37,7 +35,7 @@ from ...log.compression import Compression
 from ...log.encoder import RecordColumns, as_bytes, check_headers, encode_batch
 from ...record import Header, Record
 from ..interface import BatchDelivery, Delivery, Producer, RecordMetadata
-from ..partitioner import StickyPartitioner, murmur2
+from ..routing import TopicRouting, route
 
 if TYPE_CHECKING:
     from ...log.partition import Partition
@@ -45,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EmbeddedProducer"]
 
-_KEYS_REMEMBERED = 1 << 16
 _RECORD_OVERHEAD = 21  # upper bound of a record's framing (see log.encoder.encoded_record_size)
 
 
@@ -204,20 +201,10 @@ def _metadata(batch: _Batch) -> list[RecordMetadata]:
     return out
 
 
-class _TopicState:
+class _TopicState(TopicRouting):
     """What ``send`` needs of one topic, looked up once."""
 
-    __slots__ = (
-        "batches",
-        "compression",
-        "count",
-        "key_partitions",
-        "limit",
-        "max_bytes",
-        "name",
-        "partitions",
-        "sticky",
-    )
+    __slots__ = ("batches", "compression", "limit", "partitions")
 
     def __init__(
         self,
@@ -227,27 +214,13 @@ class _TopicState:
         batch_bytes: int,
         compression: Compression,
     ) -> None:
-        self.name = name
+        super().__init__(name, len(partitions), max_bytes)
         self.partitions = partitions
-        self.count = len(partitions)
-        self.max_bytes = max_bytes
         # records are counted by an upper bound of their size, so a batch whose bound stays
         # under this limit always fits max.message.bytes
         self.limit = min(batch_bytes, max_bytes) - HEADER_SIZE
         self.compression = compression
         self.batches: list[_Batch | None] = [None] * self.count
-        self.sticky = StickyPartitioner(self.count)
-        # the partition of each key seen lately: murmur2 in Python costs about a microsecond,
-        # and keys repeat (the state is made anew when the partition count changes)
-        self.key_partitions: dict[bytes, int] = {}
-
-    def partition_of(self, key: bytes) -> int:
-        """The partition of ``key`` (Kafka's murmur2 partitioner), remembered."""
-        found = self.key_partitions
-        if len(found) >= _KEYS_REMEMBERED:
-            found.clear()
-        partition = found[key] = (murmur2(key) & 0x7FFFFFFF) % self.count
-        return partition
 
 
 class EmbeddedProducer(Producer):
@@ -313,11 +286,11 @@ class EmbeddedProducer(Producer):
                 if partition is None:
                     partition = state.partition_of(key)
             else:
-                _check_partition(state, partition)
+                state.check_partition(partition)
         elif partition is None:
             partition = state.sticky.partition
         else:
-            _check_partition(state, partition)
+            state.check_partition(partition)
         delivery: _Delivery
         if headers or timestamp:
             plain = False
@@ -367,20 +340,20 @@ class EmbeddedProducer(Producer):
         if state is None:
             state = self._topic_state(topic)
         if partition is not None:
-            _check_partition(state, partition)
+            state.check_partition(partition)
         now = int(time.time() * 1000)
         rows = RecordColumns.of(records, now)  # checks the fields of every record
         if not rows.count:
             return _SentBatch([], 0)
         exact = rows.largest_alone()
         if exact > state.max_bytes:
-            raise _too_large(state, exact)
+            raise state.too_large(exact)
         sticky = state.sticky.partition
         loop = asyncio.get_running_loop()
         batches: list[_Batch] = []
         # every check is behind us: from here on, failures are the store's and go to the
         # deliveries. A partition that refuses a batch gets nothing more of this call.
-        for target, places in _route(state, rows, partition, sticky):
+        for target, places in route(state, rows, partition, sticky):
             self._seal(state, target)
             group = rows if places is None else rows.take(places)
             for lo, hi in group.cut(state.limit):
@@ -428,7 +401,7 @@ class EmbeddedProducer(Producer):
     ) -> None:
         exact = len(encode_batch([Record(key, value, headers, 1)]))
         if exact > state.max_bytes:
-            raise _too_large(state, exact)
+            raise state.too_large(exact)
 
     def _open_batch(self, state: _TopicState, partition: int) -> _Batch:
         loop = asyncio.get_running_loop()
@@ -570,51 +543,3 @@ class EmbeddedProducer(Producer):
             self._closed = True
             self._topics.clear()
             self._connection.forget_producer(self)
-
-
-def _check_partition(state: _TopicState, partition: object) -> None:
-    if type(partition) is int and 0 <= partition < state.count:
-        return
-    raise InvalidPartitionsError(
-        f"partition {partition!r} does not exist in topic {state.name!r}; "
-        f"valid partitions are 0 to {state.count - 1}"
-    )
-
-
-def _too_large(state: _TopicState, exact: int) -> RecordTooLargeError:
-    return RecordTooLargeError(
-        f"record of {exact} bytes (with its batch header) is over the "
-        f"max.message.bytes={state.max_bytes} of topic {state.name!r}; send a smaller "
-        f"record or raise the limit with `millstream topics alter {state.name} "
-        "--config max.message.bytes=N`"
-    )
-
-
-def _route(
-    state: _TopicState, rows: RecordColumns, partition: int | None, sticky: int
-) -> list[tuple[int, list[int] | None]]:
-    """The partitions the records of a call go to: ``(partition, places)`` pairs, where
-    ``places`` are the records' places in the call, in order (None: all of them)."""
-    if partition is not None:
-        return [(partition, None)]
-    keys, klens, count = rows.keys, rows.klens, state.count
-    if keys is None or klens is None or count == 1:
-        return [(sticky, None)]
-    places = state.key_partitions  # keys repeat: each is hashed once
-    groups: dict[int, list[int]] = {}
-    for place, key in enumerate(keys):
-        if klens[place] < 0:
-            target = sticky
-        else:
-            found = places.get(key)
-            if found is None:
-                found = state.partition_of(key)
-            target = found
-        group = groups.get(target)
-        if group is None:
-            groups[target] = [place]
-        else:
-            group.append(place)
-    if len(groups) == 1:
-        return [(target, None)]
-    return list(groups.items())

@@ -31,8 +31,6 @@ from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import (
-    InvalidPartitionsError,
-    RecordTooLargeError,
     StoreClosedError,
     StoreError,
 )
@@ -42,7 +40,7 @@ from ...log.encoder import RecordColumns, as_bytes, check_headers, encode_batch
 from ...protocol import ApiKey, ErrorCode, request_class
 from ...record import Header, Record
 from ..interface import BatchDelivery, Delivery, Producer, RecordMetadata, _checked_fields
-from ..partitioner import StickyPartitioner, murmur2
+from ..routing import TopicRouting, route
 from .failures import REFRESH_METADATA, error_for
 from .wire import BrokerUnavailableError
 
@@ -217,39 +215,20 @@ class _PartitionState:
         self.refresh = False
 
 
-class _TopicState:
-    __slots__ = (
-        "compression",
-        "count",
-        "key_partitions",
-        "limit",
-        "max_bytes",
-        "name",
-        "open",
-        "partitions",
-        "sticky",
-    )
+class _TopicState(TopicRouting):
+    """What ``send`` needs of one topic: its routing, and per partition the open batch and
+    the state of the batches in flight."""
+
+    __slots__ = ("compression", "limit", "open", "partitions")
 
     def __init__(
         self, name: str, count: int, max_bytes: int, batch_bytes: int, compression: Compression
     ) -> None:
-        self.name = name
-        self.count = count
-        self.max_bytes = max_bytes
+        super().__init__(name, count, max_bytes)
         self.limit = min(batch_bytes, max_bytes) - HEADER_SIZE
         self.compression = compression
         self.open: list[_Batch | None] = [None] * count
         self.partitions = [_PartitionState() for _ in range(count)]
-        self.sticky = StickyPartitioner(count)
-        self.key_partitions: dict[bytes, int] = {}
-
-    def partition_of(self, key: bytes) -> int:
-        found = self.key_partitions.get(key)
-        if found is None:
-            if len(self.key_partitions) >= 1 << 16:
-                self.key_partitions.clear()
-            found = self.key_partitions[key] = (murmur2(key) & 0x7FFFFFFF) % self.count
-        return found
 
 
 class NetworkProducer(Producer):
@@ -329,7 +308,7 @@ class NetworkProducer(Producer):
         if partition is None:
             partition = state.sticky.partition if key is None else state.partition_of(key)
         else:
-            _check_partition(state, partition)
+            state.check_partition(partition)
         size = _RECORD_OVERHEAD + (len(value) if value else 0) + (len(key) if key else 0)
         for name, hval in headers:
             size += 10 + len(name) * 3 + (len(hval) if hval else 0)
@@ -338,7 +317,7 @@ class NetworkProducer(Producer):
             if size > state.limit:
                 exact = len(encode_batch([Record(key, value, tuple(headers), 1)]))
                 if exact > state.max_bytes:
-                    raise _too_large(state, exact)
+                    raise state.too_large(exact)
             if batch is not None:
                 self._seal(state, partition)
             batch = self._open_batch(state, partition)
@@ -370,18 +349,18 @@ class NetworkProducer(Producer):
                 ]
             )
         if partition is not None:
-            _check_partition(state, partition)
+            state.check_partition(partition)
         now = int(time.time() * 1000)
         rows = RecordColumns.of(records, now)  # checks the fields of every record
         if not rows.count:
             return _SentBatch([], 0)
         exact = rows.largest_alone()
         if exact > state.max_bytes:
-            raise _too_large(state, exact)
+            raise state.too_large(exact)
         sticky = state.sticky.partition
         loop = asyncio.get_running_loop()
         batches: list[_Batch] = []
-        for target, places in _route(state, rows, partition, sticky):
+        for target, places in route(state, rows, partition, sticky):
             self._seal(state, target)  # what send() put there before goes first
             group = rows if places is None else rows.take(places)
             for lo, hi in group.cut(state.limit):
@@ -837,40 +816,3 @@ class NetworkProducer(Producer):
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._connection.cluster.close_channel(self._channel)
             self._connection.forget_producer(self)
-
-
-def _check_partition(state: _TopicState, partition: object) -> None:
-    if type(partition) is int and 0 <= partition < state.count:
-        return
-    raise InvalidPartitionsError(
-        f"partition {partition!r} does not exist in topic {state.name!r}; "
-        f"valid partitions are 0 to {state.count - 1}"
-    )
-
-
-def _too_large(state: _TopicState, exact: int) -> RecordTooLargeError:
-    return RecordTooLargeError(
-        f"record of {exact} bytes (with its batch header) is over the "
-        f"max.message.bytes={state.max_bytes} of topic {state.name!r}; send a smaller "
-        f"record or raise the limit with `millstream topics alter {state.name} "
-        "--config max.message.bytes=N`"
-    )
-
-
-def _route(
-    state: _TopicState, rows: RecordColumns, partition: int | None, sticky: int
-) -> list[tuple[int, list[int] | None]]:
-    """The partitions the records of a send_batch call go to: ``(partition, places)``, the
-    records' places in the call in order (None: all of them)."""
-    if partition is not None:
-        return [(partition, None)]
-    keys, klens = rows.keys, rows.klens
-    if keys is None or klens is None or state.count == 1:
-        return [(sticky, None)]
-    groups: dict[int, list[int]] = {}
-    for place, key in enumerate(keys):
-        target = sticky if klens[place] < 0 else state.partition_of(key)
-        groups.setdefault(target, []).append(place)
-    if len(groups) == 1:
-        return [(next(iter(groups)), None)]
-    return list(groups.items())
