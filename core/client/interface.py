@@ -59,6 +59,25 @@ class OffsetReset(enum.StrEnum):
     NONE = "none"  # raise InvalidOffsetError instead of guessing
 
 
+def checked_consumer_settings(
+    group: str | None, auto_offset_reset: OffsetReset | str, max_poll_records: int
+) -> OffsetReset:
+    """The reset policy of a new consumer, once its settings are checked; ValueError naming
+    the setting that is not valid and what would be. Every transport's consumer calls this."""
+    try:
+        reset = OffsetReset(auto_offset_reset)
+    except ValueError:
+        valid = ", ".join(r.value for r in OffsetReset)
+        raise ValueError(
+            f"auto_offset_reset {auto_offset_reset!r} is not valid; valid: {valid}"
+        ) from None
+    if max_poll_records < 1:
+        raise ValueError(f"max_poll_records must be >= 1, not {max_poll_records}")
+    if group is not None and not group:
+        raise ValueError("group must be a non-empty name, or None for no group")
+    return reset
+
+
 @dataclass(frozen=True, slots=True)
 class RecordMetadata:
     """Where an acknowledged record was stored."""

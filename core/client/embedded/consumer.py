@@ -30,7 +30,7 @@ from ...errors import (
 )
 from ...log.batch import decode_columns, decode_records, read_header
 from ...record import RecordBlock, StoredRecord, TopicPartition
-from ..interface import Consumer, OffsetReset
+from ..interface import Consumer, OffsetReset, checked_consumer_settings
 
 if TYPE_CHECKING:
     from ...groups import Member
@@ -106,17 +106,7 @@ class EmbeddedConsumer(Consumer):
         max_poll_records: int,
         client_id: str,
     ) -> None:
-        try:
-            self._reset = OffsetReset(auto_offset_reset)
-        except ValueError:
-            valid = ", ".join(r.value for r in OffsetReset)
-            raise ValueError(
-                f"auto_offset_reset {auto_offset_reset!r} is not valid; valid: {valid}"
-            ) from None
-        if max_poll_records < 1:
-            raise ValueError(f"max_poll_records must be >= 1, not {max_poll_records}")
-        if group is not None and not group:
-            raise ValueError("group must be a non-empty name, or None for no group")
+        self._reset = checked_consumer_settings(group, auto_offset_reset, max_poll_records)
         self._connection = connection
         self._group = group
         self._max_poll = max_poll_records

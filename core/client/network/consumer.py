@@ -33,7 +33,7 @@ from ...errors import CommitFailedError, InvalidOffsetError, StoreClosedError, S
 from ...log.batch import decode_columns, decode_records, iter_batches
 from ...protocol import ApiKey, ErrorCode, request_class
 from ...record import RecordBlock, StoredRecord, TopicPartition
-from ..interface import Consumer, OffsetReset
+from ..interface import Consumer, OffsetReset, checked_consumer_settings
 from .failures import REFRESH_METADATA, error_for
 from .group import GroupMembership
 from .offsets import EARLIEST, LATEST, commit_offsets, fetch_committed, list_offsets
@@ -84,17 +84,7 @@ class NetworkConsumer(Consumer):
         assignors: tuple[str, ...] = ("roundrobin", "range"),
         session_timeout_ms: int = 10_000,
     ) -> None:
-        try:
-            self._reset = OffsetReset(auto_offset_reset)
-        except ValueError:
-            valid = ", ".join(r.value for r in OffsetReset)
-            raise ValueError(
-                f"auto_offset_reset {auto_offset_reset!r} is not valid; valid: {valid}"
-            ) from None
-        if max_poll_records < 1:
-            raise ValueError(f"max_poll_records must be >= 1, not {max_poll_records}")
-        if group is not None and not group:
-            raise ValueError("group must be a non-empty name, or None for no group")
+        self._reset = checked_consumer_settings(group, auto_offset_reset, max_poll_records)
         self._connection = connection
         self._cluster = connection.cluster
         self._group = group
