@@ -4,13 +4,13 @@ print, and telling a dropped connection from a refused row."""
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from millstream.core import ConnectorError
 
+from .._backoff import backoff as shared_backoff
 from .._sql import one_line
 
 if TYPE_CHECKING:
@@ -126,5 +126,6 @@ async def connect(
 
 
 def backoff(attempt: int) -> float:
-    """The wait before attempt ``attempt + 1``: full jitter up to 0.1 s doubling to 2 s."""
-    return random.uniform(0.05, min(2.0, 0.1 * 2 ** (attempt - 1)))
+    """The wait before attempt ``attempt + 1``: from 0.1 s doubling to 2 s (the connectors'
+    shared backoff)."""
+    return shared_backoff(attempt, 0.1, 2.0)
