@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Fetch an Apache Kafka broker (org.apache.kafka:kafka_2.13 and its runtime dependencies) from
-# Maven Central into .cache/kafka/VERSION/libs, unless it is already there. Prints that libs
-# directory on stdout; everything else goes to stderr. Run a broker with, for example:
+# Fetch Apache Kafka (org.apache.kafka:kafka_2.13, the broker, and org.apache.kafka:kafka-tools,
+# the command-line tools, with their runtime dependencies, kafka-clients among them) from Maven
+# Central into .cache/kafka/VERSION/libs, unless it is already there. Prints that libs directory
+# on stdout; everything else goes to stderr. Run a broker with, for example:
 #
 #   libs=$(scripts/fetch-kafka.sh)
 #   id=$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid)
@@ -13,6 +14,12 @@
 # internal topics). Logging goes through log4j2, ERROR and above to the console unless
 # -Dlog4j2.configurationFile=FILE says otherwise.
 #
+# The tools run from the same directory, for example:
+#
+#   java -cp "$libs/*" org.apache.kafka.tools.ConsoleProducer --bootstrap-server HOST:PORT --topic T
+#   java -cp "$libs/*" org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server ...
+#   java -cp "$libs/*" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --describe ...
+#
 # Usage: scripts/fetch-kafka.sh [VERSION]   (default: $KAFKA_VERSION, else 4.1.1)
 # Needs Java 17+ and Maven (installed with apt-get when missing and running as root).
 set -euo pipefail
@@ -23,7 +30,13 @@ dest="$root/.cache/kafka/$version"
 libs="$dest/libs"
 log4j_version=${LOG4J_VERSION:-2.24.3}   # the log4j2 version Kafka 4.1 ships with
 
-if [ -f "$dest/.complete" ]; then
+# Complete when Maven finished (.complete) and the tools are there (a cache made before they were
+# fetched too lacks them and is fetched again).
+complete() {
+    [ -f "$dest/.complete" ] && [ -f "$libs/kafka-tools-$version.jar" ]
+}
+
+if complete; then
     echo "$libs"
     exit 0
 fi
@@ -32,7 +45,7 @@ fi
 mkdir -p "$root/.cache/kafka"
 exec 9>"$root/.cache/kafka/.lock"
 flock 9
-if [ -f "$dest/.complete" ]; then
+if complete; then
     echo "$libs"
     exit 0
 fi
@@ -42,7 +55,7 @@ if ! command -v mvn >/dev/null 2>&1; then
     command -v mvn >/dev/null 2>&1 || { echo "fetch-kafka: Maven (mvn) is needed" >&2; exit 1; }
 fi
 
-echo "fetching Apache Kafka $version (kafka_2.13) into $libs" >&2
+echo "fetching Apache Kafka $version (kafka_2.13, kafka-tools) into $libs" >&2
 rm -rf "$dest"
 mkdir -p "$dest"
 cat > "$dest/pom.xml" <<POM
@@ -57,6 +70,11 @@ cat > "$dest/pom.xml" <<POM
     <dependency>
       <groupId>org.apache.kafka</groupId>
       <artifactId>kafka_2.13</artifactId>
+      <version>$version</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka-tools</artifactId>
       <version>$version</version>
     </dependency>
     <!-- the broker logs through SLF4J 1.x; the Kafka distribution binds it to log4j2 -->
