@@ -27,6 +27,7 @@ from ..log import LogStore, Partition
 from ..log.batch import BATCH_OVERHEAD, HEADER_SIZE, set_partition_leader_epoch, validate_batch
 from ..protocol import ApiKey, ErrorCode, RequestHeader, response_class
 from .handler import BrokerContext, Handler
+from .metrics import BrokerMetrics
 from .producers import PRODUCER_ID_TOPIC, Check, ProducerIds, SequenceState
 
 __all__ = ["LEADER_EPOCH", "LogApis", "partition_error"]
@@ -90,8 +91,10 @@ def _split_batches(records: bytes) -> list[bytearray]:
 class LogApis:
     """The log handlers of one broker, sharing its producer ids and sequence state."""
 
-    def __init__(self, ctx: BrokerContext) -> None:
+    def __init__(self, ctx: BrokerContext, metrics: BrokerMetrics | None = None) -> None:
         self.ctx = ctx
+        self.metrics = metrics if metrics is not None else BrokerMetrics()
+        """Told of the batches produced and fetched, per topic."""
         self.producer_ids = ProducerIds(ctx.store)
         self.sequences = SequenceState()
         self.stopping = asyncio.Event()
@@ -144,6 +147,7 @@ class LogApis:
                     continue
                 if future is not None:
                     waits.append((out, future))
+                    self.metrics.produced(topic_data.name, data.records)
                 out.log_start_offset = partition.log_start_offset
             responses.append(
                 _PRODUCE.Responses(name=topic_data.name, partition_responses=partitions)
@@ -216,9 +220,9 @@ class LogApis:
             response, total, waiting = self._read_fetch(body)
             remaining = deadline - time.monotonic()
             if total >= min_bytes or remaining <= 0 or not waiting or self.stopping.is_set():
-                return response
+                return self.metrics.fetched(response)
             if not await _wait_any(waiting, remaining, self.stopping):
-                return self._read_fetch(body)[0]
+                return self.metrics.fetched(self._read_fetch(body)[0])
 
     def _read_fetch(self, body: Any) -> tuple[Any, int, list[tuple[Partition, int]]]:
         store = self.ctx.store

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -40,6 +41,7 @@ from .group_apis import group_handlers
 from .groups import GroupCoordinator
 from .handler import Handler
 from .log_apis import LogApis, produce_error
+from .metrics import BrokerMetrics
 
 __all__ = ["Broker"]
 
@@ -75,6 +77,8 @@ class Broker:
         self._connections: set[_Connection] = set()
         self._coordinator: GroupCoordinator | None = None
         self._log_apis: LogApis | None = None
+        self.metrics = BrokerMetrics()
+        """Traffic, request latency and connection counters (``GET /metrics``)."""
 
     @property
     def listen_port(self) -> int:
@@ -86,7 +90,7 @@ class Broker:
         """Open the store, load producer ids and groups, and start listening."""
         self.store = LogStore.open(self.config.data_dir)
         try:
-            log_apis = self._log_apis = LogApis(self)
+            log_apis = self._log_apis = LogApis(self, self.metrics)
             log_apis.start()
             admin = AdminApis(self, lambda: set(self.handlers), self._topic_deleted)
             coordinator = self._coordinator = GroupCoordinator(self)
@@ -113,6 +117,7 @@ class Broker:
             self._log_apis.sequences.forget_topic(topic)
         if self._coordinator is not None:
             await self._coordinator.topic_deleted(topic)
+        self.metrics.topic_deleted(topic)
 
     async def _close_groups(self) -> None:
         if self._coordinator is not None:
@@ -144,10 +149,12 @@ class Broker:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = _Connection(self, reader, writer)
         self._connections.add(connection)
+        self.metrics.connection_opened()
         try:
             await connection.run()
         finally:
             self._connections.discard(connection)
+            self.metrics.connection_closed()
 
     def dispatch(self, frame: bytes) -> Awaitable[bytes | None]:
         """Start answering one request frame; its response frame (None: no response).
@@ -173,7 +180,7 @@ class Broker:
         if handler is None:
             code = ErrorCode.COORDINATOR_NOT_AVAILABLE if key in _GROUP_KEYS else _UNSUPPORTED
             return _done(encode_response(header, error_response(key, body, code)))
-        return asyncio.ensure_future(_answer(handler, header, body))
+        return asyncio.ensure_future(_answer(handler, header, body, self.metrics))
 
 
 _UNSUPPORTED = ErrorCode.UNSUPPORTED_VERSION
@@ -195,7 +202,10 @@ def _done(frame: bytes | None) -> asyncio.Future[bytes | None]:
     return future
 
 
-async def _answer(handler: Handler, header: RequestHeader, body: Any) -> bytes | None:
+async def _answer(
+    handler: Handler, header: RequestHeader, body: Any, metrics: BrokerMetrics | None = None
+) -> bytes | None:
+    started = time.perf_counter()
     try:
         response = await handler(header, body)
     except Exception:
@@ -206,6 +216,8 @@ async def _answer(handler: Handler, header: RequestHeader, body: Any) -> bytes |
             header.correlation_id,
         )
         response = error_response(header.api_key, body, ErrorCode.UNKNOWN_SERVER_ERROR)
+    if metrics is not None:
+        metrics.request_answered(header.api_key, time.perf_counter() - started)
     if response is None:
         return None
     return encode_response(header, response)
