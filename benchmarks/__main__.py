@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import (
+    broker,
     connectors_db,
     connectors_files,
     connectors_http,
@@ -43,6 +44,10 @@ SUITES = {
     ),
     "protocol": ("Kafka protocol codec (decode Produce, encode Fetch and Metadata)", protocol.run),
     "query": ("Query engine (SQL over a topic, time-window push-down)", query.run),
+    "broker": (
+        "Broker (Kafka clients and our network client over the Kafka protocol)",
+        broker.run,
+    ),
 }
 
 
