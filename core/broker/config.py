@@ -40,6 +40,10 @@ class BrokerConfig:
     group_initial_rebalance_delay_ms: int = 3000
     """How long an empty group's first rebalance waits for more members (Kafka's
     ``group.initial.rebalance.delay.ms``)."""
+    http_host: str = "127.0.0.1"
+    """Where the REST API listens (``--http``)."""
+    http_port: int | None = None
+    """The REST API's port; None: no REST API."""
 
     @property
     def host(self) -> str:

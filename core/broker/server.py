@@ -81,6 +81,11 @@ class Broker:
         """Traffic, request latency and connection counters (``GET /metrics``)."""
 
     @property
+    def coordinator(self) -> GroupCoordinator | None:
+        """The group coordinator (None before start and after stop)."""
+        return self._coordinator
+
+    @property
     def listen_port(self) -> int:
         """The port actually bound (useful with ``--listen HOST:0``)."""
         assert self._server is not None

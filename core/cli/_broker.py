@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..broker.config import BrokerConfig, parse_host_port
 from ..client import resolve_store_url
@@ -22,6 +23,14 @@ def _host_port(text: str) -> tuple[str, int]:
         return parse_host_port(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _http_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` as for ``--listen``; a bare ``PORT`` or ``:PORT`` listens on 127.0.0.1."""
+    if text.isdigit():
+        text = f"127.0.0.1:{text}"
+    host, port = _host_port(text)
+    return host or "127.0.0.1", port
 
 
 def _node_id(text: str) -> int:
@@ -45,7 +54,8 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         "has no authentication yet: keep it on a trusted network. See docs/broker.md.",
         epilog="examples:\n"
         "  millstream broker --data-dir ./data\n"
-        "  millstream broker --data-dir ./data --listen 0.0.0.0:9092 --advertised host1:9092",
+        "  millstream broker --data-dir ./data --listen 0.0.0.0:9092 --advertised host1:9092\n"
+        "  millstream broker --data-dir ./data --http 127.0.0.1:8080",
         formatter_class=HelpFormatter,
     )
     broker.add_argument(
@@ -60,6 +70,13 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         type=_host_port,
         metavar="HOST:PORT",
         help="the address clients are told to connect to (default: the listen address)",
+    )
+    broker.add_argument(
+        "--http",
+        type=_http_address,
+        metavar="HOST:PORT",
+        help="also serve the REST API (topics, records, groups, metrics, SQL) on this address; "
+        "a bare PORT listens on 127.0.0.1 (default: no REST API; see docs/rest.md)",
     )
     broker.add_argument(
         "--node-id", type=_node_id, default=0, metavar="N", help="this broker's node id (default 0)"
@@ -136,6 +153,8 @@ async def _run(args: argparse.Namespace) -> int:
         group_min_session_timeout_ms=args.group_min_session_timeout_ms,
         group_initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms,
     )
+    if args.http is not None:
+        config.http_host, config.http_port = args.http
     if not listen_host:
         raise UsageError("--listen needs a host, e.g. 127.0.0.1:9092 or 0.0.0.0:9092")
     logging.basicConfig(
@@ -148,8 +167,16 @@ async def _run(args: argparse.Namespace) -> int:
             "read and write every topic",
             file=sys.stderr,
         )
+    if args.http is not None and not _is_loopback(config.http_host):
+        print(
+            f"millstream broker: warning: the REST API listens on {config.http_host}, not "
+            "loopback; it has no authentication or encryption yet, so anyone who can reach this "
+            "address can read, write and delete every topic",
+            file=sys.stderr,
+        )
     broker = Broker(config)
     await broker.start()
+    rest = await _start_rest(broker, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -165,6 +192,34 @@ async def _run(args: argparse.Namespace) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if rest is not None:
+            await rest.stop()
         await broker.stop()
     print("millstream broker: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+async def _start_rest(broker: Any, config: BrokerConfig) -> Any:
+    """The REST API of a started broker when ``--http`` asks for it; when its address cannot be
+    bound the broker is stopped and the error says which address."""
+    if config.http_port is None:
+        return None
+    from ..broker.rest import RestServer
+
+    rest = RestServer(broker, config.http_host, config.http_port)
+    try:
+        await rest.start()
+    except BaseException as exc:
+        await broker.stop()
+        if not isinstance(exc, OSError):
+            raise
+        raise UsageError(
+            f"cannot serve the REST API on {config.http_host}:{config.http_port}: "
+            f"{exc.strerror or exc}; give --http another HOST:PORT"
+        ) from None
+    print(
+        f"millstream broker: REST API on http://{config.http_host}:{rest.port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return rest

@@ -1,0 +1,283 @@
+"""``/topics/{name}/records`` and ``/topics/{name}/partitions/{partition}/records``.
+
+Posting records encodes them as the topic's codec stores values, puts them in one batch per
+partition and hands that to the broker's own Produce handler with ``acks=all``: the answer comes
+once the batches are durable, as a Kafka producer's would, and the records are counted in the
+broker's metrics like any others. A record without a partition goes where Kafka's clients would
+put its key (murmur2); keyless records of one request all go to one partition picked at random
+(sticky, as KIP-480's producers do).
+
+Reading goes through the broker's Fetch handler, so a read with ``timeout_ms`` long-polls on the
+partition's append notification exactly as a Kafka consumer's fetch does.
+
+On ``bytes`` topics keys and values are base64 text both ways (RFC 4648, with padding); on
+other topics a key is text and a value is what the topic's codec holds (any JSON value for
+``json``, a string for ``text``). Header values are UTF-8 text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+from typing import Any
+
+from aiohttp import web
+from pydantic import TypeAdapter
+
+from ...client.partitioner import partition_for_key
+from ...codecs import Codec
+from ...errors import CodecError, ConfigError, CorruptBatchError
+from ...event import key_bytes
+from ...log import encode_batch
+from ...log.batch import BATCH_OVERHEAD, HEADER_SIZE, decode_records, read_header
+from ...plugins import get_registry
+from ...protocol import ApiKey, ErrorCode, RequestHeader, request_class
+from ...record import Record, StoredRecord
+from ..log_apis import partition_error
+from .bodies import broker_of, json_response, partition_param, read_json, read_query
+from .errors import RestError, from_error_code
+from .models import (
+    ProducedOffset,
+    ProduceRecord,
+    ProduceRequest,
+    ProduceResponse,
+    RecordOut,
+    RecordsPage,
+    RecordsQuery,
+)
+from .topics import topic_of
+
+__all__ = ["routes"]
+
+_PRODUCE: Any = request_class(ApiKey.PRODUCE)
+_FETCH: Any = request_class(ApiKey.FETCH)
+_PRODUCE_BODY: TypeAdapter[list[ProduceRecord]] = TypeAdapter(ProduceRequest)
+_FETCH_BYTES = 1 << 20
+
+
+def _codec(topic: Any) -> Codec:
+    name = topic.config.codec
+    try:
+        return get_registry().codec(name)
+    except ConfigError as exc:
+        raise RestError(
+            400, "INVALID_CONFIG", f"topic {topic.name!r} names codec {name!r}: {exc}"
+        ) from None
+
+
+def _base64(value: Any, field: str) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RestError(
+            400,
+            "INVALID_RECORD",
+            f"{field}: a bytes topic takes base64 text, not {_json_type(value)}",
+        )
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise RestError(400, "INVALID_RECORD", f"{field}: {value[:40]!r} is not base64") from None
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "an array", bool: "a boolean", str: "a string"}.get(
+        type(value), "a number"
+    )
+
+
+def _encode(record: ProduceRecord, i: int, codec: Codec) -> Record:
+    """The record as the log stores it; RestError naming the field when it cannot be."""
+    where = f"body[{i}]"
+    if codec.name == "bytes":
+        key = _base64(record.key, f"{where}.key")
+        value = _base64(record.value, f"{where}.value")
+    else:
+        key = key_bytes(record.key)
+        if record.value is None:
+            value = None
+        elif codec.name == "text" and not isinstance(record.value, str):
+            raise RestError(
+                400,
+                "INVALID_RECORD",
+                f"{where}.value: a text topic takes a string, not {_json_type(record.value)}",
+            )
+        else:
+            try:
+                value = codec.encode(record.value)
+            except CodecError as exc:
+                raise RestError(400, "INVALID_RECORD", f"{where}.value: {exc}") from None
+    headers = tuple((name, text.encode()) for name, text in record.headers.items())
+    return Record(key, value, headers)
+
+
+async def post_records(request: web.Request) -> web.Response:
+    topic = topic_of(request)
+    records = await read_json(request, _PRODUCE_BODY)
+    codec = _codec(topic)
+    count = len(topic.partitions)
+    keyless = random.randrange(count)
+    places: list[tuple[int, int]] = []  # (partition, index within its batch) per record
+    by_partition: dict[int, list[Record]] = {}
+    for i, record in enumerate(records):
+        encoded = _encode(record, i, codec)
+        if record.partition is not None:
+            if record.partition >= count:
+                raise RestError(
+                    404,
+                    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.name,
+                    f"body[{i}].partition: partition {record.partition} does not exist in topic "
+                    f"{topic.name!r}; valid partitions are 0 to {count - 1}",
+                )
+            partition = record.partition
+        elif encoded.key is not None:
+            partition = partition_for_key(encoded.key, count)
+        else:
+            partition = keyless
+        batch = by_partition.setdefault(partition, [])
+        places.append((partition, len(batch)))
+        batch.append(encoded)
+    body = _PRODUCE(
+        transactional_id=None,
+        acks=-1,
+        timeout_ms=30_000,
+        topic_data=[
+            _PRODUCE.TopicData(
+                name=topic.name,
+                partition_data=[
+                    _PRODUCE.TopicData.PartitionData(index=p, records=bytes(encode_batch(batch)))
+                    for p, batch in sorted(by_partition.items())
+                ],
+            )
+        ],
+    )
+    broker = broker_of(request)
+    answer = await broker.handlers[ApiKey.PRODUCE](
+        RequestHeader(ApiKey.PRODUCE, 8, 0, "rest"), body
+    )
+    bases: dict[int, int] = {}
+    for result in answer.responses[0].partition_responses:
+        if result.error_code:
+            message = getattr(result, "error_message", None) or ErrorCode(result.error_code).name
+            raise from_error_code(
+                result.error_code, f"records for {topic.name}-{result.index}: {message}"
+            )
+        bases[result.index] = result.base_offset
+    offsets = [ProducedOffset(partition=p, offset=bases[p] + n) for p, n in places]
+    return json_response(ProduceResponse(offsets=offsets))
+
+
+async def get_records(request: web.Request) -> web.Response:
+    topic = topic_of(request)
+    index = partition_param(request)
+    params = read_query(request, RecordsQuery)
+    try:
+        partition = topic.partition(index)
+    except Exception as exc:
+        raise from_error_code(partition_error(exc), str(exc)) from None
+    offset = partition.log_start_offset if params.offset is None else params.offset
+    body = _FETCH(
+        replica_id=-1,
+        max_wait_ms=params.timeout_ms,
+        min_bytes=1,
+        max_bytes=_FETCH_BYTES,
+        isolation_level=0,
+        topics=[
+            _FETCH.Topics(
+                topic=topic.name,
+                partitions=[
+                    _FETCH.Topics.Partitions(
+                        partition=index,
+                        fetch_offset=offset,
+                        partition_max_bytes=_FETCH_BYTES,
+                    )
+                ],
+            )
+        ],
+    )
+    broker = broker_of(request)
+    answer = await broker.handlers[ApiKey.FETCH](RequestHeader(ApiKey.FETCH, 11, 0, "rest"), body)
+    result = answer.responses[0].partitions[0]
+    if result.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
+        raise RestError(
+            400,
+            ErrorCode.OFFSET_OUT_OF_RANGE.name,
+            f"query.offset: offset {offset} is out of range for {topic.name}-{index}; valid "
+            f"offsets are {partition.log_start_offset} to {partition.high_watermark}",
+        )
+    if result.error_code:
+        raise from_error_code(result.error_code, f"reading {topic.name}-{index} failed")
+    stored = _decode(result.records, topic.name, index, offset, params.limit)
+    codec = _codec(topic)
+    records = [_record_out(r, codec) for r in stored]
+    next_offset = stored[-1].offset + 1 if stored else offset
+    return json_response(
+        RecordsPage(
+            topic=topic.name,
+            partition=index,
+            records=records,
+            next_offset=next_offset,
+            high_watermark=result.high_watermark,
+        )
+    )
+
+
+def _decode(
+    data: bytes | None, topic: str, index: int, offset: int, limit: int
+) -> list[StoredRecord]:
+    out: list[StoredRecord] = []
+    if not data:
+        return out
+    view = memoryview(data)
+    pos = 0
+    while pos + HEADER_SIZE <= len(data) and len(out) < limit:
+        header = read_header(view, pos)
+        end = pos + header.batch_length + BATCH_OVERHEAD
+        if end > len(data):
+            break
+        try:
+            out.extend(decode_records(view[pos:end], topic, index, min_offset=offset))
+        except CorruptBatchError as exc:
+            raise RestError(500, "CORRUPT_MESSAGE", f"{topic}-{index}: {exc}") from None
+        pos = end
+    del out[limit:]
+    return out
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="backslashreplace")
+
+
+def _record_out(record: StoredRecord, codec: Codec) -> RecordOut:
+    headers = {name: _text(value) if value else "" for name, value in record.headers}
+    if codec.name == "bytes":
+        return RecordOut(
+            offset=record.offset,
+            timestamp=record.timestamp,
+            key=None if record.key is None else base64.b64encode(record.key).decode(),
+            value=None if record.value is None else base64.b64encode(record.value).decode(),
+            headers=headers,
+        )
+    value: Any = None
+    error = None
+    if record.value is not None:
+        try:
+            value = codec.decode(record.value)
+        except CodecError as exc:
+            value, error = _text(record.value), str(exc)
+    return RecordOut(
+        offset=record.offset,
+        timestamp=record.timestamp,
+        key=None if record.key is None else _text(record.key),
+        value=value,
+        headers=headers,
+        decode_error=error,
+    )
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/topics/{name}/records", post_records),
+        web.get("/topics/{name}/partitions/{partition}/records", get_records, allow_head=False),
+    ]
