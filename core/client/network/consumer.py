@@ -27,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sized
+from itertools import chain
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...errors import CommitFailedError, InvalidOffsetError, StoreClosedError, StoreError
-from ...log.batch import decode_columns, decode_records, iter_batches
+from ...log.batch import decode_columns, decode_records, iter_batches, read_header
 from ...protocol import ApiKey, ErrorCode, request_class
 from ...record import RecordBlock, StoredRecord, TopicPartition
 from ..interface import Consumer, OffsetReset, checked_consumer_settings
@@ -52,7 +53,18 @@ _Taken = TypeVar("_Taken", bound=Sized)
 
 
 class _Fetch:
-    __slots__ = ("clamp", "epoch", "index", "pending", "position", "records", "settled", "tp")
+    __slots__ = (
+        "block",
+        "block_end",
+        "clamp",
+        "epoch",
+        "index",
+        "pending",
+        "position",
+        "records",
+        "settled",
+        "tp",
+    )
 
     def __init__(self, tp: TopicPartition) -> None:
         self.tp = tp
@@ -60,6 +72,8 @@ class _Fetch:
         self.records: list[StoredRecord] = []
         self.index = 0
         self.pending: list[memoryview] = []  # whole batches not decoded yet, last first
+        self.block: RecordBlock | None = None  # what getmany_blocks left of a decoded batch
+        self.block_end = 0  # the offset after that batch
         self.settled: int | None = None
         self.clamp = False  # the position came from seek(): clamp it into the log
         self.epoch = 0  # moved on by each seek: a fetch answer from before is dropped
@@ -68,6 +82,12 @@ class _Fetch:
         self.records = []
         self.index = 0
         self.pending = []
+        self.block = None
+
+    @property
+    def holds(self) -> bool:
+        """Whether records are at hand: decoded, left in a block, or batches to decode."""
+        return bool(self.pending) or self.index < len(self.records) or self.block is not None
 
 
 class NetworkConsumer(Consumer):
@@ -298,7 +318,7 @@ class NetworkConsumer(Consumer):
     async def _fetch_round(self, wait_s: float) -> None:
         """One Fetch per leader for every partition with nothing buffered, waiting up to
         ``wait_s`` for data; the batches that come back become the partitions' pending ones."""
-        wanted = [f for f in self._order if not f.pending and f.index >= len(f.records)]
+        wanted = [f for f in self._order if not f.holds]
         await self._start(wanted)
         clamp = [f for f in wanted if f.clamp]
         if clamp:
@@ -384,7 +404,7 @@ class NetworkConsumer(Consumer):
                 fetch, epoch = sent
                 if fetch.epoch != epoch or self._fetches.get(fetch.tp) is not fetch:
                     continue  # sought or reassigned meanwhile
-                if fetch.pending or fetch.index < len(fetch.records):
+                if fetch.holds:
                     continue  # filled by another fetch meanwhile
                 code = ErrorCode.for_code(part.error_code)
                 if code == ErrorCode.OFFSET_OUT_OF_RANGE:
@@ -412,6 +432,9 @@ class NetworkConsumer(Consumer):
     def _fill_one(self, fetch: _Fetch) -> bool:
         """Decode the next pending batch that has records into the buffer; False when none."""
         tp = fetch.tp
+        if fetch.block is not None:
+            fetch.records, fetch.index, fetch.block = fetch.block.records(), 0, None
+            return True
         while fetch.pending:
             raw = fetch.pending.pop()
             records = decode_records(raw, tp.topic, tp.partition, min_offset=fetch.position or 0)
@@ -439,28 +462,39 @@ class NetworkConsumer(Consumer):
         return taken
 
     def _take_block(self, fetch: _Fetch, limit: int) -> RecordBlock | None:
+        """Up to ``limit`` records of ``fetch`` as one block, decoded batch by batch field by
+        field (no record object); what is left of the last batch waits as a block. Records
+        that getmany decoded one by one come first, alone."""
         tp = fetch.tp
-        if fetch.index < len(fetch.records) or not fetch.pending:
+        if fetch.index < len(fetch.records):
             taken = self._take(fetch, limit)
             return RecordBlock.of_records(tp.topic, tp.partition, taken) if taken else None
-        blocks: list[StoredRecord] = []
-        while fetch.pending and len(blocks) < limit:
-            raw = fetch.pending.pop()
-            block = decode_columns(raw, tp.topic, tp.partition, min_offset=fetch.position or 0)
-            end = _next_offset(raw)
-            records = block.records()
-            room = limit - len(blocks)
-            if len(records) > room:
-                fetch.records = records[room:]
-                fetch.index = 0
-                records = records[:room]
-                fetch.position = records[-1].offset + 1
+        blocks: list[RecordBlock] = []
+        room = limit
+        while room > 0:
+            block = fetch.block
+            if block is not None:
+                fetch.block = None
+                end = fetch.block_end
+            elif fetch.pending:
+                raw = fetch.pending.pop()
+                block = decode_columns(raw, tp.topic, tp.partition, min_offset=fetch.position or 0)
+                end = _next_offset(raw)
+            else:
+                break
+            size = len(block)
+            if size > room:  # the rest waits for the next call
+                fetch.block, fetch.block_end = block.slice(room, size), end
+                block = block.slice(0, room)
+                fetch.position = block.offsets[-1] + 1
             else:
                 fetch.position = max(fetch.position or 0, end)
-            blocks += records
+            if size:
+                blocks.append(block)
+                room -= len(block)
         if not blocks:
             return None
-        return RecordBlock.of_records(tp.topic, tp.partition, blocks)
+        return blocks[0] if len(blocks) == 1 else _joined(blocks)
 
     async def getmany(
         self, timeout_ms: int = 0, max_records: int | None = None
@@ -527,10 +561,7 @@ class NetworkConsumer(Consumer):
     def _prefetch(self) -> None:
         """Start fetching for the partitions whose records were all handed out, so the next
         call finds them waiting (a fetch answer that a seek made stale is dropped)."""
-        if self._ahead is None and any(
-            not f.pending and f.index >= len(f.records) and f.position is not None
-            for f in self._order
-        ):
+        if self._ahead is None and any(not f.holds and f.position is not None for f in self._order):
             self._ahead = asyncio.get_running_loop().create_task(self._fetch_round(_LONG_POLL_S))
 
     def _next_buffered(self) -> StoredRecord | None:
@@ -712,7 +743,19 @@ class NetworkConsumer(Consumer):
         self._connection.forget_consumer(self)
 
 
-def _next_offset(raw: memoryview) -> int:
-    from ...log.batch import read_header
+def _joined(blocks: list[RecordBlock]) -> RecordBlock:
+    """Consecutive blocks of one partition as one."""
+    first = blocks[0]
+    return RecordBlock(
+        first.topic,
+        first.partition,
+        list(chain.from_iterable(b.offsets for b in blocks)),
+        list(chain.from_iterable(b.timestamps for b in blocks)),
+        list(chain.from_iterable(b.keys for b in blocks)),
+        list(chain.from_iterable(b.values for b in blocks)),
+        list(chain.from_iterable(b.headers for b in blocks)),
+    )
 
+
+def _next_offset(raw: memoryview) -> int:
     return read_header(raw).next_offset
