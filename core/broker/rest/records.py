@@ -138,6 +138,16 @@ async def post_records(request: web.Request) -> web.Response:
         batch = by_partition.setdefault(partition, [])
         places.append((partition, len(batch)))
         batch.append(encoded)
+    batches = {p: bytes(encode_batch(batch)) for p, batch in sorted(by_partition.items())}
+    limit = topic.config.max_message_bytes
+    for p, batch in batches.items():
+        if len(batch) > limit:
+            raise RestError(
+                413,
+                ErrorCode.MESSAGE_TOO_LARGE.name,
+                f"the records for {topic.name}-{p} make a batch of {len(batch)} bytes, above "
+                f"the topic's max.message.bytes={limit}; send fewer or smaller records",
+            )
     body = _PRODUCE(
         transactional_id=None,
         acks=-1,
@@ -146,8 +156,8 @@ async def post_records(request: web.Request) -> web.Response:
             _PRODUCE.TopicData(
                 name=topic.name,
                 partition_data=[
-                    _PRODUCE.TopicData.PartitionData(index=p, records=bytes(encode_batch(batch)))
-                    for p, batch in sorted(by_partition.items())
+                    _PRODUCE.TopicData.PartitionData(index=p, records=batch)
+                    for p, batch in batches.items()
                 ],
             )
         ],
