@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = ["mosquitto_server", "postgres_server", "broker_server"]
+pytest_plugins: list[str] = [
+    "mosquitto_server",
+    "postgres_server",
+    "broker_server",
+    "kafka_libs",
+]
 """Modules beside this file that hold fixtures for real servers (each starts its server on a free
 port in a temporary directory and stops it afterwards)."""
 
