@@ -1,10 +1,12 @@
 """A real ``millstream broker`` for tests: :class:`BrokerServer` and the ``broker`` fixtures.
 
 The broker runs as a subprocess of ``.venv/bin/millstream broker --data-dir DIR --listen
-127.0.0.1:PORT`` on a free port, so tests go through the real socket path. :meth:`start` waits
-until the broker answers an ApiVersions request; :meth:`stop` sends SIGTERM and waits for the
-clean exit (returning its status), :meth:`kill` sends SIGKILL; :meth:`start` again uses the same
-port and data directory, so a test can check what survives a restart.
+127.0.0.1:PORT`` on a free port, so tests go through the real socket path; ``http=True`` also
+serves its REST API (``--http``) on another free port, at :attr:`BrokerServer.http_url`.
+:meth:`start` waits until the broker answers an ApiVersions request (and HTTP, with ``http``);
+:meth:`stop` sends SIGTERM and waits for the clean exit (returning its status), :meth:`kill`
+sends SIGKILL; :meth:`start` again uses the same port and data directory, so a test can check
+what survives a restart.
 
 Fixtures:
 
@@ -44,13 +46,26 @@ def free_port() -> int:
 class BrokerServer:
     """One ``millstream broker`` subprocess on a fixed port and data directory."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *extra_args: str) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *extra_args: str, http: bool | int = False
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.extra_args = list(extra_args)
+        self.http_port: int | None = None
+        """The REST API's port (``http=True``: a free one; ``http=PORT``: that one)."""
+        if http:
+            self.http_port = free_port() if http is True else int(http)
+            self.extra_args += ["--http", f"{self.host}:{self.http_port}"]
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-broker.log"
+
+    @property
+    def http_url(self) -> str:
+        """``http://HOST:PORT`` of the REST API (started with ``http=``)."""
+        assert self.http_port is not None, "start the BrokerServer with http=True"
+        return f"http://{self.host}:{self.http_port}"
 
     @property
     def bootstrap(self) -> str:
@@ -82,7 +97,7 @@ class BrokerServer:
                 raise RuntimeError(
                     f"millstream broker exited with {self.process.returncode}: {self.log()}"
                 )
-            if self._answers():
+            if self._answers() and (self.http_port is None or self._http_answers()):
                 return self
             time.sleep(0.05)
         self.kill()
@@ -93,6 +108,14 @@ class BrokerServer:
             with socket.create_connection((self.host, self.port), timeout=1) as s:
                 s.sendall(_API_VERSIONS_V0)
                 return len(s.recv(4)) == 4
+        except OSError:
+            return False
+
+    def _http_answers(self) -> bool:
+        assert self.http_port is not None
+        try:
+            with socket.create_connection((self.host, self.http_port), timeout=1):
+                return True
         except OSError:
             return False
 

@@ -35,6 +35,13 @@ async def read_json(request: web.Request, adapter: TypeAdapter[_T]) -> _T:
             "UNSUPPORTED_MEDIA_TYPE",
             f"the body must be JSON (Content-Type: application/json), not {shown}",
         )
+    limit = request.app._client_max_size
+    if request.content_length is not None and request.content_length > limit:
+        raise RestError(
+            413,
+            "REQUEST_TOO_LARGE",
+            f"the body of {request.content_length} bytes is larger than the limit of {limit} bytes",
+        )
     raw = await request.read()
     try:
         data = orjson.loads(raw)
