@@ -55,8 +55,8 @@ _Taken = TypeVar("_Taken", bound=Sized)
 class _Fetch:
     __slots__ = (
         "block",
-        "block_end",
         "clamp",
+        "end",
         "epoch",
         "index",
         "pending",
@@ -73,7 +73,7 @@ class _Fetch:
         self.index = 0
         self.pending: list[memoryview] = []  # whole batches not decoded yet, last first
         self.block: RecordBlock | None = None  # what getmany_blocks left of a decoded batch
-        self.block_end = 0  # the offset after that batch
+        self.end = 0  # the offset after the decoded batch held in records or block
         self.settled: int | None = None
         self.clamp = False  # the position came from seek(): clamp it into the log
         self.epoch = 0  # moved on by each seek: a fetch answer from before is dropped
@@ -88,6 +88,13 @@ class _Fetch:
     def holds(self) -> bool:
         """Whether records are at hand: decoded, left in a block, or batches to decode."""
         return bool(self.pending) or self.index < len(self.records) or self.block is not None
+
+    @property
+    def next_offset(self) -> int | None:
+        """Where the next fetch starts: after the decoded batch held, else the position."""
+        if self.index < len(self.records) or self.block is not None:
+            return self.end
+        return self.position
 
 
 class NetworkConsumer(Consumer):
@@ -316,9 +323,11 @@ class NetworkConsumer(Consumer):
     # --- fetching ----------------------------------------------------------------------------
 
     async def _fetch_round(self, wait_s: float) -> None:
-        """One Fetch per leader for every partition with nothing buffered, waiting up to
-        ``wait_s`` for data; the batches that come back become the partitions' pending ones."""
-        wanted = [f for f in self._order if not f.holds]
+        """One Fetch per leader for every partition with no batch left to decode, waiting up to
+        ``wait_s`` for data; the batches that come back become the partitions' pending ones.
+        A partition still handing out a decoded batch is fetched from that batch's end, so
+        its next batches arrive while it is read (only one fetch runs ahead at a time)."""
+        wanted = [f for f in self._order if not f.pending]
         await self._start(wanted)
         clamp = [f for f in wanted if f.clamp]
         if clamp:
@@ -363,14 +372,15 @@ class NetworkConsumer(Consumer):
         self, node: int, fetches: list[_Fetch], wait_s: float
     ) -> tuple[set[str], list[_Fetch]]:
         topics: dict[str, list[Any]] = {}
-        by_tp: dict[TopicPartition, tuple[_Fetch, int]] = {}
+        by_tp: dict[TopicPartition, tuple[_Fetch, int, int | None]] = {}
         for fetch in fetches:
-            by_tp[fetch.tp] = (fetch, fetch.epoch)
+            offset = fetch.next_offset
+            by_tp[fetch.tp] = (fetch, fetch.epoch, offset)
             topics.setdefault(fetch.tp.topic, []).append(
                 _FETCH.Topics.Partitions(  # type: ignore[attr-defined]
                     partition=fetch.tp.partition,
                     current_leader_epoch=-1,
-                    fetch_offset=fetch.position,
+                    fetch_offset=offset,
                     log_start_offset=-1,
                     partition_max_bytes=_PARTITION_BYTES,
                 )
@@ -401,14 +411,15 @@ class NetworkConsumer(Consumer):
                 sent = by_tp.get(TopicPartition(topic.topic, part.partition_index))
                 if sent is None:
                     continue
-                fetch, epoch = sent
+                fetch, epoch, offset = sent
                 if fetch.epoch != epoch or self._fetches.get(fetch.tp) is not fetch:
                     continue  # sought or reassigned meanwhile
-                if fetch.holds:
+                if fetch.pending or fetch.next_offset != offset:
                     continue  # filled by another fetch meanwhile
                 code = ErrorCode.for_code(part.error_code)
                 if code == ErrorCode.OFFSET_OUT_OF_RANGE:
-                    out_of_range.append(fetch)
+                    if not fetch.holds:
+                        out_of_range.append(fetch)
                     continue
                 if code in REFRESH_METADATA or code.retriable:
                     stale.add(topic.topic)
@@ -421,7 +432,7 @@ class NetworkConsumer(Consumer):
                 view = memoryview(records)
                 batches = []
                 for pos, header in iter_batches(view):
-                    if header.next_offset > (fetch.position or 0):
+                    if header.next_offset > (offset or 0):
                         batches.append(view[pos : pos + header.size])
                 batches.reverse()
                 fetch.pending = batches
@@ -442,6 +453,7 @@ class NetworkConsumer(Consumer):
             if records:
                 fetch.records = records
                 fetch.index = 0
+                fetch.end = end
                 return True
             fetch.position = max(fetch.position or 0, end)
         return False
@@ -475,7 +487,7 @@ class NetworkConsumer(Consumer):
             block = fetch.block
             if block is not None:
                 fetch.block = None
-                end = fetch.block_end
+                end = fetch.end
             elif fetch.pending:
                 raw = fetch.pending.pop()
                 block = decode_columns(raw, tp.topic, tp.partition, min_offset=fetch.position or 0)
@@ -484,7 +496,7 @@ class NetworkConsumer(Consumer):
                 break
             size = len(block)
             if size > room:  # the rest waits for the next call
-                fetch.block, fetch.block_end = block.slice(room, size), end
+                fetch.block, fetch.end = block.slice(room, size), end
                 block = block.slice(0, room)
                 fetch.position = block.offsets[-1] + 1
             else:
@@ -559,9 +571,11 @@ class NetworkConsumer(Consumer):
             self._check_open()
 
     def _prefetch(self) -> None:
-        """Start fetching for the partitions whose records were all handed out, so the next
-        call finds them waiting (a fetch answer that a seek made stale is dropped)."""
-        if self._ahead is None and any(not f.holds and f.position is not None for f in self._order):
+        """Start fetching for the partitions with no batch left to decode, so the next call
+        finds their next batches waiting (a fetch answer that a seek made stale is dropped)."""
+        if self._ahead is None and any(
+            not f.pending and f.position is not None for f in self._order
+        ):
             self._ahead = asyncio.get_running_loop().create_task(self._fetch_round(_LONG_POLL_S))
 
     def _next_buffered(self) -> StoredRecord | None:

@@ -77,3 +77,40 @@ async def test_what_a_block_leaves_of_a_batch_is_read_next_by_every_way(conn: Co
     consumer.seek(tp, 50)
     assert await block(1000) == list(range(50, 100))
     await consumer.close()
+
+
+async def test_fetching_ahead_loses_and_repeats_nothing(conn: Connection) -> None:
+    """Partitions of several fetches each (1 MiB a fetch), read in turns of getmany and
+    getmany_blocks while the next fetch runs ahead: every record once, in order."""
+    topic = f"ahead-{uuid.uuid4().hex[:10]}"
+    await conn.admin().create_topic(topic, 3)
+    pad = b"p" * 500
+    async with conn.producer() as producer:
+        for p in range(3):
+            for start in range(0, 4000, 1000):
+                await producer.send_batch(
+                    topic,
+                    [Record(None, b"%d:%s" % (i, pad)) for i in range(start, start + 1000)],
+                    partition=p,
+                )
+    tps = [TopicPartition(topic, p) for p in range(3)]
+    consumer = conn.consumer()
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    got: dict[int, list[int]] = {p: [] for p in range(3)}
+    turn = 0
+    while sum(map(len, got.values())) < 12_000:
+        turn += 1
+        if turn % 2:
+            blocks = await consumer.getmany_blocks(timeout_ms=2000, max_records=777)
+            assert blocks
+            for tp, block in blocks.items():
+                got[tp.partition] += [int(v.split(b":")[0]) for v in block.values]  # type: ignore[union-attr]
+        else:
+            batches = await consumer.getmany(timeout_ms=2000, max_records=777)
+            assert batches
+            for tp, records in batches.items():
+                got[tp.partition] += [int(r.value.split(b":")[0]) for r in records]  # type: ignore[union-attr]
+    assert got == {p: list(range(4000)) for p in range(3)}
+    assert [consumer.position(tp) for tp in tps] == [4000] * 3
+    await consumer.close()
