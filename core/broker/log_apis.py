@@ -24,7 +24,13 @@ from ..errors import (
     UnknownTopicError,
 )
 from ..log import LogStore, Partition
-from ..log.batch import BATCH_OVERHEAD, HEADER_SIZE, set_partition_leader_epoch, validate_batch
+from ..log.batch import (
+    BATCH_OVERHEAD,
+    HEADER_SIZE,
+    BatchHeader,
+    set_partition_leader_epoch,
+    validate_batch,
+)
 from ..protocol import ApiKey, ErrorCode, RequestHeader, response_class
 from .handler import BrokerContext, Handler
 from .metrics import BrokerMetrics
@@ -69,21 +75,23 @@ def _partition(store: LogStore, topic: str, index: int) -> Partition:
     return store.topic(topic).partition(index)
 
 
-def _split_batches(records: bytes) -> list[bytearray]:
-    """The batches of a produce request's records, each checked (length, magic, CRC) and with
-    its partitionLeaderEpoch set; CorruptBatchError names what is wrong."""
+def _split_batches(records: bytes) -> list[tuple[bytearray, BatchHeader]]:
+    """The batches of a produce request's records, each checked once (length, magic, CRC),
+    copied once and with its partitionLeaderEpoch set, beside its header; CorruptBatchError
+    names what is wrong."""
     batches = []
     pos, end = 0, len(records)
     if end == 0:
         raise CorruptBatchError("the request holds no record batch")
+    view = memoryview(records)
     while pos < end:
         if end - pos < HEADER_SIZE:
             raise CorruptBatchError(f"{end - pos} stray bytes after the last batch")
-        header = validate_batch(records, pos, end)
+        header = validate_batch(view, pos, end)
         size = header.batch_length + BATCH_OVERHEAD
-        batch = bytearray(records[pos : pos + size])
+        batch = bytearray(view[pos : pos + size])
         set_partition_leader_epoch(batch, LEADER_EPOCH)
-        batches.append(batch)
+        batches.append((batch, header._replace(partition_leader_epoch=LEADER_EPOCH)))
         pos += size
     return batches
 
@@ -173,7 +181,7 @@ class LogApis:
             raise CorruptBatchError("the request holds no record batch")
         max_bytes = partition.config.max_message_bytes
         batches = _split_batches(records)
-        for batch in batches:
+        for batch, _ in batches:
             if len(batch) > max_bytes:
                 raise RecordTooLargeError(
                     f"batch of {len(batch)} bytes for {partition.name} exceeds "
@@ -182,8 +190,7 @@ class LogApis:
         first_base = -1
         append_time = -1
         last = -1
-        for batch in batches:
-            header = validate_batch(batch)
+        for batch, header in batches:
             if header.producer_id >= 0 and header.base_sequence >= 0:
                 verdict = self.sequences.check(partition, header)
                 if verdict.check is Check.DUPLICATE:
@@ -199,10 +206,10 @@ class LogApis:
                     out.error_code = ErrorCode.INVALID_PRODUCER_EPOCH
                     out.error_message = verdict.message
                     break
-                result = partition.append(batch)
+                result = partition.append(batch, checked=header)
                 self.sequences.appended(partition, header, result.base_offset, result.last_offset)
             else:
-                result = partition.append(batch)
+                result = partition.append(batch, checked=header)
             if first_base < 0:
                 first_base = result.base_offset
             append_time = result.log_append_time

@@ -42,7 +42,7 @@ from ..errors import (
     StoreWriteError,
 )
 from ..record import StoredRecord
-from .batch import decode_records, read_header, set_base_offset, validate_batch
+from .batch import BatchHeader, decode_records, read_header, set_base_offset, validate_batch
 from .commit import GroupCommit
 from .config import TopicConfig
 from .segment import Segment, segment_file_name
@@ -214,9 +214,17 @@ class Partition:
 
     # --- appending ------------------------------------------------------------------------
 
-    def append(self, batch: bytes | bytearray, *, now_ms: int | None = None) -> AppendResult:
+    def append(
+        self,
+        batch: bytes | bytearray,
+        *,
+        now_ms: int | None = None,
+        checked: BatchHeader | None = None,
+    ) -> AppendResult:
         """Check, number and write one batch; return where it landed.
 
+        ``checked`` is the header :func:`~.batch.validate_batch` returned for this very batch
+        when the caller checked it already (its framing and CRC are then not checked again).
         Raises RecordTooLargeError (over ``max.message.bytes``), CorruptBatchError (bad framing),
         StoreWriteError (the disk refused; nothing was appended) or ReadOnlyStoreError.
         """
@@ -230,7 +238,7 @@ class Partition:
                 f"batch of {size} bytes for {self.name} exceeds max.message.bytes="
                 f"{config.max_message_bytes}; send smaller batches or raise the topic config"
             )
-        header = validate_batch(batch)
+        header = validate_batch(batch) if checked is None else checked
         if not isinstance(batch, bytearray):
             batch = bytearray(batch)
         base = self._log_end
