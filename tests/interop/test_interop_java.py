@@ -26,7 +26,8 @@ from millstream.core.client import connect
 from millstream.core.log.batch import iter_batches
 from millstream.core.log.compression import Compression
 
-pytestmark = pytest.mark.xdist_group("java")
+# fetching the jars on a fresh machine can take minutes (the first test of the group waits)
+pytestmark = [pytest.mark.xdist_group("java"), pytest.mark.timeout(900)]
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 VARIANTS = [(codec, idempotent) for codec in CODECS for idempotent in (True, False)]
