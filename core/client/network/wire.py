@@ -88,6 +88,12 @@ class BrokerConnection:
         )
         try:
             await asyncio.wait_for(self._negotiate(), timeout_s)
+        except TimeoutError:
+            await self.close()
+            raise BrokerUnavailableError(
+                f"broker {self.address} accepted the connection but did not answer ApiVersions "
+                f"within {timeout_s:g} s; is it a Kafka broker, and is it responsive?"
+            ) from None
         except BaseException:
             await self.close()
             raise
