@@ -233,7 +233,9 @@ class LogApis:
 
     def _read_fetch(self, body: Any) -> tuple[Any, int, list[tuple[Partition, int]]]:
         store = self.ctx.store
-        budget = body.max_bytes if body.max_bytes > 0 else 0x7FFFFFFF
+        budget = min(
+            body.max_bytes if body.max_bytes > 0 else 0x7FFFFFFF, self.ctx.config.fetch_max_bytes
+        )
         total = 0
         waiting: list[tuple[Partition, int]] = []
         topics = []
@@ -262,7 +264,7 @@ class LogApis:
                     limit = min(max(request.partition_max_bytes, 0), budget - total)
                     if limit <= 0 and total > 0:
                         continue
-                    batches = partition.read(offset, max(limit, 1))
+                    records = partition.read_span(offset, max(limit, 1))
                     waiting.append((partition, max(offset, hw)))
                 except Exception as exc:
                     out.error_code = partition_error(exc)
@@ -271,12 +273,12 @@ class LogApis:
                             "fetch from %s-%s failed", request_topic.topic, request.partition
                         )
                     continue
-                if not batches:
+                size = len(records)
+                if not size:
                     continue
-                size = sum(len(b) for b in batches)
                 if total > 0 and size > limit:
                     continue  # only the first partition with data may exceed the limits
-                out.records = batches[0] if len(batches) == 1 else b"".join(batches)
+                out.records = records  # a view of the bytes read: encoded without a copy per batch
                 total += size
             topics.append(_FETCH.Responses(topic=request_topic.topic, partitions=partitions))
         response = _FETCH(throttle_time_ms=0, error_code=0, session_id=0, responses=topics)

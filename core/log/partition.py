@@ -411,10 +411,29 @@ class Partition:
         """Whole batches below the high watermark, the first holding ``offset`` (or the first
         after it); at least one batch however large, then what fits in ``max_bytes``; ``[]`` at
         the high watermark."""
+        found = self._locate(offset)
+        if found is None:
+            return []
+        segment, position, limit, offset = found
+        return segment.read(position, max_bytes, limit, offset)
+
+    def read_span(self, offset: int, max_bytes: int = 1 << 20) -> memoryview:
+        """The batches :meth:`read` returns, as one buffer (empty at the high watermark): what
+        a server sends as it is, with no copy per batch."""
+        found = self._locate(offset)
+        if found is None:
+            return memoryview(b"")
+        segment, position, limit, offset = found
+        return segment.read_span(position, max_bytes, limit, offset)
+
+    def _locate(self, offset: int) -> tuple[Segment, int, int, int] | None:
+        """Where a read from ``offset`` starts: the segment, the position of the batch there,
+        the readable end of that segment and the offset to look for; None when there is
+        nothing below the high watermark."""
         self._check_open()
         self._check_offset(offset)
         if offset >= self._hw or not self.segments:
-            return []
+            return None
         i = max(0, bisect.bisect_right(self._bases, offset) - 1)
         hw_segment = self._hw_segment
         while i < len(self.segments):
@@ -422,13 +441,13 @@ class Partition:
             limit = self._hw_position if segment is hw_segment else segment.size
             position = segment.find_position(offset, limit)
             if position < limit:
-                return segment.read(position, max_bytes, limit, offset)
+                return segment, position, limit, offset
             if segment is hw_segment:
-                return []
+                return None
             i += 1
             if i < len(self.segments):
                 offset = self.segments[i].base_offset
-        return []
+        return None
 
     def read_records(
         self, offset: int, max_records: int | None = None, max_bytes: int = 1 << 20
