@@ -32,7 +32,22 @@ class BrokerConfig:
     """Requests of one connection read ahead of the response being written."""
     idle_timeout_s: float = 600.0
     """A connection that sends nothing for this long is closed (Kafka's
-    ``connections.max.idle.ms``)."""
+    ``connections.max.idle.ms``), and so is one whose client reads nothing of a response for
+    this long."""
+    max_connections: int = 1000
+    """Client connections served at once; one more is closed as it is accepted (Kafka's
+    ``max.connections``)."""
+    fetch_max_bytes: int = 55 * 1024 * 1024
+    """The most record bytes one Fetch response carries, whatever the client asks (Kafka's
+    ``fetch.max.bytes``); a single batch above it is still sent whole."""
+    producer_expiration_s: float = 86400.0
+    """How long after its last append a producer's idempotence state is forgotten (Kafka's
+    ``producer.id.expiration.ms``)."""
+    max_producers_per_partition: int = 1000
+    """Producers whose idempotence state one partition keeps; the least recently active one
+    is forgotten first."""
+    maintenance_interval_s: float = 60.0
+    """How often retention and compaction run."""
     cluster_id: str = "millstream"
     group_min_session_timeout_ms: int = 6000
     """The shortest session timeout a group member may ask for (Kafka's

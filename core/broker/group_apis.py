@@ -16,7 +16,7 @@ from ..groups import OffsetAndMetadata
 from ..protocol import ApiKey, ErrorCode, RequestHeader, response_class
 from ..record import TopicPartition
 from .groups import GroupCoordinator
-from .handler import Handler
+from .handler import Handler, current_request
 
 __all__ = ["group_handlers"]
 
@@ -58,6 +58,7 @@ def group_handlers(coordinator: GroupCoordinator) -> dict[int, Handler]:
             rebalance_timeout_ms=body.rebalance_timeout_ms if header.api_version >= 1 else -1,
             group_instance_id=body.group_instance_id,
             client_id=header.client_id or "",
+            client_host=current_request().client_host,
             require_known_member_id=header.api_version >= 4,
         )
         response = response_class(ApiKey.JOIN_GROUP)

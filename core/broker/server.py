@@ -2,14 +2,20 @@
 
 Each connection reads request frames as they come (pipelining), starts a task per request and
 writes the responses in request order. At most ``max_in_flight`` requests of a connection are
-held ahead of the response being written, so a client that reads nothing stops being read and
-memory stays bounded. A malformed frame (a lying length prefix, a truncated header, an unknown
-API key or version, a body that does not decode) is logged in one line naming the peer and
-closes that connection only; any other failure is answered with a Kafka error code.
+held ahead of the response being written, and a Fetch is only served once every response before
+it has been written, so a connection holds at most one Fetch response (at most
+``fetch_max_bytes`` of records) however many it pipelines. A client that reads nothing of a
+response for ``idle_timeout_s`` is disconnected, as is one that sends nothing for that long.
+A malformed frame (a lying length prefix, a truncated header, an unknown API key or version, a
+body that does not decode) is logged in one line naming the peer and closes that connection
+only; any other failure is answered with a Kafka error code, except for a Produce with acks=0,
+which allows no answer: the connection is closed instead, as Kafka does. Beyond
+``max_connections`` open connections, a new one is closed as it is accepted.
 
-Shutdown (:meth:`Broker.stop`): stop accepting, stop reading, finish the requests in flight and
-write their responses, close the group coordinator, then close the store (fsync, clean-shutdown
-mark).
+Shutdown (:meth:`Broker.stop`): stop accepting, stop reading, answer the members waiting in
+JoinGroup or SyncGroup (COORDINATOR_NOT_AVAILABLE: they find the coordinator again), finish the
+other requests in flight and write their responses, then stop the log's upkeep and close the
+store (fsync, clean-shutdown mark).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from .admin_apis import AdminApis
 from .config import BrokerConfig
 from .group_apis import group_handlers
 from .groups import GroupCoordinator
-from .handler import Handler
+from .handler import Handler, RequestContext, serving
 from .log_apis import LogApis, produce_error
 from .metrics import BrokerMetrics
 
@@ -138,6 +144,7 @@ class Broker:
         connections = list(self._connections)
         for connection in connections:
             connection.stop_reading()
+        await self._close_groups()  # answers the JoinGroup and SyncGroup requests waiting
         if connections:
             await asyncio.wait(
                 [asyncio.ensure_future(c.done.wait()) for c in connections],
@@ -145,13 +152,22 @@ class Broker:
             )
         for connection in list(self._connections):
             connection.abort()
-        await self._close_groups()
         if self.store is not None:
             await self.store.close()
 
     # --- connections --------------------------------------------------------------------------
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        limit = self.config.max_connections
+        if len(self._connections) >= limit:
+            _log.warning(
+                "refusing connection from %s: %d connections are open, the most allowed "
+                "(--max-connections)",
+                _peer_name(writer),
+                limit,
+            )
+            writer.close()
+            return
         connection = _Connection(self, reader, writer)
         self._connections.add(connection)
         self.metrics.connection_opened()
@@ -179,13 +195,22 @@ class Broker:
                 f"unsupported version {version} of API {key}; supported: {low} to {high}"
             )
         body = decode_request_body(header, frame)
+        unanswerable = key == ApiKey.PRODUCE and body.acks == 0
         if not support.serves(version):
+            if unanswerable:
+                raise ProtocolError(
+                    f"Produce v{version} is not supported and its acks=0 allows no error "
+                    f"answer; served: {support.served[0]} to {support.served[1]}"
+                )
             return _done(encode_response(header, error_response(key, body, _UNSUPPORTED)))
         handler = self.handlers.get(key)
         if handler is None:
             code = ErrorCode.COORDINATOR_NOT_AVAILABLE if key in _GROUP_KEYS else _UNSUPPORTED
             return _done(encode_response(header, error_response(key, body, code)))
-        return asyncio.ensure_future(_answer(handler, header, body, self.metrics))
+        answer = _answer(handler, header, body, self.metrics, unanswerable=unanswerable)
+        if key == ApiKey.FETCH:
+            return answer  # started by the write loop once the responses before it are written
+        return asyncio.ensure_future(answer)
 
 
 _UNSUPPORTED = ErrorCode.UNSUPPORTED_VERSION
@@ -207,25 +232,74 @@ def _done(frame: bytes | None) -> asyncio.Future[bytes | None]:
     return future
 
 
+class _HangUp(Exception):
+    """The request cannot be answered: the connection must be closed (the message says why)."""
+
+
 async def _answer(
-    handler: Handler, header: RequestHeader, body: Any, metrics: BrokerMetrics | None = None
+    handler: Handler,
+    header: RequestHeader,
+    body: Any,
+    metrics: BrokerMetrics | None = None,
+    *,
+    unanswerable: bool = False,
 ) -> bytes | None:
+    """The response frame to one request (None: none is sent).
+
+    A failure of the handler, or of encoding what it returned, is answered with
+    UNKNOWN_SERVER_ERROR; for an ``unanswerable`` request (Produce with acks=0) any error
+    raises _HangUp instead, since an answer would shift the correlation ids the client expects.
+    """
     started = time.perf_counter()
+    request = f"API {header.api_key} v{header.api_version} (correlation id {header.correlation_id})"
     try:
         response = await handler(header, body)
-    except Exception:
-        _log.exception(
-            "API %s v%s (correlation id %s) failed",
-            header.api_key,
-            header.api_version,
-            header.correlation_id,
-        )
+    except Exception as exc:
+        _log.exception("%s failed", request)
+        if unanswerable:
+            raise _HangUp(f"{request} with acks=0 failed: {exc}") from exc
         response = error_response(header.api_key, body, ErrorCode.UNKNOWN_SERVER_ERROR)
     if metrics is not None:
         metrics.request_answered(header.api_key, time.perf_counter() - started)
     if response is None:
         return None
-    return encode_response(header, response)
+    if unanswerable:
+        raise _HangUp(f"{request} with acks=0 was refused: {_first_error(response)}")
+    try:
+        return encode_response(header, response)
+    except Exception as exc:
+        _log.exception("%s: encoding the response failed", request)
+        try:
+            fallback = error_response(header.api_key, body, ErrorCode.UNKNOWN_SERVER_ERROR)
+            return encode_response(header, fallback)
+        except Exception:
+            raise _HangUp(f"{request}: no response could be encoded ({exc})") from exc
+
+
+def _first_error(response: Any) -> str:
+    """The first partition error code of a Produce response, by name."""
+    for topic in getattr(response, "responses", ()):
+        for partition in topic.partition_responses:
+            if partition.error_code:
+                return f"{ErrorCode(partition.error_code).name} for {topic.name}-{partition.index}"
+    return "an error"
+
+
+def _peer_name(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+
+def _client_host(writer: asyncio.StreamWriter) -> str:
+    """The client's address as Kafka shows it in DescribeGroups (``/127.0.0.1``)."""
+    peer = writer.get_extra_info("peername")
+    return f"/{peer[0]}" if isinstance(peer, tuple) else ""
+
+
+def _discard(answer: Awaitable[bytes | None]) -> None:
+    """Drop an answer that will not be sent: one not started yet never starts."""
+    if asyncio.iscoroutine(answer):
+        answer.close()
 
 
 class _Connection:
@@ -237,8 +311,8 @@ class _Connection:
         self.broker = broker
         self.reader = reader
         self.writer = writer
-        peer = writer.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.peer = _peer_name(writer)
+        self.context = RequestContext(client_host=_client_host(writer))
         self.done = asyncio.Event()
         self._queue: asyncio.Queue[Awaitable[bytes | None] | None] = asyncio.Queue(
             broker.config.max_in_flight
@@ -256,12 +330,23 @@ class _Connection:
     def abort(self) -> None:
         self.writer.transport.abort()
 
+    def _hang_up(self, reason: str | None) -> None:
+        """Stop reading and writing and drop the connection; what was read and started still
+        runs, its answers are not sent. ``reason`` (None: the peer went away) is logged."""
+        if reason is not None and not self._broken:
+            _log.warning("closing connection from %s: %s", self.peer, reason)
+        self._broken = True
+        self.stop_reading()
+        self.writer.transport.abort()
+
     async def run(self) -> None:
+        serving(self.context)  # this task's requests see the client's address
         write_loop = asyncio.ensure_future(self._write_loop())
         try:
             await self._read_loop(write_loop)
         finally:
-            await self._queue.put(None)
+            if not write_loop.done():
+                await self._queue.put(None)
             with contextlib.suppress(Exception):
                 await write_loop
             self.writer.close()
@@ -305,20 +390,49 @@ class _Connection:
             except ProtocolError as exc:
                 _log.warning("closing connection from %s: %s", self.peer, exc)
                 return
-            await self._queue.put(answer)
+            if not await self._enqueue(answer, write_loop):
+                return
+
+    async def _enqueue(
+        self, answer: Awaitable[bytes | None], write_loop: asyncio.Future[None]
+    ) -> bool:
+        """Queue ``answer`` for the write loop, waiting while ``max_in_flight`` are queued;
+        False when the write loop ended first (the answer is dropped)."""
+        if not self._queue.full():
+            self._queue.put_nowait(answer)
+            return True
+        put = asyncio.ensure_future(self._queue.put(answer))
+        await asyncio.wait([put, write_loop], return_when=asyncio.FIRST_COMPLETED)
+        if put.done():
+            return True
+        put.cancel()
+        _discard(answer)
+        return False
 
     async def _write_loop(self) -> None:
+        timeout = self.broker.config.idle_timeout_s
         while True:
             answer = await self._queue.get()
             if answer is None:
                 return
-            frame = await answer
+            if self._broken and asyncio.iscoroutine(answer):
+                _discard(answer)
+                continue
+            try:
+                frame = await answer
+            except _HangUp as exc:
+                self._hang_up(str(exc))
+                continue
+            except Exception as exc:  # a bug: never leave the connection hanging on it
+                _log.exception("answering a request from %s failed", self.peer)
+                self._hang_up(f"a request could not be answered: {exc}")
+                continue
             if frame is None or self._broken:
                 continue  # once the peer is gone, what was read is still processed, not sent
             self.writer.write(frame)
             try:
-                await self.writer.drain()
+                await asyncio.wait_for(self.writer.drain(), timeout)
+            except TimeoutError:
+                self._hang_up(f"it read nothing of a response for {timeout}s")
             except (ConnectionError, OSError):
-                self._broken = self._stopping = True
-                if self._read_task is not None:
-                    self._read_task.cancel()
+                self._hang_up(None)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..broker.config import BrokerConfig, parse_host_port
 from ..client import resolve_store_url
+from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ._args import HelpFormatter, UsageError, non_negative_int, positive_int
 
 __all__ = ["register"]
@@ -40,6 +41,16 @@ def _node_id(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if not 0 <= value <= 2**31 - 1:
         raise argparse.ArgumentTypeError(f"node id {value} is out of range; valid: 0 to 2147483647")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
     return value
 
 
@@ -108,6 +119,37 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         metavar="MS",
         help="how long an empty group's first rebalance waits for more members (default 3000)",
     )
+    broker.add_argument(
+        "--max-request-size",
+        type=positive_int,
+        default=DEFAULT_MAX_FRAME_SIZE,
+        metavar="BYTES",
+        help="the largest request a client may send; a larger one closes its connection "
+        f"(default {DEFAULT_MAX_FRAME_SIZE}, Kafka's socket.request.max.bytes)",
+    )
+    broker.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="close a connection that sends nothing, or reads nothing of a response, for this "
+        "long (default 600, Kafka's connections.max.idle.ms)",
+    )
+    broker.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="client connections served at once; one more is closed as it is accepted "
+        "(default 1000)",
+    )
+    broker.add_argument(
+        "--max-in-flight",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="requests of one connection read ahead of the response being written (default 64)",
+    )
     broker.set_defaults(run=_run)
 
 
@@ -152,6 +194,10 @@ async def _run(args: argparse.Namespace) -> int:
         num_partitions=args.num_partitions,
         group_min_session_timeout_ms=args.group_min_session_timeout_ms,
         group_initial_rebalance_delay_ms=args.group_initial_rebalance_delay_ms,
+        max_request_size=args.max_request_size,
+        idle_timeout_s=args.idle_timeout,
+        max_connections=args.max_connections,
+        max_in_flight=args.max_in_flight,
     )
     if args.http is not None:
         config.http_host, config.http_port = args.http

@@ -184,6 +184,7 @@ async def test_two_members_rebalance_commit_and_leave_over_the_wire(server):
             b.member_id: b"p1",
         }
         assert {m.client_id for m in g.members} == {"groups-test"}
+        assert {m.client_host for m in g.members} == {"/127.0.0.1"}  # as Kafka shows it
         assert unknown.group_state == "Dead"
 
         committed = await commit_v7(a_conn, group, 2, a_id, {topic: {0: 10}})
