@@ -8,6 +8,7 @@ broker's request size limit are refused with 413 before they are read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -16,7 +17,7 @@ from aiohttp.typedefs import Handler
 
 from ..server import Broker
 from . import groups, health, query, records, topics
-from .bodies import BROKER
+from .bodies import BROKER, STOPPING
 from .errors import RestError, error_response
 from .openapi import openapi_document
 
@@ -80,6 +81,7 @@ def create_app(broker: Broker, *, max_body_size: int | None = None) -> web.Appli
     limit = max_body_size if max_body_size is not None else broker.config.max_request_size
     app = web.Application(middlewares=[_json_errors], client_max_size=limit)
     app[BROKER] = broker
+    app[STOPPING] = asyncio.Event()
     app[_DOCUMENT] = orjson.dumps(openapi_document())
     for module in (topics, records, groups, query, health):
         app.add_routes(module.routes())
@@ -94,6 +96,7 @@ class RestServer:
         self.broker = broker
         self.host = host
         self.requested_port = port
+        self._app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
@@ -105,9 +108,8 @@ class RestServer:
 
     async def start(self) -> None:
         """Start listening; OSError when the address cannot be bound."""
-        runner = web.AppRunner(
-            create_app(self.broker), access_log=None, shutdown_timeout=_SHUTDOWN_GRACE_S
-        )
+        app = self._app = create_app(self.broker)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE_S)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.requested_port)
         try:
@@ -118,7 +120,10 @@ class RestServer:
         self._runner, self._site = runner, site
 
     async def stop(self) -> None:
-        """Stop listening; requests in flight get a short grace (long polls are cut short)."""
+        """Stop listening; long-polling reads answer at once with what they have, other
+        requests in flight get a short grace."""
+        if self._app is not None:
+            self._app[STOPPING].set()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()

@@ -3,6 +3,7 @@ path parameters, and the broker an application serves."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
 import orjson
@@ -12,10 +13,21 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ..server import Broker
 from .errors import RestError, from_validation
 
-__all__ = ["BROKER", "broker_of", "json_response", "partition_param", "read_json", "read_query"]
+__all__ = [
+    "BROKER",
+    "STOPPING",
+    "broker_of",
+    "json_response",
+    "partition_param",
+    "read_json",
+    "read_query",
+]
 
 BROKER = web.AppKey("broker", Broker)
 """Where the application keeps the broker it serves."""
+
+STOPPING = web.AppKey("stopping", asyncio.Event)
+"""Set when the server stops: long-polling reads answer at once with what they have."""
 
 _T = TypeVar("_T")
 _M = TypeVar("_M", bound=BaseModel)

@@ -17,6 +17,7 @@ other topics a key is text and a value is what the topic's codec holds (any JSON
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import random
@@ -35,7 +36,7 @@ from ...plugins import get_registry
 from ...protocol import ApiKey, ErrorCode, RequestHeader, request_class
 from ...record import Record, StoredRecord
 from ..log_apis import partition_error
-from .bodies import broker_of, json_response, partition_param, read_json, read_query
+from .bodies import STOPPING, broker_of, json_response, partition_param, read_json, read_query
 from .errors import RestError, from_error_code
 from .models import (
     ProducedOffset,
@@ -206,8 +207,7 @@ async def get_records(request: web.Request) -> web.Response:
             )
         ],
     )
-    broker = broker_of(request)
-    answer = await broker.handlers[ApiKey.FETCH](RequestHeader(ApiKey.FETCH, 11, 0, "rest"), body)
+    answer = await _fetch(request, body)
     result = answer.responses[0].partitions[0]
     if result.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
         raise RestError(
@@ -231,6 +231,26 @@ async def get_records(request: web.Request) -> web.Response:
             high_watermark=result.high_watermark,
         )
     )
+
+
+async def _fetch(request: web.Request, body: Any) -> Any:
+    """The broker's Fetch answer to ``body``; a long poll ends at once when the server stops."""
+    fetch = broker_of(request).handlers[ApiKey.FETCH]
+    header = RequestHeader(ApiKey.FETCH, 11, 0, "rest")
+    stopping = request.app[STOPPING]
+    if body.max_wait_ms == 0 or stopping.is_set():
+        return await fetch(header, body)
+    polling = asyncio.ensure_future(fetch(header, body))
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait((polling, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if polling.done():
+        return polling.result()
+    polling.cancel()
+    body.max_wait_ms = 0
+    return await fetch(header, body)
 
 
 def _decode(
