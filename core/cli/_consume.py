@@ -171,7 +171,7 @@ async def _consume(args: argparse.Namespace) -> int:
         async with consumer:
             await _start(consumer, args, topic)
             if args.group is not None:
-                await _hold_start(consumer)
+                await _hold_start(consumer, args.from_beginning)
             await _print_records(consumer, args, _formatter(args.format, props, topic))
     return 0
 
@@ -222,16 +222,21 @@ def _say_where_an_offset_outside_the_log_starts(
     print(note, file=sys.stderr)
 
 
-async def _hold_start(consumer: Consumer) -> None:
+async def _hold_start(consumer: Consumer, from_beginning: bool) -> None:
     """Commit the starting position where the group has no offset yet, as Kafka's console
     consumer does (by auto-commit): records written while it is away are read next time."""
-    start = {
-        tp: consumer.position(tp)
-        for tp in sorted(consumer.assignment())
+    missing = [
+        tp
+        for tp in sorted(await consumer.wait_for_assignment())
         if await consumer.committed(tp) is None
-    }
-    if start:
-        await _commit(consumer, start)
+    ]
+    if not missing:
+        return
+    if from_beginning:
+        await consumer.seek_to_beginning(*missing)
+    else:
+        await consumer.seek_to_end(*missing)
+    await _commit(consumer, {tp: consumer.position(tp) for tp in missing})
 
 
 async def _print_records(

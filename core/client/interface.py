@@ -328,6 +328,14 @@ class Consumer(abc.ABC):
     def assignment(self) -> frozenset[TopicPartition]:
         """The partitions this consumer currently reads."""
 
+    async def wait_for_assignment(self, timeout_ms: int = 30_000) -> frozenset[TopicPartition]:
+        """The partitions this consumer reads once its group has given it a share: a
+        subscribing member of a group whose coordinator is across the network holds nothing
+        until the group has formed. Waits up to ``timeout_ms``, then returns what it holds
+        (possibly nothing: more members than partitions). An embedded store's group is formed
+        as :meth:`subscribe` returns, so this default answers at once."""
+        return self.assignment()
+
     @abc.abstractmethod
     async def getmany(
         self, timeout_ms: int = 0, max_records: int | None = None
@@ -513,6 +521,9 @@ class Connection(abc.ABC):
 
     url: str
     read_only: bool
+    shared: bool = False
+    """Whether other processes may use this store at the same time (a broker, a cluster):
+    then a pipeline run in several processes shares its parts between them."""
 
     @abc.abstractmethod
     def producer(

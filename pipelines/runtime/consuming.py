@@ -81,13 +81,13 @@ class ConsumingWorker(abc.ABC):
         whenever the first fetch happens.
         """
         self.consumer.subscribe(self.inputs)
-        fresh = {}
-        for tp in sorted(self.consumer.assignment()):
-            position = self.consumer.position(tp)
-            if await self.consumer.committed(tp) is None and self.start_at == "latest":
-                fresh[tp] = position
+        assigned = sorted(await self.consumer.wait_for_assignment())
+        if self.start_at != "latest":
+            return
+        fresh = [tp for tp in assigned if await self.consumer.committed(tp) is None]
         if fresh:
-            await self.consumer.commit(fresh)
+            await self.consumer.seek_to_end(*fresh)
+            await self.consumer.commit({tp: self.consumer.position(tp) for tp in fresh})
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it, and end :meth:`run`."""

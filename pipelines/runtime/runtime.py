@@ -27,13 +27,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from millstream.core.client import Connection
-from millstream.core.errors import MillstreamError, PipelineError
+from millstream.core.errors import MillstreamError, PipelineError, TopicExistsError
 from millstream.core.plugins import Registry
 from millstream.core.record import TopicPartition
 
 from ..plan import Pipeline
 from .consuming import ConsumingWorker
 from .context import RunContext
+from .lease import ensure_lease_topic
 from .route import RouteWorker
 from .sink import SinkWorker
 from .source import SourceRunner
@@ -106,8 +107,13 @@ class Runtime:
                     continue
                 config = dict(topic.config)
                 config.setdefault("codec", topic.codec)
-                await admin.create_topic(topic.name, topic.partitions, topic.replication, config)
+                with contextlib.suppress(TopicExistsError):  # another worker made it first
+                    await admin.create_topic(
+                        topic.name, topic.partitions, topic.replication, config
+                    )
                 existing.add(topic.name)
+        if self.connection.shared and any(p.sources for p in self.pipelines):
+            await ensure_lease_topic(self.connection)
         self.producer = self.connection.producer()
         for pipeline in self.pipelines:
             codecs = {t.name: self.registry.codec(t.codec) for t in pipeline.topics.values()}
@@ -136,8 +142,8 @@ class Runtime:
     async def run(self, stop: asyncio.Event) -> str:
         """Run until drained (bounded pipelines) or ``stop`` is set; returns ``"drained"`` or
         ``"stopped"``. Raises PipelineError when a part fails, also while stopping."""
-        for worker in self.workers:
-            await worker.start()
+        # every worker joins its group at once: over a network each join waits for its group
+        await asyncio.gather(*(worker.start() for worker in self.workers))
         for part in self.stats.parts:
             part.state = "running"
         worker_tasks = [asyncio.create_task(w.run(), name=f"{w.part} worker") for w in self.workers]

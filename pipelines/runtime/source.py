@@ -28,6 +28,7 @@ from ..plan import Retry, SourcePlan
 from .backoff import Exhausted, retrying
 from .context import RunContext
 from .deadletter import DeadLetterWriter, Failure, send_each
+from .lease import SourceLease
 
 __all__ = ["SourceRunner", "position_key"]
 
@@ -60,6 +61,11 @@ class SourceRunner:
         self._read: asyncio.Task[SourceBatch | None] | None = None
         self._positions = ctx.connection.positions()
         self._key = position_key(ctx.name, plan.name)
+        self._stop = asyncio.Event()
+        self._handing_over = False
+        self._lease: SourceLease | None = None
+        if ctx.connection.shared:
+            self._lease = SourceLease(ctx.connection, f"{ctx.name}.sources.{plan.name}")
 
     @property
     def bounded(self) -> bool:
@@ -67,12 +73,63 @@ class SourceRunner:
 
     def stop(self) -> None:
         """Stop reading; what was read is still written and acknowledged."""
+        self._stop.set()
+        self._pause()
+
+    def _pause(self) -> None:
         self._stopping = True
         if self._read is not None:
             self._read.cancel()
 
     async def run(self) -> None:
-        """Open, read until the end or :meth:`stop`, acknowledge everything, close."""
+        """Run the source until it ends or :meth:`stop` is called.
+
+        On a shared store (several workers of the pipeline), only while this worker holds the
+        source's lease (see :mod:`.lease`): it waits as ``standby`` until it does, and hands
+        the source over (everything read acknowledged, the source closed) if it loses it.
+        """
+        if self._lease is None:
+            await self._run_source()
+            return
+        self._lease.join()
+        try:
+            while not self._stop.is_set():
+                self.stats.state = "standby"
+                if not await self._lease.acquired(self._stop):
+                    self.stats.state = "stopped"
+                    return
+                watch = asyncio.create_task(self._lease.lost(), name=f"lease {self.part}")
+                watch.add_done_callback(self._lost)
+                try:
+                    await self._run_source()
+                finally:
+                    watch.remove_done_callback(self._lost)
+                    watch.cancel()
+                if not self._handing_over:
+                    return  # the source ended (bounded) or was stopped
+                self.ctx.log.info("%s: another worker holds this source now", self.part)
+                self._renew()
+        finally:
+            await self._lease.close()
+
+    def _lost(self, watch: asyncio.Task[None]) -> None:
+        if not watch.cancelled() and watch.exception() is None:
+            self._handing_over = True
+            self._pause()
+
+    def _renew(self) -> None:
+        """A fresh source, ready to run again when the lease comes back."""
+        self.source = self.plan.connector(
+            self.plan.config, self.ctx.connector_context(self.plan.name, self.plan.to)
+        )
+        self._pending.clear()
+        self._room = asyncio.Semaphore(self.max_in_flight)
+        self._more = asyncio.Event()
+        self._stopping = self._handing_over = False
+        self._read = None
+
+    async def _run_source(self) -> None:
+        """Open, read until the end or a stop, acknowledge everything, close."""
         stored = await self._positions.get(self._key)
         position = orjson.loads(stored) if stored is not None else None
         self.stats.state = "opening"
@@ -93,7 +150,7 @@ class SourceRunner:
             finally:
                 for task in (reader, acker):
                     task.cancel()
-            self.stats.state = "done" if not self._stopping else "stopped"
+            self.stats.state = "stopped" if self._stopping else "done"
         except BaseException:
             self.stats.state = "failed"
             raise

@@ -10,7 +10,7 @@ them: :mod:`.wire` (one pipelined connection per broker, API versions negotiated
 """
 
 from .admin import NetworkAdmin
-from .assignors import Assignment, Subscription, assign_range, assign_roundrobin
+from .assignors import Assignment, Subscription, assign_range, assign_roundrobin, assign_sticky
 from .cluster import parse_bootstrap
 from .connection import NetworkConnection
 from .consumer import NetworkConsumer
@@ -27,5 +27,6 @@ __all__ = [
     "Subscription",
     "assign_range",
     "assign_roundrobin",
+    "assign_sticky",
     "parse_bootstrap",
 ]

@@ -11,8 +11,10 @@ so Java, librdkafka and kafka-python members can share a group with ours:
     Assignment    version int16, assigned_partitions [topic string, partitions [int32]],
                   user_data nullable bytes
 
-We write version 0 of both and read any version (fields after the v0 ones are skipped).
-Assignors: ``range`` (per topic, consecutive runs of partitions to members sorted by id,
+We write version 0 of both (Subscription v1 when the member owns partitions, for ``sticky``)
+and read any version (fields after the ones we know are skipped). Assignors: ``sticky`` (ours:
+balanced, and keeping each member's owned partitions where it can; see :func:`assign_sticky`),
+``range`` (per topic, consecutive runs of partitions to members sorted by id,
 the first ones one more when it does not divide evenly) and ``roundrobin`` (every partition of
 every topic, sorted, dealt in turn to the members subscribed to its topic), as Kafka's
 ``RangeAssignor`` and ``RoundRobinAssignor`` place them.
@@ -34,6 +36,7 @@ __all__ = [
     "Subscription",
     "assign_range",
     "assign_roundrobin",
+    "assign_sticky",
 ]
 
 _INT16 = struct.Struct(">h")
@@ -49,12 +52,16 @@ class Subscription:
     owned: tuple[TopicPartition, ...] = field(default=())
 
     def encode(self) -> bytes:
-        """Consumer protocol Subscription v0 bytes."""
-        buf = bytearray(_INT16.pack(0))
+        """Consumer protocol Subscription bytes: v0, or v1 when the member owns partitions
+        (the sticky assignor keeps them where they are)."""
+        version = 1 if self.owned else 0
+        buf = bytearray(_INT16.pack(version))
         buf += _INT32.pack(len(self.topics))
         for topic in self.topics:
             write_string(buf, topic)
         write_bytes(buf, self.user_data)
+        if version:
+            _write_partitions(buf, self.owned)
         return bytes(buf)
 
     @classmethod
@@ -83,16 +90,8 @@ class Assignment:
 
     def encode(self) -> bytes:
         """Consumer protocol Assignment v0 bytes."""
-        by_topic: dict[str, list[int]] = {}
-        for tp in sorted(self.partitions):
-            by_topic.setdefault(tp.topic, []).append(tp.partition)
         buf = bytearray(_INT16.pack(0))
-        buf += _INT32.pack(len(by_topic))
-        for topic, partitions in by_topic.items():
-            write_string(buf, topic)
-            buf += _INT32.pack(len(partitions))
-            for p in partitions:
-                buf += _INT32.pack(p)
+        _write_partitions(buf, self.partitions)
         write_bytes(buf, self.user_data)
         return bytes(buf)
 
@@ -109,6 +108,18 @@ class Assignment:
         except (struct.error, ProtocolError, IndexError) as exc:
             raise ProtocolError(f"not a consumer protocol assignment: {exc}") from None
         return cls(tuple(partitions), user_data)
+
+
+def _write_partitions(buf: bytearray, partitions: Sequence[TopicPartition]) -> None:
+    by_topic: dict[str, list[int]] = {}
+    for tp in sorted(partitions):
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    buf += _INT32.pack(len(by_topic))
+    for topic, numbers in by_topic.items():
+        write_string(buf, topic)
+        buf += _INT32.pack(len(numbers))
+        for p in numbers:
+            buf += _INT32.pack(p)
 
 
 def _read_strings(data: bytes, pos: int) -> tuple[list[str], int]:
@@ -185,7 +196,62 @@ def assign_roundrobin(
     return {m: tuple(tps) for m, tps in out.items()}
 
 
-ASSIGNORS: dict[str, Assignor] = {"range": assign_range, "roundrobin": assign_roundrobin}
+def assign_sticky(
+    members: Mapping[str, Subscription], partitions: Mapping[str, int]
+) -> dict[str, tuple[TopicPartition, ...]]:
+    """Balanced, and moving as few partitions as it can: each member keeps the partitions it
+    owned in the last generation (its subscription's owned partitions) up to its fair share
+    (``partitions // members``, one more for ``partitions % members`` of them); the rest are
+    dealt one by one, in order, to the subscribed member holding the fewest (ties: the lowest
+    member id). A member joining takes only what
+    the others hold above their share; a partition moves only when its owner left, or held
+    too many. With one partition, its owner keeps it as long as it stays in the group."""
+    order = sorted(members)
+    if not order:
+        return {}
+    wanted = [
+        TopicPartition(topic, p)
+        for topic in sorted({t for s in members.values() for t in s.topics})
+        for p in range(partitions.get(topic, 0))
+    ]
+    floor, extra = divmod(len(wanted), len(order))
+    share = floor + (1 if extra else 0)
+    valid = set(wanted)
+    out: dict[str, list[TopicPartition]] = {m: [] for m in order}
+    taken: set[TopicPartition] = set()
+    claims: dict[TopicPartition, int] = {}
+    for subscription in members.values():
+        for tp in set(subscription.owned):
+            claims[tp] = claims.get(tp, 0) + 1
+    for member in order:
+        subscription = members[member]
+        # two members claim one partition only after a member was thought gone: each keeps
+        # first what nobody else claims
+        for tp in sorted(set(subscription.owned), key=lambda tp: (claims[tp], tp)):
+            if len(out[member]) >= share:
+                break
+            if tp in valid and tp not in taken and tp.topic in subscription.topics:
+                out[member].append(tp)
+                taken.add(tp)
+    # only ``extra`` members may hold one more than ``floor``: the others give it back
+    if extra:
+        full = [m for m in order if len(out[m]) == share]
+        for member in full[extra:]:
+            taken.discard(out[member].pop())
+    for tp in wanted:
+        if tp in taken:
+            continue
+        takers = [m for m in order if tp.topic in members[m].topics]
+        member = min(takers, key=lambda m: len(out[m]))
+        out[member].append(tp)
+    return {m: tuple(sorted(tps)) for m, tps in out.items()}
+
+
+ASSIGNORS: dict[str, Assignor] = {
+    "sticky": assign_sticky,
+    "range": assign_range,
+    "roundrobin": assign_roundrobin,
+}
 """The assignors by the protocol name members announce in JoinGroup, in order of preference."""
 
 

@@ -45,6 +45,7 @@ class NetworkConnection(Connection):
         self.cluster = cluster
         self.url = url
         self.read_only = False
+        self.shared = True
         self.topic_configs: dict[str, dict[str, str]] = {}
         self._producers: weakref.WeakSet[NetworkProducer] = weakref.WeakSet()
         self._consumers: weakref.WeakSet[NetworkConsumer] = weakref.WeakSet()

@@ -108,7 +108,7 @@ class NetworkConsumer(Consumer):
         auto_offset_reset: OffsetReset | str,
         max_poll_records: int,
         client_id: str,
-        assignors: tuple[str, ...] = ("roundrobin", "range"),
+        assignors: tuple[str, ...] = ("sticky", "roundrobin", "range"),
         session_timeout_ms: int = 10_000,
     ) -> None:
         self._reset = checked_consumer_settings(group, auto_offset_reset, max_poll_records)
@@ -179,6 +179,12 @@ class NetworkConsumer(Consumer):
     def assignment(self) -> frozenset[TopicPartition]:
         self._sync_group()
         return frozenset(self._fetches)
+
+    async def wait_for_assignment(self, timeout_ms: int = 30_000) -> frozenset[TopicPartition]:
+        self._check_open()
+        if self._membership is not None:
+            await self._membership.wait_joined(timeout_ms / 1000)
+        return self.assignment()
 
     def _all_partitions(self, topics: Iterable[str]) -> frozenset[TopicPartition]:
         return frozenset(

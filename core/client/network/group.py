@@ -62,7 +62,7 @@ class GroupMembership:
         topics: frozenset[str],
         *,
         client_id: str,
-        assignors: Sequence[str] = ("roundrobin", "range"),
+        assignors: Sequence[str] = ("sticky", "roundrobin", "range"),
         session_timeout_ms: int = 10_000,
         rebalance_timeout_ms: int = 30_000,
         heartbeat_interval_ms: int = 1_000,
@@ -152,7 +152,10 @@ class GroupMembership:
         join = request_class(ApiKey.JOIN_GROUP)
         while True:
             coordinator = await self._coordinator()
-            metadata = Subscription(tuple(sorted(self.topics))).encode()
+            # what it owns, so that the sticky assignor leaves it where it is; a member the
+            # group has forgotten (no member id) owns nothing any more
+            owned = tuple(sorted(self.assignment)) if self.member_id else ()
+            metadata = Subscription(tuple(sorted(self.topics)), owned=owned).encode()
             request = join(
                 group_id=self.group,
                 session_timeout_ms=self._session_ms,

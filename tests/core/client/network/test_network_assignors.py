@@ -21,6 +21,7 @@ from millstream.core.client.network import (
     Subscription,
     assign_range,
     assign_roundrobin,
+    assign_sticky,
 )
 from millstream.core.errors import ProtocolError
 from millstream.core.record import TopicPartition
@@ -143,3 +144,62 @@ def test_assignors_place_partitions_as_kafka_python_does(
         assert sorted(every) == sorted(
             TopicPartition(t, p) for t in wanted for p in range(counts[t])
         )
+
+
+def test_a_subscription_with_owned_partitions_is_version_1_and_reads_back() -> None:
+    owned = (TopicPartition("t", 3), TopicPartition("t", 0))
+    raw = Subscription(("t",), None, owned).encode()
+    assert raw[:2] == b"\x00\x01"
+    assert set(Subscription.decode(raw).owned) == set(owned)
+    # a member owning nothing keeps writing version 0, byte for byte kafka-python's
+    assert Subscription(("t",)).encode()[:2] == b"\x00\x00"
+
+
+def _sticky_round(owned: dict[str, list[int]], count: int) -> dict[str, set[int]]:
+    members = {
+        m: Subscription(("t",), None, tuple(TopicPartition("t", p) for p in ps))
+        for m, ps in owned.items()
+    }
+    got = assign_sticky(members, {"t": count})
+    return {m: {tp.partition for tp in tps} for m, tps in got.items()}
+
+
+def test_sticky_moves_only_what_a_joining_member_needs() -> None:
+    # one member held all six; two join: each takes two, the first keeps two of its own
+    got = _sticky_round({"a": [0, 1, 2, 3, 4, 5], "b": [], "c": []}, 6)
+    assert got["a"] < {0, 1, 2, 3, 4, 5} and len(got["a"]) == 2
+    assert sorted(len(v) for v in got.values()) == [2, 2, 2]
+    # the member that left loses its partitions to the others; the others keep theirs
+    got = _sticky_round({"a": [0, 1], "c": [4, 5]}, 6)
+    assert {0, 1} <= got["a"] and {4, 5} <= got["c"]
+    assert got["a"] | got["c"] == {0, 1, 2, 3, 4, 5}
+
+
+def test_sticky_keeps_a_single_partition_with_its_owner() -> None:
+    # what the pipeline's source lease relies on: whoever joins, the owner keeps it
+    for newcomer in ("0-first", "z-last"):
+        got = _sticky_round({"m-owner": [0], newcomer: []}, 1)
+        assert got == {"m-owner": {0}, newcomer: set()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    count=st.integers(0, 12),
+    claims=st.lists(st.lists(st.integers(0, 14), max_size=8), min_size=1, max_size=5),
+)
+def test_sticky_is_complete_balanced_and_keeps_fair_shares(
+    count: int, claims: list[list[int]]
+) -> None:
+    owned = {f"m{i}": sorted(set(c)) for i, c in enumerate(claims)}
+    got = _sticky_round(owned, count)
+    everything = [p for ps in got.values() for p in ps]
+    assert sorted(everything) == list(range(count))  # each partition exactly once
+    sizes = [len(ps) for ps in got.values()]
+    assert max(sizes) - min(sizes) <= 1
+    floor = count // len(owned)
+    for member, ps in owned.items():
+        # a member keeps at least its fair share of what it alone claimed and still exists
+        alone = {p for p in ps if p < count} - {
+            p for other, qs in owned.items() if other != member for p in qs
+        }
+        assert len(got[member] & alone) >= min(len(alone), floor)

@@ -1,0 +1,166 @@
+"""One pipeline run by three `millstream run` processes against one `millstream broker`.
+
+The routes' and sinks' partitions are shared between the three; the source runs in one of them
+at a time. Killing (SIGKILL) the process that runs the source moves the source and that
+process's partitions to the other two, and every event still reaches the table: the sink is a
+PostgreSQL upsert by id, so the table holds each id exactly once whatever was delivered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from millstream.core.client import connect
+from millstream.core.errors import UnknownGroupError
+
+pytestmark = pytest.mark.slow
+
+COUNT = 6_000
+HERE = Path(__file__).resolve().parent
+MILLSTREAM = str(Path(sys.executable).parent / "millstream")
+
+PIPELINE = """
+pipeline: shared
+dead_letter: dead
+topics:
+  raw: {partitions: 6}
+  cooked: {partitions: 6}
+  dead: {partitions: 1}
+sources:
+  numbers:
+    connector: counter
+    config: {count: %(count)d, batch: 20, pause_ms: 5}
+    to: raw
+    key: value.id
+routes:
+  cook:
+    from: raw
+    steps:
+      - set: {double: "value.id * 2"}
+    to: cooked
+sinks:
+  table:
+    connector: postgres
+    from: cooked
+    config: {dsn: "%(dsn)s", table: numbers, pk: id, mode: upsert}
+"""
+
+
+def _worker(workdir: Path, bootstrap: str, index: int) -> tuple[subprocess.Popen[bytes], Path]:
+    log = workdir / f"worker-{index}.log"
+    proc = subprocess.Popen(
+        [
+            MILLSTREAM,
+            "run",
+            "pipeline.yaml",
+            "--bootstrap-server",
+            bootstrap,
+            "--stats-interval",
+            "0.5",
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    return proc, log
+
+
+def _source_state(log: Path) -> str | None:
+    """The last state the worker's stats gave its source (running, standby, done...)."""
+    state = None
+    for line in log.read_text(errors="replace").splitlines():
+        if "shared.numbers source" in line:
+            state = line.rsplit(" ", 1)[-1]
+    return state
+
+
+def _wait(what: str, check, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def _members(bootstrap: str, group: str) -> int:
+    conn = await connect(f"millstream://{bootstrap}")
+    try:
+        return len((await conn.admin().describe_group(group)).members)
+    except UnknownGroupError:  # not formed yet
+        return 0
+    finally:
+        await conn.close()
+
+
+def _rows(postgres) -> int:
+    try:
+        return postgres.query("SELECT count(*) FROM numbers")[0][0]
+    except Exception:  # the table is made with the sink's first batch
+        return 0
+
+
+def test_three_workers_share_the_parts_and_survive_a_kill_9_of_the_source_holder(
+    tmp_path: Path, broker, postgres
+) -> None:
+    (tmp_path / "pipeline.yaml").write_text(PIPELINE % {"count": COUNT, "dsn": postgres.dsn})
+    (tmp_path / "plugins.toml").write_text(f'modules = ["{HERE / "killplugin.py"}"]\n')
+    workers = [_worker(tmp_path, broker.bootstrap, i) for i in range(3)]
+    try:
+        # the route's group has all three as members: its six partitions are shared
+        _wait(
+            "three members in the route's group",
+            lambda: asyncio.run(_members(broker.bootstrap, "shared.cook")) == 3,
+        )
+        # exactly one worker runs the source; the others stand by
+        holder = _wait(
+            "one worker running the source",
+            lambda: [w for w in workers if _source_state(w[1]) == "running"],
+        )
+        assert len(holder) == 1
+        standing_by = [w for w in workers if w is not holder[0]]
+        assert all(_source_state(log) == "standby" for _, log in standing_by)
+        _wait("some rows", lambda: _rows(postgres) > 500)
+
+        holder[0][0].send_signal(signal.SIGKILL)
+        holder[0][0].wait()
+        assert _rows(postgres) < COUNT, "the kill came too late to prove anything"
+
+        # another worker takes the source over (after the dead one's session times out) and
+        # the two left finish everything: each id exactly once in the table
+        _wait(
+            "another worker running the source",
+            lambda: any(_source_state(log) in ("running", "done") for _, log in standing_by),
+        )
+        _wait("every event in the table", lambda: _rows(postgres) == COUNT, timeout=120)
+        ids = postgres.query("SELECT min(id), max(id), count(DISTINCT id) FROM numbers")[0]
+        assert ids == (0, COUNT - 1, COUNT)
+        doubled = postgres.query("SELECT count(*) FROM numbers WHERE double = id * 2")[0][0]
+        assert doubled == COUNT
+    finally:
+        for proc, _ in workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc, _ in workers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    for proc, log in workers:
+        if proc is not holder[0][0]:
+            assert proc.returncode == 0, log.read_text()
+
+
+@pytest.fixture(autouse=True)
+def _no_store_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MILLSTREAM_STORE", "MILLSTREAM_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
