@@ -25,8 +25,9 @@ from typing import Any, TextIO
 
 import orjson
 
+from ..client import redact_url
 from ..errors import QueryError
-from ._args import HelpFormatter, UsageError, non_negative_int, open_store
+from ._args import HelpFormatter, UsageError, non_negative_int, open_store, store_url
 from ._output import human_bytes, render_table
 
 __all__ = ["register"]
@@ -80,7 +81,8 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         "--timeout",
         type=_seconds,
         metavar="SECONDS",
-        help="stop the query after this many seconds (default: no limit)",
+        help="stop the query after this many seconds, connecting to a broker included "
+        "(default: no limit)",
     )
     query.add_argument(
         "--allow",
@@ -129,7 +131,8 @@ async def _query(args: argparse.Namespace) -> int:
     from ..query import engine_for  # DuckDB and pyarrow load only for this command
 
     allow = args.allow if args.allow is not None else ["."]
-    async with await open_store(args, read_only=True) as conn:
+    started = time.monotonic()
+    async with await _open(args) as conn:
         engine = engine_for(conn, allow=allow)
         if args.follow:
             await _follow(engine, args)
@@ -137,13 +140,18 @@ async def _query(args: argparse.Namespace) -> int:
         progress = _ProgressBar() if sys.stderr.isatty() else None
         try:
             if args.export:
-                await _in_thread(engine, _export, engine, args, progress)
+                await _in_thread(engine, _export, engine, args, progress, started)
                 return 0
             max_rows = args.max_rows or None
             result = await _in_thread(
                 engine,
                 functools.partial(
-                    engine.run, args.sql, max_rows=max_rows, timeout=args.timeout, progress=progress
+                    engine.run,
+                    args.sql,
+                    max_rows=max_rows,
+                    timeout=args.timeout,
+                    progress=progress,
+                    started=started,
                 ),
             )
         finally:
@@ -154,6 +162,23 @@ async def _query(args: argparse.Namespace) -> int:
         if args.stats:
             _print_stats(result.stats, result.elapsed_s)
     return 0
+
+
+async def _open(args: argparse.Namespace) -> Any:
+    """The store, opened read-only within ``--timeout``: a broker that takes connections but
+    does not answer stops the query at its time limit, as any other wait does."""
+    if args.timeout is None:
+        return await open_store(args, read_only=True)
+    from ..query.stopping import time_limit_message
+
+    try:
+        async with asyncio.timeout(args.timeout) as limit:
+            return await open_store(args, read_only=True)
+    except TimeoutError:
+        if not limit.expired():
+            raise
+        doing = f" while connecting to {redact_url(store_url(args))}"
+        raise QueryError(time_limit_message(args.timeout, doing)) from None
 
 
 async def _in_thread(engine: Any, fn: Callable[..., Any], *args: Any) -> Any:
@@ -180,7 +205,9 @@ async def _follow(engine: Any, args: argparse.Namespace) -> None:
             await asyncio.sleep(0.5)
 
 
-def _export(engine: Any, args: argparse.Namespace, progress: _ProgressBar | None) -> None:
+def _export(
+    engine: Any, args: argparse.Namespace, progress: _ProgressBar | None, began: float
+) -> None:
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
@@ -190,7 +217,9 @@ def _export(engine: Any, args: argparse.Namespace, progress: _ProgressBar | None
     rows = 0
     writer: Any = None
     try:
-        for batch in engine.stream(args.sql, timeout=args.timeout, progress=progress):
+        for batch in engine.stream(
+            args.sql, timeout=args.timeout, progress=progress, started=began
+        ):
             if kind == "csv":
                 batch = _flat(batch)
             if writer is None:

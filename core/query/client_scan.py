@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from ..client import Connection, TopicDescription
+from ..client import Connection, TopicDescription, redact_url
 from ..errors import QueryError
 from ..record import StoredRecord, TopicPartition
 from .columns import COLUMNS, RAW_SCHEMA, as_text
 from .scan import ScanBounds, ScanStats
+from .stopping import QueryStop
 
 __all__ = ["ClientScan", "ClientStore"]
 
@@ -37,14 +38,31 @@ class ClientStore:
 
     read_only = True
 
-    def __init__(self, conn: Connection, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        loop: asyncio.AbstractEventLoop,
+        stop: QueryStop | None = None,
+    ) -> None:
         self.conn = conn
         self.loop = loop
+        self.stop = stop
         self._topics: dict[str, TopicDescription] = {}
         self._names: list[str] | None = None
 
+    @property
+    def url(self) -> str:
+        """The broker's URL as it may be shown (no password)."""
+        return redact_url(self.conn.url)
+
+    def stopping(self, stop: QueryStop) -> ClientStore:
+        """The same store for one query: every wait for the broker ends when ``stop`` says
+        the query stopped (its time limit, an interrupt)."""
+        return ClientStore(self.conn, self.loop, stop)
+
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the connection's loop and wait for it (from another thread)."""
+        """Run ``coro`` on the connection's loop and wait for it (from another thread); with
+        a :attr:`stop`, QueryError once the query is stopped (``coro`` is cancelled)."""
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -55,7 +73,14 @@ class ClientStore:
                 "a query over a broker must run outside the connection's event loop; "
                 "call it with asyncio.to_thread"
             )
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        if self.stop is None:
+            return future.result()
+        return self.stop.wait(future)
+
+    def call_soon(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` on the connection's loop without waiting for it."""
+        asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def refresh(self) -> None:
         self._topics.clear()
@@ -115,6 +140,8 @@ class ClientScan:
         self.wanted = frozenset(wanted)
         self.text_value = text_value
         self.on_records = on_records
+        self.failure: QueryError | None = None
+        """Why reading the topic failed (the query then fails with it), or None."""
         self.stats = ScanStats(name, bounds.describe())
         self.schema = RAW_SCHEMA.set(
             RAW_SCHEMA.get_field_index("value"),
@@ -178,7 +205,7 @@ class ClientScan:
         fetcher = _Fetcher(self.store.conn, self.name, ranges)
         try:
             while True:
-                records = self.store.call(fetcher.next())
+                records = self._call(fetcher.next())
                 if records is None:
                     return
                 if not records:
@@ -191,7 +218,26 @@ class ClientScan:
                     self.on_records(batch.num_rows)
                 yield batch
         finally:
-            self.store.call(fetcher.close())
+            if self.store.stop is not None and self.store.stop.stopped:
+                self.store.call_soon(fetcher.close())  # the broker may not answer
+            else:
+                self._call(fetcher.close())
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """:meth:`ClientStore.call`, a failure kept in :attr:`failure` as a QueryError that
+        names the topic and the broker (DuckDB, which pulls the batches, reports only that the
+        stream failed)."""
+        try:
+            return self.store.call(coro)
+        except QueryError as exc:
+            self.failure = exc
+            raise
+        except Exception as exc:
+            self.failure = QueryError(
+                f"reading topic {self.name!r} from {self.store.url} failed: "
+                f"{str(exc) or type(exc).__name__}"
+            )
+            raise self.failure from exc
 
     def _batch(self, records: list[StoredRecord]) -> pa.RecordBatch:
         n = len(records)

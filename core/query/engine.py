@@ -46,6 +46,7 @@ from .pushdown import QueryShape, analyse, expression_sql
 from .sandbox import check_statement, load_duckdb, sandboxed_connection
 from .scan import ScanStats, TopicScan
 from .schema import ValueType, value_type, value_type_of
+from .stopping import STOPPED, QueryStop
 
 __all__ = [
     "Follower",
@@ -91,6 +92,8 @@ class _Prepared:
     explain: bool
     shape: QueryShape
     scans: dict[str, TopicScan | ClientScan]
+    store: LogStore | ClientStore
+    stop: QueryStop
 
 
 class QueryEngine:
@@ -112,7 +115,7 @@ class QueryEngine:
         self.allow = list(allow)
         self.threads = threads
         self._types: dict[str, ValueType] = {}
-        self._running: set[Any] = set()
+        self._running: dict[Any, QueryStop] = {}
 
     # --- the three ways to run a query ---------------------------------------------------------
 
@@ -123,16 +126,21 @@ class QueryEngine:
         max_rows: int | None = DEFAULT_MAX_ROWS,
         timeout: float | None = None,
         progress: ScanProgress | None = None,
+        started: float | None = None,
     ) -> QueryResult:
         """Run ``sql`` and return its rows.
 
         Raises QueryError when it is not valid or not allowed, when it returns more than
-        ``max_rows`` rows (None: no limit), or when it runs longer than ``timeout`` seconds.
+        ``max_rows`` rows (None: no limit), or when it runs longer than ``timeout`` seconds
+        (counted from ``started``, a ``time.monotonic()``, when the caller spent part of them
+        before: connecting to a broker). The time limit covers the waits for a broker too: a
+        broker that stops answering does not hold the query past it.
         """
-        started = time.perf_counter()
-        prepared = self.prepare(sql, progress=progress)
+        started_perf = time.perf_counter()
+        stop = QueryStop(timeout, started=started)
+        prepared = self.prepare(sql, progress=progress, stop=stop)
         try:
-            with _deadline(prepared.con, timeout):
+            with self._guard(prepared):
                 cursor = self._execute(prepared)
                 columns, types = _describe(cursor)
                 rows = cursor.fetchall() if max_rows is None else cursor.fetchmany(max_rows + 1)
@@ -144,7 +152,7 @@ class QueryEngine:
             if prepared.explain:
                 rows = [*rows, *_explain_rows(prepared, len(columns))]
             return QueryResult(
-                columns, types, rows, self._stats(prepared), time.perf_counter() - started
+                columns, types, rows, self._stats(prepared), time.perf_counter() - started_perf
             )
         finally:
             self._close(prepared)
@@ -156,21 +164,17 @@ class QueryEngine:
         timeout: float | None = None,
         progress: ScanProgress | None = None,
         batch_rows: int = 65_536,
+        started: float | None = None,
     ) -> Iterator[Any]:
         """Run ``sql`` and yield its result as Arrow record batches (for exports: no row
-        limit, nothing held in memory but a batch)."""
-        duckdb = load_duckdb()
-        prepared = self.prepare(sql, progress=progress)
-        self._running.add(prepared.con)
+        limit, nothing held in memory but a batch); ``timeout`` and ``started`` as for
+        :meth:`run`."""
+        stop = QueryStop(timeout, started=started)
+        prepared = self.prepare(sql, progress=progress, stop=stop)
         try:
-            with _deadline(prepared.con, timeout):
-                try:
-                    reader = prepared.con.sql(prepared.sql).to_arrow_reader(batch_rows)
-                    yield from reader
-                except duckdb.InterruptException:
-                    raise QueryError(_STOPPED) from None
-                except duckdb.Error as exc:
-                    raise _query_error(exc, self.store) from None
+            with self._guard(prepared):
+                reader = prepared.con.sql(prepared.sql).to_arrow_reader(batch_rows)
+                yield from reader
         finally:
             self._close(prepared)
 
@@ -201,7 +205,8 @@ class QueryEngine:
     def interrupt(self) -> None:
         """Stop the queries this engine is running (in other threads): each raises
         QueryError."""
-        for con in list(self._running):
+        for con, stop in list(self._running.items()):
+            stop.interrupt()
             with contextlib.suppress(Exception):
                 con.interrupt()
 
@@ -213,10 +218,15 @@ class QueryEngine:
         *,
         start_offsets: dict[int, int] | None = None,
         progress: ScanProgress | None = None,
+        stop: QueryStop | None = None,
     ) -> _Prepared:
-        """Check and parse ``sql``, and register the topics it reads with a new connection."""
+        """Check and parse ``sql``, and register the topics it reads with a new connection;
+        ``stop`` (default: none) ends the waits for a broker while preparing and running."""
         explain = check_statement(sql)
+        stop = QueryStop() if stop is None else stop
+        store = self.store.stopping(stop) if isinstance(self.store, ClientStore) else self.store
         con = sandboxed_connection(self.allow, self.threads)
+        self._running[con] = stop
         try:
             body = (
                 re.sub(
@@ -226,15 +236,15 @@ class QueryEngine:
                 else sql
             )
             tree = _parse(con, body)
-            if self.store.read_only:
-                self.store.refresh()
-            topics = set(self.store.topic_names())
+            if store.read_only:
+                store.refresh()
+            topics = set(store.topic_names())
             shape = analyse(tree, topics, _aggregate_names(con), _evaluator(con))
             scans = {}
             for i, (name, need) in enumerate(sorted(shape.topics.items())):
                 vtype = self._types.get(name)
                 if vtype is None:
-                    vtype = self._types[name] = self._value_type(con, name)
+                    vtype = self._types[name] = self._value_type(con, store, name)
                 options: dict[str, Any] = {
                     "wanted": need.columns & set(COLUMNS),
                     "text_value": vtype.text,
@@ -242,10 +252,10 @@ class QueryEngine:
                     "on_records": None if progress is None else progress.advance,
                 }
                 scan: TopicScan | ClientScan
-                if isinstance(self.store, ClientStore):
-                    scan = ClientScan(self.store, name, need.bounds, **options)
+                if isinstance(store, ClientStore):
+                    scan = ClientScan(store, name, need.bounds, **options)
                 else:
-                    scan = TopicScan(self.store.topic(name), need.bounds, **options)
+                    scan = TopicScan(store.topic(name), need.bounds, **options)
                 source = f"__millstream_scan_{i}"
                 con.register(source, scan)
                 value_sql = _narrowed(vtype, need.value_fields)
@@ -257,30 +267,57 @@ class QueryEngine:
                 )
                 scans[name] = scan
         except BaseException:
+            self._running.pop(con, None)
             con.close()
             raise
         if progress is not None:
             progress.begin(sum(scan.records_to_read for scan in scans.values()))
-        return _Prepared(con, sql, explain, shape, scans)
+        return _Prepared(con, sql, explain, shape, scans, store, stop)
 
-    def _value_type(self, con: Any, name: str) -> ValueType:
-        store = self.store
+    def _value_type(self, con: Any, store: LogStore | ClientStore, name: str) -> ValueType:
         if isinstance(store, ClientStore):
             return value_type_of(con, store.codec(name), lambda: store.sample(name))
         return value_type(con, store.topic(name))
 
     def _execute(self, prepared: _Prepared) -> Any:
+        return prepared.con.execute(prepared.sql)
+
+    @contextlib.contextmanager
+    def _guard(self, prepared: _Prepared) -> Iterator[None]:
+        """Run the prepared query's statement and fetches within: DuckDB is interrupted at the
+        query's time limit, and its errors become one-line QueryErrors (a scan's own failure,
+        such as a broker that stopped answering, rather than DuckDB's word for it)."""
         duckdb = load_duckdb()
-        self._running.add(prepared.con)
+        stop = prepared.stop
+        timer = None
+        remaining = stop.remaining()
+        if remaining is not None:
+
+            def expire() -> None:
+                stop.expire()
+                with contextlib.suppress(Exception):
+                    prepared.con.interrupt()
+
+            timer = threading.Timer(remaining, expire)
+            timer.daemon = True
+            timer.start()
         try:
-            return prepared.con.execute(prepared.sql)
+            yield
         except duckdb.InterruptException:
-            raise QueryError(_STOPPED) from None
+            raise QueryError(stop.reason or STOPPED) from None
         except duckdb.Error as exc:
-            raise _query_error(exc, self.store) from None
+            failure = _scan_failure(prepared)
+            if failure is not None:
+                raise failure from None
+            if stop.reason is not None:
+                raise QueryError(stop.reason) from None
+            raise _query_error(exc, prepared.store) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _close(self, prepared: _Prepared) -> None:
-        self._running.discard(prepared.con)
+        self._running.pop(prepared.con, None)
         prepared.con.close()
 
     def _stats(self, prepared: _Prepared) -> list[ScanStats]:
@@ -289,7 +326,7 @@ class QueryEngine:
     def topic_scans(self, sql: str) -> dict[str, TopicScan | ClientScan]:
         """The scans ``sql`` would make, without running it (for plans and tests)."""
         prepared = self.prepare(sql)
-        prepared.con.close()
+        self._close(prepared)
         return prepared.scans
 
 
@@ -329,9 +366,10 @@ class Follower:
         prepared = self.engine.prepare(self.sql, start_offsets=self.positions)
         try:
             scan = prepared.scans[self.topic]
-            cursor = self.engine._execute(prepared)
-            columns, types = _describe(cursor)
-            rows = cursor.fetchall()
+            with self.engine._guard(prepared):
+                cursor = self.engine._execute(prepared)
+                columns, types = _describe(cursor)
+                rows = cursor.fetchall()
             self.positions = {**self.positions, **scan.ends()}
         finally:
             self.engine._close(prepared)
@@ -402,33 +440,13 @@ def run_query(
 # --- helpers ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _deadline(con: Any, timeout: float | None) -> Iterator[None]:
-    """Interrupt the connection's query after ``timeout`` seconds; an interrupted query
-    raises QueryError saying why it stopped."""
-    duckdb = load_duckdb()
-    timer = None
-    if timeout:
-        timer = threading.Timer(timeout, con.interrupt)
-        timer.daemon = True
-        timer.start()
-    try:
-        yield
-    except (duckdb.InterruptException, QueryError) as exc:
-        if isinstance(exc, QueryError) and str(exc) != _STOPPED:
-            raise
-        if timer is not None and timer.finished.is_set():
-            raise QueryError(
-                f"the query was stopped at its time limit of {timeout:g} s; "
-                "allow it more with --timeout"
-            ) from None
-        raise QueryError(_STOPPED) from None
-    finally:
-        if timer is not None:
-            timer.cancel()
-
-
-_STOPPED = "the query was stopped before it finished"
+def _scan_failure(prepared: _Prepared) -> QueryError | None:
+    """Why a scan of the query failed, when one did."""
+    for name in sorted(prepared.scans):
+        failure = getattr(prepared.scans[name], "failure", None)
+        if failure is not None:
+            return failure
+    return None
 
 
 def _narrowed(vtype: ValueType, fields: set[str] | None) -> str:

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import orjson
+import pytest
 
 from millstream.core.cli import main
 from millstream.core.client import connect
+from millstream.core.errors import QueryError
+from millstream.core.query import engine_for
 from millstream.core.record import Record
+
+MILLSTREAM = str(Path(sys.executable).parent / "millstream")
 
 
 async def fill(url: str) -> None:
@@ -58,3 +69,107 @@ def test_a_query_over_a_broker(broker, capsys) -> None:
     assert status == 0, err
     assert out.split()[-1] == "10"
     assert "10 of 300 records" in err
+
+
+async def fill_large(url: str, topic: str = "big") -> None:
+    """20,000 records of 1 KiB: tens of fetches, so a scan is still reading after its first."""
+    async with await connect(url) as conn:
+        await conn.admin().create_topic(topic, 1)
+        async with conn.producer() as producer:
+            pad = "x" * 1000
+            records = [Record(None, orjson.dumps({"n": n, "pad": pad})) for n in range(20_000)]
+            await producer.send_batch(topic, records)
+
+
+class _FreezeBrokerOnFirstRecords:
+    """A progress listener that stops the broker (SIGSTOP) when the scan's first records
+    arrive: from then on it accepts nothing and answers nothing, as a hung machine."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.frozen = False
+
+    def begin(self, total: int) -> None:
+        pass
+
+    def advance(self, records: int) -> None:
+        if not self.frozen:
+            self.frozen = True
+            os.kill(self.server.process.pid, signal.SIGSTOP)
+
+
+async def test_the_timeout_stops_a_scan_whose_broker_stopped_answering(broker) -> None:
+    url = f"millstream://{broker.bootstrap}"
+    await fill_large(url)
+    frozen = _FreezeBrokerOnFirstRecords(broker)
+    async with await connect(url, read_only=True) as conn:
+        engine = engine_for(conn)
+        started = time.monotonic()
+        try:
+            with pytest.raises(QueryError) as caught:
+                await asyncio.to_thread(
+                    engine.run, "SELECT count(*) FROM big", timeout=2.0, progress=frozen
+                )
+            took = time.monotonic() - started
+        finally:
+            os.kill(broker.process.pid, signal.SIGCONT)
+    assert frozen.frozen
+    assert took < 5, f"--timeout 2 stopped the query after {took:.1f} s"
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == (
+        "the query was stopped at its time limit of 2 s; allow it more with --timeout"
+    )
+
+
+def test_the_timeout_covers_connecting_to_a_broker_that_does_not_answer(broker) -> None:
+    command = [MILLSTREAM, "query", "--bootstrap-server", broker.bootstrap, "--timeout", "2"]
+    started = time.monotonic()
+    answered = subprocess.run([*command, "SELECT 1"], capture_output=True, text=True, timeout=60)
+    baseline = time.monotonic() - started  # the command's own start-up, on this machine now
+    assert answered.returncode == 0, answered.stderr
+    os.kill(broker.process.pid, signal.SIGSTOP)  # the kernel still accepts its connections
+    try:
+        started = time.monotonic()
+        done = subprocess.run([*command, "SELECT 1"], capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - started
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"millstream: error: the query was stopped at its time limit of 2 s while connecting "
+        f"to millstream://{broker.bootstrap}; allow it more with --timeout\n"
+    )
+    assert took < baseline + 2 + 3, f"--timeout 2 ended the command after {took:.1f} s"
+
+
+class _CloseConnectionOnFirstRecords:
+    """A progress listener that closes the query's connection when the first records arrive."""
+
+    def __init__(self, conn, loop: asyncio.AbstractEventLoop) -> None:
+        self.conn = conn
+        self.loop = loop
+        self.closed = False
+
+    def begin(self, total: int) -> None:
+        pass
+
+    def advance(self, records: int) -> None:
+        if not self.closed:
+            self.closed = True
+            asyncio.run_coroutine_threadsafe(self.conn.close(), self.loop).result()
+
+
+async def test_a_scan_that_fails_says_which_topic_and_broker_in_one_line(broker) -> None:
+    url = f"millstream://{broker.bootstrap}"
+    await fill_large(url)
+    async with await connect(url, read_only=True) as conn:
+        closing = _CloseConnectionOnFirstRecords(conn, asyncio.get_running_loop())
+        with pytest.raises(QueryError) as caught:
+            await asyncio.to_thread(
+                engine_for(conn).run, "SELECT count(*) FROM big", progress=closing
+            )
+    assert closing.closed
+    message = str(caught.value)
+    assert message.startswith(f"reading topic 'big' from {url} failed: "), message
+    assert "\n" not in message and "Traceback" not in message
