@@ -200,8 +200,8 @@ class BrokerMetrics:
         out.append(f"{name} {self.connections_opened}")
         for gauge in gauges:
             _head(out, gauge.name, gauge.help, "gauge")
-            for labels, value in gauge.samples:
-                out.append(f"{gauge.name}{_labels(labels)} {_number(value)}")
+            for sample_labels, value in gauge.samples:
+                out.append(f"{gauge.name}{_labels(sample_labels)} {_number(value)}")
         return "\n".join(out) + "\n"
 
 

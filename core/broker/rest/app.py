@@ -103,8 +103,8 @@ class RestServer:
     @property
     def port(self) -> int:
         """The port actually bound."""
-        assert self._site is not None and self._site._server is not None
-        return int(self._site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        assert self._runner is not None
+        return int(self._runner.addresses[0][1])
 
     async def start(self) -> None:
         """Start listening; OSError when the address cannot be bound."""

@@ -139,15 +139,15 @@ async def post_records(request: web.Request) -> web.Response:
         batch = by_partition.setdefault(partition, [])
         places.append((partition, len(batch)))
         batch.append(encoded)
-    batches = {p: bytes(encode_batch(batch)) for p, batch in sorted(by_partition.items())}
+    batches = {p: bytes(encode_batch(group)) for p, group in sorted(by_partition.items())}
     limit = topic.config.max_message_bytes
-    for p, batch in batches.items():
-        if len(batch) > limit:
+    for p, encoded_batch in batches.items():
+        if len(encoded_batch) > limit:
             raise RestError(
                 413,
                 ErrorCode.MESSAGE_TOO_LARGE.name,
-                f"the records for {topic.name}-{p} make a batch of {len(batch)} bytes, above "
-                f"the topic's max.message.bytes={limit}; send fewer or smaller records",
+                f"the records for {topic.name}-{p} make a batch of {len(encoded_batch)} bytes, "
+                f"above the topic's max.message.bytes={limit}; send fewer or smaller records",
             )
     body = _PRODUCE(
         transactional_id=None,
@@ -157,8 +157,8 @@ async def post_records(request: web.Request) -> web.Response:
             _PRODUCE.TopicData(
                 name=topic.name,
                 partition_data=[
-                    _PRODUCE.TopicData.PartitionData(index=p, records=batch)
-                    for p, batch in batches.items()
+                    _PRODUCE.TopicData.PartitionData(index=p, records=data)
+                    for p, data in batches.items()
                 ],
             )
         ],
@@ -170,7 +170,8 @@ async def post_records(request: web.Request) -> web.Response:
     bases: dict[int, int] = {}
     for result in answer.responses[0].partition_responses:
         if result.error_code:
-            message = getattr(result, "error_message", None) or ErrorCode(result.error_code).name
+            code_name = ErrorCode.for_code(result.error_code).name
+            message = getattr(result, "error_message", None) or code_name
             raise from_error_code(
                 result.error_code, f"records for {topic.name}-{result.index}: {message}"
             )
@@ -288,6 +289,7 @@ def _record_out(record: StoredRecord, codec: Codec) -> RecordOut:
             key=None if record.key is None else base64.b64encode(record.key).decode(),
             value=None if record.value is None else base64.b64encode(record.value).decode(),
             headers=headers,
+            decode_error=None,
         )
     value: Any = None
     error = None

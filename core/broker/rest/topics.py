@@ -99,7 +99,8 @@ async def delete_topic(request: web.Request) -> web.Response:
     response = await broker.handlers[ApiKey.DELETE_TOPICS](_header(ApiKey.DELETE_TOPICS, 3), body)
     code = response.responses[0].error_code
     if code:
-        raise from_error_code(code, f"topic {topic.name!r} was not deleted: {ErrorCode(code).name}")
+        reason = ErrorCode.for_code(code).name
+        raise from_error_code(code, f"topic {topic.name!r} was not deleted: {reason}")
     return web.Response(status=204)
 
 

@@ -65,6 +65,7 @@ def test_group_lag_is_high_watermark_minus_what_the_consumer_committed(
         assert detail["generation"] >= 1
         [member] = detail["members"]
         assert member["client_id"] == "rest-test-client"
+        assert member["client_host"] == "/127.0.0.1"
         assert sorted((a["topic"], a["partition"]) for a in member["assignment"]) == [
             (topic, 0),
             (topic, 1),
