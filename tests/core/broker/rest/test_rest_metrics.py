@@ -111,3 +111,34 @@ def test_a_deleted_topic_leaves_the_metrics(rest: Rest) -> None:
     rest.delete(f"/topics/{topic}")
     text = rest.get("/metrics").text
     assert f'topic="{topic}"' not in text
+
+
+def test_batch_totals_count_records_from_headers() -> None:
+    from millstream.core.broker.metrics import batch_totals
+    from millstream.core.log import encode_batch
+    from millstream.core.record import Record
+
+    one = encode_batch([Record(b"k", b"v" * 10) for _ in range(3)])
+    two = encode_batch([Record(None, b"w")], base_offset=3)
+    assert batch_totals(bytes(one + two)) == (len(one) + len(two), 4)
+    assert batch_totals(b"") == (0, 0)
+    assert batch_totals(bytes(one)[:20]) == (20, 0)  # a truncated header counts bytes only
+
+
+def test_render_is_cumulative_and_escapes_labels() -> None:
+    from millstream.core.broker.metrics import BrokerMetrics, Gauge
+
+    metrics = BrokerMetrics()
+    for seconds in (0.0001, 0.003, 0.003, 20.0):
+        metrics.request_answered(0, seconds)
+    metrics.records_in('we"ird\\topic', 10, 2)
+    text = metrics.render([Gauge("g", "a gauge", [({"p": "0"}, 1.5)])])
+    lines = text.splitlines()
+    assert 'millstream_broker_request_duration_seconds_bucket{api="PRODUCE",le="0.0005"} 1' in lines
+    assert 'millstream_broker_request_duration_seconds_bucket{api="PRODUCE",le="0.005"} 3' in lines
+    assert 'millstream_broker_request_duration_seconds_bucket{api="PRODUCE",le="10"} 3' in lines
+    assert 'millstream_broker_request_duration_seconds_bucket{api="PRODUCE",le="+Inf"} 4' in lines
+    assert 'millstream_broker_request_duration_seconds_count{api="PRODUCE"} 4' in lines
+    assert 'millstream_broker_records_in_total{topic="we\\"ird\\\\topic"} 2' in lines
+    assert 'g{p="0"} 1.5' in lines
+    assert text.endswith("\n")
