@@ -28,7 +28,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from ..errors import ProtocolError
-from ..log import LogStore
+from ..log import LogMaintenance, LogStore
 from ..protocol import (
     SUPPORTED_VERSIONS,
     ApiKey,
@@ -83,6 +83,7 @@ class Broker:
         self._connections: set[_Connection] = set()
         self._coordinator: GroupCoordinator | None = None
         self._log_apis: LogApis | None = None
+        self._maintenance: LogMaintenance | None = None
         self.metrics = BrokerMetrics()
         """Traffic, request latency and connection counters (``GET /metrics``)."""
 
@@ -98,9 +99,13 @@ class Broker:
         return self._server.sockets[0].getsockname()[1]
 
     async def start(self) -> None:
-        """Open the store, load producer ids and groups, and start listening."""
+        """Open the store, apply retention and compaction once, load producer ids and groups,
+        and start listening; from then on retention and compaction run every
+        ``maintenance_interval_s``."""
         self.store = LogStore.open(self.config.data_dir)
         try:
+            maintenance = LogMaintenance(self.store, self.config.maintenance_interval_s)
+            maintenance.run_now()
             log_apis = self._log_apis = LogApis(self, self.metrics)
             log_apis.start()
             admin = AdminApis(self, lambda: set(self.handlers), self._topic_deleted)
@@ -114,6 +119,8 @@ class Broker:
             self._server = await asyncio.start_server(
                 self._accept, self.config.listen_host, self.config.listen_port
             )
+            maintenance.start()
+            self._maintenance = maintenance
         except BaseException:
             await self._close_groups()
             await self.store.close()
@@ -152,6 +159,8 @@ class Broker:
             )
         for connection in list(self._connections):
             connection.abort()
+        if self._maintenance is not None:
+            await self._maintenance.stop()
         if self.store is not None:
             await self.store.close()
 
@@ -317,15 +326,17 @@ class _Connection:
         self._queue: asyncio.Queue[Awaitable[bytes | None] | None] = asyncio.Queue(
             broker.config.max_in_flight
         )
-        self._read_task: asyncio.Task[bytes | None] | None = None
+        self._read_task: asyncio.Task[None] | None = None
+        self._waiting_since: float | None = None  # loop time the read loop began waiting
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._stopping = False
         self._broken = False
 
     def stop_reading(self) -> None:
         """Read no more requests; the ones read are still answered."""
         self._stopping = True
-        if self._read_task is not None:
-            self._read_task.cancel()
+        if self._read_task is not None and self._waiting_since is not None:
+            self._read_task.cancel()  # else the loop stops once its request is queued
 
     def abort(self) -> None:
         self.writer.transport.abort()
@@ -355,34 +366,49 @@ class _Connection:
             self.done.set()
 
     async def _read_loop(self, write_loop: asyncio.Future[None]) -> None:
+        """Read and dispatch requests until the client stops, sends a bad frame, stays idle
+        for ``idle_timeout_s``, or the write loop ends. Frames already received are read with
+        no task or timer per frame: one timer checks for idleness."""
+        reading = self._read_task = asyncio.ensure_future(self._read_frames(write_loop))
+        write_loop.add_done_callback(lambda _: self.stop_reading())
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_later(self.broker.config.idle_timeout_s, self._check_idle)
+        try:
+            await asyncio.wait([reading])
+        finally:
+            self._idle_timer.cancel()
+            if not reading.done():  # this task was cancelled: so is the read loop
+                reading.cancel()
+            self._read_task = None
+
+    def _check_idle(self) -> None:
+        """The idle timer: stop reading once the read loop has waited ``idle_timeout_s``."""
+        timeout = self.broker.config.idle_timeout_s
+        loop = asyncio.get_running_loop()
+        since = self._waiting_since
+        if since is not None and loop.time() - since >= timeout:
+            if not self._stopping:
+                _log.info("closing connection from %s: idle for %ss", self.peer, timeout)
+            self.stop_reading()
+            return
+        due = (since if since is not None else loop.time()) + timeout
+        self._idle_timer = loop.call_at(due, self._check_idle)
+
+    async def _read_frames(self, write_loop: asyncio.Future[None]) -> None:
         config = self.broker.config
+        loop = asyncio.get_running_loop()
+        reader = self.reader
         while not self._stopping and not write_loop.done():
-            self._read_task = asyncio.ensure_future(
-                read_frame(self.reader, config.max_request_size)
-            )
-            waited: list[asyncio.Future[Any]] = [self._read_task, write_loop]
-            done, _ = await asyncio.wait(
-                waited,
-                timeout=config.idle_timeout_s,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            task, self._read_task = self._read_task, None
-            if task not in done:
-                task.cancel()
-                if not write_loop.done():
-                    _log.info(
-                        "closing connection from %s: idle for %ss", self.peer, config.idle_timeout_s
-                    )
-                return
-            if task.cancelled():
-                return
+            self._waiting_since = loop.time()
             try:
-                frame = task.result()
+                frame = await read_frame(reader, config.max_request_size)
             except ProtocolError as exc:
                 _log.warning("closing connection from %s: %s", self.peer, exc)
                 return
             except (ConnectionError, OSError):
                 return
+            finally:
+                self._waiting_since = None
             if frame is None:
                 return
             try:
@@ -430,6 +456,12 @@ class _Connection:
             if frame is None or self._broken:
                 continue  # once the peer is gone, what was read is still processed, not sent
             self.writer.write(frame)
+            transport = self.writer.transport
+            if (
+                transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]
+                and not transport.is_closing()
+            ):
+                continue  # below the high-water mark: drain would return at once
             try:
                 await asyncio.wait_for(self.writer.drain(), timeout)
             except TimeoutError:

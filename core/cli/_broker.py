@@ -150,6 +150,14 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         metavar="N",
         help="requests of one connection read ahead of the response being written (default 64)",
     )
+    broker.add_argument(
+        "--retention-check-interval",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how often retention and compaction run (default 60, Kafka's "
+        "log.retention.check.interval.ms)",
+    )
     broker.set_defaults(run=_run)
 
 
@@ -198,6 +206,7 @@ async def _run(args: argparse.Namespace) -> int:
         idle_timeout_s=args.idle_timeout,
         max_connections=args.max_connections,
         max_in_flight=args.max_in_flight,
+        maintenance_interval_s=args.retention_check_interval,
     )
     if args.http is not None:
         config.http_host, config.http_port = args.http

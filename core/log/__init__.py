@@ -9,6 +9,7 @@ from .batch import BatchHeader, decode_records, validate_batch
 from .compression import Compression
 from .config import CONFIG_KEYS, TopicConfig
 from .encoder import encode_batch
+from .maintenance import LogMaintenance
 from .names import is_internal, validate_topic_name
 from .partition import AppendResult, Partition
 from .store import MAX_PARTITIONS, LogStore, Topic
@@ -19,6 +20,7 @@ __all__ = [
     "AppendResult",
     "BatchHeader",
     "Compression",
+    "LogMaintenance",
     "LogStore",
     "Partition",
     "Topic",

@@ -122,6 +122,11 @@ class Partition:
     def config(self) -> TopicConfig:
         return self._config()
 
+    @property
+    def closed(self) -> bool:
+        """True once closed (the store closed or the topic was deleted)."""
+        return self._closed
+
     # --- opening --------------------------------------------------------------------------
 
     def open(self, *, clean_shutdown: bool) -> None:

@@ -2,9 +2,10 @@
 
 It owns the :class:`LogStore`, the group coordinator and the offsets beneath it, and every
 producer, consumer and admin made from it. A writable connection holds the directory's lock and
-runs the log's upkeep (retention and compaction) once as it opens, so that even a short-lived
-command keeps the store in shape, then every ``maintenance_interval_s`` seconds on the event
-loop; a read-only one follows what the owning process writes.
+runs the log's upkeep (retention and compaction, :class:`~millstream.core.log.LogMaintenance`)
+once as it opens, so that even a short-lived command keeps the store in shape, then every
+``maintenance_interval_s`` seconds, its long parts in a worker thread; a read-only one follows
+what the owning process writes.
 
 Clients never write the store's internal topics (``__consumer_offsets``…): as in Kafka,
 producing to one, or creating, altering or deleting one, raises InvalidTopicError.
@@ -12,9 +13,6 @@ producing to one, or creating, altering or deleting one, raises InvalidTopicErro
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import os
 import weakref
 from collections.abc import Iterable
@@ -22,7 +20,7 @@ from pathlib import Path
 
 from ...errors import InvalidTopicError, ReadOnlyStoreError, StoreClosedError
 from ...groups import OFFSETS_TOPIC, GroupCoordinator, OffsetStore
-from ...log import LogStore, is_internal
+from ...log import LogMaintenance, LogStore, is_internal
 from ..interface import Admin, Connection, Consumer, OffsetReset, Producer
 from .admin import EmbeddedAdmin
 from .consumer import EmbeddedConsumer
@@ -30,8 +28,6 @@ from .positions import EmbeddedPositionStore
 from .producer import EmbeddedProducer
 
 __all__ = ["EmbeddedConnection"]
-
-log = logging.getLogger(__name__)
 
 
 class EmbeddedConnection(Connection):
@@ -47,7 +43,7 @@ class EmbeddedConnection(Connection):
         self.coordinator = GroupCoordinator(offsets, self._partition_count)
         self._producers: weakref.WeakSet[EmbeddedProducer] = weakref.WeakSet()
         self._consumers: weakref.WeakSet[EmbeddedConsumer] = weakref.WeakSet()
-        self._maintenance: asyncio.Task[None] | None = None
+        self._maintenance: LogMaintenance | None = None
         self._closed = False
         self._positions: EmbeddedPositionStore | None = None
 
@@ -66,16 +62,16 @@ class EmbeddedConnection(Connection):
         store = LogStore.open(path, read_only=read_only, create=create)
         try:
             if not read_only:
-                _maintain(store)
+                LogMaintenance(store).run_now()
             offsets = OffsetStore.open(store)
         except BaseException:
             await store.close()
             raise
         connection = cls(store, url or f"file:{os.fspath(path)}", offsets)
         if not read_only:
-            connection._maintenance = asyncio.get_running_loop().create_task(
-                connection._run_maintenance(), name="millstream-log-maintenance"
-            )
+            maintenance = LogMaintenance(store, cls.maintenance_interval_s)
+            maintenance.start()
+            connection._maintenance = maintenance
         return connection
 
     @property
@@ -86,11 +82,6 @@ class EmbeddedConnection(Connection):
         if not self.store.has_topic(topic):
             return 0
         return len(self.store.topic(topic).partitions)
-
-    async def _run_maintenance(self) -> None:
-        while True:
-            await asyncio.sleep(self.maintenance_interval_s)
-            _maintain(self.store)
 
     # --- making clients --------------------------------------------------------------------
 
@@ -196,18 +187,7 @@ class EmbeddedConnection(Connection):
             await consumer.close()
         self._closed = True
         if self._maintenance is not None:
-            self._maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
+            await self._maintenance.stop()
         await self.store.close()
         if errors:
             raise errors[0]
-
-
-def _maintain(store: LogStore) -> None:
-    """Run the log's retention and compaction; a failure is logged, never raised (upkeep must
-    not break the connection: it is tried again next round)."""
-    try:
-        store.run_maintenance()
-    except Exception:
-        log.exception("log maintenance of %s failed", store.path)
