@@ -85,6 +85,20 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
         "(default: no limit)",
     )
     query.add_argument(
+        "--max-memory",
+        type=_size,
+        metavar="SIZE",
+        help="the memory the query may use, e.g. 512MiB or 2GB (default: a quarter of the "
+        "machine's); what does not fit goes to temporary files, up to --max-temp-disk",
+    )
+    query.add_argument(
+        "--max-temp-disk",
+        type=_size,
+        metavar="SIZE",
+        help="the disk the query may fill with temporary files for what does not fit in "
+        "--max-memory (default 4GiB; 0: none)",
+    )
+    query.add_argument(
         "--allow",
         action="append",
         default=None,
@@ -115,6 +129,49 @@ def _export_target(text: str) -> tuple[str, Path]:
     return kind, Path(path)
 
 
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def _size(text: str) -> int:
+    """``512MiB`` → 536870912: a size in bytes, with KB/MB/GB/TB (1000s) or KiB/MiB/GiB/TiB
+    (1024s), or none (bytes)."""
+    number = text.strip().rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    unit = text.strip()[len(number) :].strip().lower()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _UNITS or not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 512MiB, 2GB or 0, got {text!r} (units: B, KB, MB, GB, "
+            "TB, KiB, MiB, GiB, TiB)"
+        )
+    return int(value * _UNITS[unit])
+
+
+def _limits(args: argparse.Namespace) -> dict[str, int]:
+    """The engine's memory and temporary disk limits the command line gives."""
+    limits = {}
+    if args.max_memory is not None:
+        if args.max_memory < 1024 * 1024:
+            raise UsageError(f"--max-memory must be at least 1MiB, got {args.max_memory} bytes")
+        limits["max_memory"] = args.max_memory
+    if args.max_temp_disk is not None:
+        limits["max_temp_disk"] = args.max_temp_disk
+    return limits
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -133,7 +190,7 @@ async def _query(args: argparse.Namespace) -> int:
     allow = args.allow if args.allow is not None else ["."]
     started = time.monotonic()
     async with await _open(args) as conn:
-        engine = engine_for(conn, allow=allow)
+        engine = engine_for(conn, allow=allow, **_limits(args))
         if args.follow:
             await _follow(engine, args)
             return 0

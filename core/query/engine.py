@@ -43,7 +43,13 @@ from ..log import LogStore
 from .client_scan import ClientScan, ClientStore
 from .columns import COLUMNS
 from .pushdown import QueryShape, analyse, expression_sql
-from .sandbox import check_statement, load_duckdb, sandboxed_connection
+from .sandbox import (
+    DEFAULT_MAX_MEMORY,
+    DEFAULT_MAX_TEMP_DISK,
+    check_statement,
+    load_duckdb,
+    sandboxed_connection,
+)
 from .scan import ScanStats, TopicScan
 from .schema import ValueType, value_type, value_type_of
 from .stopping import STOPPED, QueryStop
@@ -100,8 +106,10 @@ class QueryEngine:
     """Runs read-only SQL over the topics of one embedded store.
 
     ``allow`` lists the folders whose files (CSV, Parquet, JSON) queries may read beside the
-    topics; by default none. ``threads`` caps DuckDB's worker threads. A ``progress`` given to
-    :meth:`run` or :meth:`stream` hears how far the scans are (for a progress bar).
+    topics; by default none. ``threads`` caps DuckDB's worker threads. Each query may use
+    ``max_memory`` bytes of memory and ``max_temp_disk`` bytes of temporary files for what does
+    not fit in it (0: none); one that needs more raises QueryError saying so. A ``progress``
+    given to :meth:`run` or :meth:`stream` hears how far the scans are (for a progress bar).
     """
 
     def __init__(
@@ -110,10 +118,14 @@ class QueryEngine:
         *,
         allow: Sequence[str | os.PathLike[str]] = (),
         threads: int | None = None,
+        max_memory: int = DEFAULT_MAX_MEMORY,
+        max_temp_disk: int = DEFAULT_MAX_TEMP_DISK,
     ) -> None:
         self.store = store
         self.allow = list(allow)
         self.threads = threads
+        self.max_memory = max_memory
+        self.max_temp_disk = max_temp_disk
         self._types: dict[str, ValueType] = {}
         self._running: dict[Any, QueryStop] = {}
 
@@ -225,7 +237,12 @@ class QueryEngine:
         explain = check_statement(sql)
         stop = QueryStop() if stop is None else stop
         store = self.store.stopping(stop) if isinstance(self.store, ClientStore) else self.store
-        con = sandboxed_connection(self.allow, self.threads)
+        con = sandboxed_connection(
+            self.allow,
+            self.threads,
+            max_memory=self.max_memory,
+            max_temp_disk=self.max_temp_disk,
+        )
         self._running[con] = stop
         try:
             body = (
@@ -305,6 +322,13 @@ class QueryEngine:
             yield
         except duckdb.InterruptException:
             raise QueryError(stop.reason or STOPPED) from None
+        except duckdb.OutOfMemoryException:
+            raise QueryError(
+                f"the query needs more memory than it may use (--max-memory "
+                f"{_size_text(self.max_memory)}, with --max-temp-disk "
+                f"{_size_text(self.max_temp_disk)} on disk for what does not fit); raise them, "
+                "or narrow the query"
+            ) from None
         except duckdb.Error as exc:
             failure = _scan_failure(prepared)
             if failure is not None:
@@ -383,17 +407,25 @@ def engine_for(
     *,
     allow: Sequence[str | os.PathLike[str]] = (),
     loop: asyncio.AbstractEventLoop | None = None,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+    max_temp_disk: int = DEFAULT_MAX_TEMP_DISK,
 ) -> QueryEngine:
     """A QueryEngine over ``store``: a :class:`~millstream.core.log.LogStore`, a connection to
     an embedded store (read from its files), or any other client connection (a
     ``millstream://`` broker, read as a consumer reads it). A client connection's queries are
     handed to its event loop, ``loop`` (default: the running one), so they must run in
-    another thread."""
+    another thread. ``allow``, ``max_memory`` and ``max_temp_disk`` as for
+    :class:`QueryEngine`."""
+    limits: dict[str, Any] = {
+        "allow": allow,
+        "max_memory": max_memory,
+        "max_temp_disk": max_temp_disk,
+    }
     if isinstance(store, LogStore):
-        return QueryEngine(store, allow=allow)
+        return QueryEngine(store, **limits)
     log = getattr(store, "store", None)
     if isinstance(log, LogStore):
-        return QueryEngine(log, allow=allow)
+        return QueryEngine(log, **limits)
     if isinstance(store, Connection):
         if loop is None:
             try:
@@ -403,7 +435,7 @@ def engine_for(
                     "a query over a broker needs the connection's event loop: call "
                     "engine_for(conn, loop=...) or run_query(..., loop=...)"
                 ) from None
-        return QueryEngine(ClientStore(store, loop), allow=allow)
+        return QueryEngine(ClientStore(store, loop), **limits)
     url = getattr(store, "url", repr(store))
     raise QueryError(not_embedded(url))
 
@@ -424,6 +456,8 @@ def run_query(
     *,
     allow: Sequence[str | os.PathLike[str]] = (),
     loop: asyncio.AbstractEventLoop | None = None,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+    max_temp_disk: int = DEFAULT_MAX_TEMP_DISK,
 ) -> QueryResult:
     """Run one read-only query over ``store`` and return its rows: the function behind
     ``millstream query`` and, later, ``POST /query``.
@@ -431,13 +465,26 @@ def run_query(
     ``store`` is a connection (embedded, or to a broker: then ``loop`` is its event loop and
     this must run in another thread) or a LogStore. At most ``max_rows`` rows (None: no
     limit) and ``timeout`` seconds (None: no limit), else QueryError; ``allow`` lists the
-    folders whose files the query may read.
+    folders whose files the query may read; the query may use ``max_memory`` bytes of memory
+    and ``max_temp_disk`` bytes of temporary files.
     """
-    engine = engine_for(store, allow=allow, loop=loop)
+    engine = engine_for(
+        store, allow=allow, loop=loop, max_memory=max_memory, max_temp_disk=max_temp_disk
+    )
     return engine.run(sql, max_rows=max_rows, timeout=timeout)
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _size_text(size: int) -> str:
+    """1536 → ``1.5 KiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def _scan_failure(prepared: _Prepared) -> QueryError | None:

@@ -12,24 +12,71 @@ Two locks, so that a query sent over the network one day can do no harm:
    (``allowed_directories``), with extensions neither installed nor loaded on demand, Python
    objects not found by name, the time zone UTC, and the configuration locked
    (``lock_configuration``) so that nothing inside a query can undo any of it.
+
+Each connection also has bounds on what one query may take: ``memory_limit``
+(:data:`DEFAULT_MAX_MEMORY`: a quarter of the machine's memory) and, for what does not fit in
+it, ``max_temp_directory_size`` (:data:`DEFAULT_MAX_TEMP_DISK`: 4 GiB) of temporary files in a
+folder of its own under the system's temporary folder, which DuckDB removes when the connection
+closes.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import tempfile
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..errors import QueryError
 
-__all__ = ["MISSING_DEPENDENCY", "check_statement", "load_duckdb", "sandboxed_connection"]
+__all__ = [
+    "DEFAULT_MAX_MEMORY",
+    "DEFAULT_MAX_TEMP_DISK",
+    "MISSING_DEPENDENCY",
+    "check_statement",
+    "load_duckdb",
+    "sandboxed_connection",
+]
 
 MISSING_DEPENDENCY = (
     "queries need DuckDB and pyarrow, which are not installed; install them with "
     "pip install 'millstream[query]'"
 )
+
+_MIB = 1024 * 1024
+
+
+def _machine_memory() -> int | None:
+    """The bytes of memory this process may use: the machine's, or its control group's limit
+    when that is lower; None when neither can be read."""
+    try:
+        total: int | None = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as limit:
+            text = limit.read().strip()
+    except OSError:
+        text = ""
+    if text.isdigit():
+        total = int(text) if total is None else min(total, int(text))
+    return total
+
+
+def _default_max_memory() -> int:
+    memory = _machine_memory()
+    return 1024 * _MIB if memory is None else max(256 * _MIB, memory // 4)
+
+
+DEFAULT_MAX_MEMORY = _default_max_memory()
+"""The memory one query may use unless told otherwise: a quarter of the machine's (at least
+256 MiB; 1 GiB when the machine's cannot be read)."""
+
+DEFAULT_MAX_TEMP_DISK = 4 * 1024 * _MIB
+"""The disk one query may fill with what does not fit in its memory, unless told otherwise."""
 
 _EXPLAIN = re.compile(r"^\s*explain\s*(\([^)]*\))?(\s*analy[sz]e\b)?", re.IGNORECASE)
 
@@ -97,14 +144,29 @@ def allowed_directories(folders: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 
 def sandboxed_connection(
-    allow: Iterable[str | os.PathLike[str]] = (), threads: int | None = None
+    allow: Iterable[str | os.PathLike[str]] = (),
+    threads: int | None = None,
+    *,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+    max_temp_disk: int = DEFAULT_MAX_TEMP_DISK,
 ) -> Any:
-    """An in-memory DuckDB connection that can read only the ``allow`` folders' files."""
+    """An in-memory DuckDB connection that can read only the ``allow`` folders' files, and
+    whose queries use at most ``max_memory`` bytes of memory and ``max_temp_disk`` bytes of
+    temporary files (0: none; a query that needs more raises DuckDB's OutOfMemoryException)."""
     duckdb = load_duckdb()
     folders = allowed_directories(allow)
+    if max_memory <= 0 or max_temp_disk < 0:
+        raise QueryError(
+            f"a query's memory limit must be above 0 and its temporary disk limit 0 or more; "
+            f"got {max_memory} and {max_temp_disk} bytes"
+        )
+    spill = os.path.join(tempfile.gettempdir(), f"millstream-query-{uuid.uuid4().hex}")
     config: dict[str, str | bool | int] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
+        "memory_limit": f"{max_memory}B",
+        "max_temp_directory_size": f"{max_temp_disk}B",
+        "temp_directory": spill,  # made on the first spill, removed with the connection
     }
     if threads:
         config["threads"] = threads

@@ -236,3 +236,68 @@ def test_the_progress_line_shows_counts_rate_and_time_left_then_clears() -> None
 def test_no_progress_line_when_stderr_is_not_a_terminal(query) -> None:
     status, _, err = query("SELECT count(*) FROM readings")
     assert (status, err) == (0, "")
+
+
+_DISTINCT_4M = "SELECT count(*) AS n FROM (SELECT DISTINCT range FROM range(4000000))"
+"""A hash table of about 100 MiB: more than 64 MiB of memory holds."""
+
+
+def test_a_query_needing_more_memory_than_allowed_stops_in_one_line(query) -> None:
+    status, out, err = query("--max-memory", "64MiB", "--max-temp-disk", "0", _DISTINCT_4M)
+    assert (status, out) == (1, "")
+    assert err == (
+        "millstream: error: the query needs more memory than it may use (--max-memory 64.0 MiB, "
+        "with --max-temp-disk 0 B on disk for what does not fit); raise them, or narrow the "
+        "query\n"
+    )
+
+
+def test_what_does_not_fit_in_memory_goes_to_temporary_files_removed_afterwards(
+    query, tmp_path: Path, monkeypatch
+) -> None:
+    import tempfile
+
+    temp = tmp_path / "system-temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    status, out, err = query("--max-memory", "64MiB", "--format", "json", _DISTINCT_4M)
+    assert (status, err) == (0, "")
+    assert json.loads(out) == {"n": 4_000_000}
+    assert list(temp.iterdir()) == []  # the query's temporary folder is gone with it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["system-temp"]  # nothing in the cwd
+
+
+def test_memory_and_temporary_disk_limits_default_to_a_share_of_the_machine(query) -> None:
+    settings = (
+        "SELECT current_setting('memory_limit') AS memory, "
+        "current_setting('max_temp_directory_size') AS disk"
+    )
+    status, out, err = query("--format", "json", settings)
+    assert (status, err) == (0, "")
+    shown = json.loads(out)
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    cgroup = Path("/sys/fs/cgroup/memory.max")
+    if cgroup.exists() and cgroup.read_text().strip().isdigit():
+        machine = min(machine, int(cgroup.read_text()))
+    value, unit = shown["memory"].split()
+    assert unit == "GiB" and abs(float(value) - machine / 4 / 2**30) < 0.2, shown
+    assert shown["disk"] == "4.0 GiB"
+    status, out, err = query(
+        "--format", "json", "--max-memory", "512MiB", "--max-temp-disk", "1GB", settings
+    )
+    assert (status, err) == (0, "")
+    assert json.loads(out) == {"memory": "512.0 MiB", "disk": "953.6 MiB"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--max-memory", "lots"], "argument --max-memory: expected a size such as 512MiB"),
+        (["--max-temp-disk=-1GB"], "argument --max-temp-disk: expected a size such as"),
+        (["--max-memory", "0"], "--max-memory must be at least 1MiB, got 0 bytes"),
+    ],
+)
+def test_sizes_that_are_not_sizes_are_usage_errors(query, flags, error) -> None:
+    status, _out, err = query(*flags, "SELECT 1")
+    assert status == 2
+    assert error in err
