@@ -119,3 +119,17 @@ def test_no_generated_request_gets_a_5xx_or_an_undocumented_answer(
         case.call_and_validate(base_url=base_url, checks=_CHECKS, timeout=30)
 
     run()
+
+
+def test_every_route_of_the_server_is_in_the_document(tmp_path: Any) -> None:
+    from millstream.core.broker.config import BrokerConfig
+    from millstream.core.broker.rest import create_app
+    from millstream.core.broker.server import Broker
+
+    app = create_app(Broker(BrokerConfig(data_dir=tmp_path)))
+    served = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None
+    }
+    assert served == {*_OPERATIONS, ("GET", "/openapi.json")}
