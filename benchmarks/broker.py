@@ -19,9 +19,17 @@ Kafka broker:
 - **the broker's cost**: its CPU time (user + sys from ``/proc/PID/stat``) as % of one core
   over each measured run, and its peak RSS during the run (``VmRSS`` sampled every 20 ms).
 
-Baselines, measured in the same round: the raw TCP loopback rate of sending the same bytes
-(one socket, 1 MiB writes, a thread reading), and the round trip of 100 bytes over a loopback
-TCP connection at the same 1,000 messages/s.
+Baselines, measured in the same round, so that ratios can be compared on a noisy machine:
+
+- for librdkafka's produce: the same producer loop with no broker (nothing listens on its
+  bootstrap port; ``produce`` only queues), the client's own ceiling;
+- for librdkafka's consume: ``consume()`` handing out messages the client had fetched before
+  the clock started, again the client's own ceiling;
+- for our client: the embedded store (``file:``, no network) appending the same records with
+  ``Producer.send`` and reading them with ``getmany_blocks``;
+- for latency: the round trip of 100 bytes over loopback TCP at the same 1,000 messages/s;
+- and, in the notes, the raw TCP loopback rate of sending the same bytes (one socket, 1 MiB
+  writes, a thread reading).
 """
 
 from __future__ import annotations
@@ -237,7 +245,7 @@ def confluent_consume(bootstrap: str, topic: str, partitions: int, n: int) -> fl
         start = 0.0
         counted = 0
         while got < n and time.perf_counter() < deadline:
-            messages = consume(10_000, 1.0)
+            messages = consume(min(10_000, n - got), 1.0)
             if messages and messages[-1].error() is not None:
                 raise KafkaException(messages[-1].error())
             if not start and messages:
@@ -468,6 +476,81 @@ def tcp_round_trips() -> list[float]:
     return samples[LATENCY_WARMUP:]
 
 
+def confluent_produce_alone(n: int) -> float:
+    """Messages/s of the same librdkafka producer loop with no broker at all (nothing listens
+    on its bootstrap port): what the client itself costs, the ceiling of the produce rows."""
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": f"127.0.0.1:{_free_port()}",
+            "linger.ms": 5,
+            "batch.size": 1_048_576,
+            "acks": 1,
+            "queue.buffering.max.messages": max(2_000_000, n),
+            "queue.buffering.max.kbytes": 2_097_151,
+            "log_level": 0,
+            "error_cb": lambda err: None,
+        }
+    )
+    produce, poll = producer.produce, producer.poll
+    start = time.perf_counter()
+    for i in range(n):
+        produce("nowhere", PAYLOAD)
+        if i % 10_000 == 0:
+            poll(0)
+    elapsed = time.perf_counter() - start
+    producer.purge()
+    producer.flush(0)
+    return n / elapsed
+
+
+def confluent_consume_queued(bootstrap: str, topic: str, partitions: int, n: int) -> float:
+    """Messages/s of consume() handing out messages librdkafka fetched before the clock
+    started: what the client itself costs, the ceiling of the consume rows."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-queued",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "queued.min.messages": max(1_000_000, n),
+            "queued.max.messages.kbytes": 2_097_151,
+            "fetch.queue.backoff.ms": 10,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        got = len(consumer.consume(1, 30.0))
+        time.sleep(max(2.0, n / 250_000))  # the client fetches the rest meanwhile
+        consume = consumer.consume
+        start = time.perf_counter()
+        while got < n:
+            messages = consume(min(10_000, n - got), 1.0)
+            got += len(messages)
+        elapsed = time.perf_counter() - start
+    finally:
+        consumer.close()
+    return (n - 1) / elapsed
+
+
+def embedded_rates(n: int) -> tuple[float, float]:
+    """Records/s of the embedded store (``file:``, no network) appending the same records with
+    Producer.send and reading them back with getmany_blocks: what our client does without
+    the broker, the baseline of its rows."""
+    from . import embedded
+
+    work = Path(tempfile.mkdtemp(prefix="millstream-bench-embedded-"))
+    try:
+        append = asyncio.run(embedded._produce(work / "store", n))
+        read = asyncio.run(embedded._consume(work / "store", n, blocks=True))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return append, read
+
+
 # --- rounds and results ------------------------------------------------------------------------
 
 
@@ -515,6 +598,16 @@ def run_round(
             create_topic(bootstrap, topic, parts)
             _measure(pid, series[f"{prefix}produce-{parts}"], produce, bootstrap, topic, n)
             _measure(pid, series[f"{prefix}consume-{parts}"], consume, bootstrap, topic, parts, n)
+            if not prefix:
+                _measure(
+                    None,
+                    series[f"queued-{parts}"],
+                    confluent_consume_queued,
+                    bootstrap,
+                    topic,
+                    parts,
+                    n,
+                )
     for name, fn in (("latency", confluent_latency), ("ours-latency", ours_latency)):
         topic = f"bench-{tag}-{name}"
         create_topic(bootstrap, topic, 1)
@@ -550,14 +643,22 @@ def run(runs: int, records: int) -> list[Result]:
             for kind in ("produce", "consume", "ours-produce", "ours-consume")
             for p in PARTITIONS
         ),
+        *(f"queued-{p}" for p in PARTITIONS),
         "latency",
         "ours-latency",
         "tcp",
         "tcp-rtt",
+        "alone",
+        "embedded-append",
+        "embedded-read",
     ]
     series = {name: _Series() for name in names}
     for round_no in range(runs):
         series["tcp"].add(tcp_rate(records), Usage())
+        series["alone"].add(confluent_produce_alone(records), Usage())
+        append, read = embedded_rates(records)
+        series["embedded-append"].add(append, Usage())
+        series["embedded-read"].add(read, Usage())
         rtt = tcp_round_trips()
         series["tcp-rtt"].add(_percentile(rtt, 99), Usage(), _percentile(rtt, 50))
         work = Path(tempfile.mkdtemp(prefix="millstream-bench-broker-"))
@@ -572,18 +673,17 @@ def run(runs: int, records: int) -> list[Result]:
             + ", ".join(f"{k} {v.values[-1]:,.1f}" for k, v in series.items()),
             file=sys.stderr,
         )
-    tcp = series["tcp"]
-    tcp_label = "raw TCP loopback, the same bytes"
+    tcp = f"raw TCP loopback moves the same bytes at {median(series['tcp'].values):,.0f} messages/s"
     results = []
     for parts in PARTITIONS:
         results.append(
             _rate_result(
                 f"produce: {records:,} × 100 B, confluent-kafka, {parts} partition(s)",
                 series[f"produce-{parts}"],
-                tcp,
+                series["alone"],
                 PRODUCE_TARGET,
-                tcp_label,
-                "linger.ms=5, batch.size=1048576, acks=1",
+                "the same producer loop, no broker",
+                f"linger.ms=5, batch.size=1048576, acks=1; {tcp}",
             )
         )
     for parts in PARTITIONS:
@@ -591,9 +691,9 @@ def run(runs: int, records: int) -> list[Result]:
             _rate_result(
                 f"consume: {records:,} × 100 B, confluent-kafka, {parts} partition(s)",
                 series[f"consume-{parts}"],
-                tcp,
+                series[f"queued-{parts}"],
                 CONSUME_TARGET,
-                tcp_label,
+                "consume() of messages already fetched",
                 "assign() from the beginning, consume(10000); no group join, no commits; "
                 "timed from the first messages",
             )
@@ -603,9 +703,9 @@ def run(runs: int, records: int) -> list[Result]:
             _rate_result(
                 f"produce: {records:,} × 100 B, our network client, {parts} partition(s)",
                 series[f"ours-produce-{parts}"],
-                tcp,
+                series["embedded-append"],
                 OURS_PRODUCE_TARGET,
-                tcp_label,
+                "embedded store, Producer.send",
                 "Producer.send per message, linger_ms=5, acks=1, idempotence off",
             )
         )
@@ -614,9 +714,9 @@ def run(runs: int, records: int) -> list[Result]:
             _rate_result(
                 f"consume: {records:,} × 100 B, our network client, {parts} partition(s)",
                 series[f"ours-consume-{parts}"],
-                tcp,
+                series["embedded-read"],
                 OURS_CONSUME_TARGET,
-                tcp_label,
+                "embedded store, getmany_blocks",
                 "assign() and seek_to_beginning, getmany_blocks; no group, no commits",
             )
         )
