@@ -9,17 +9,12 @@ put its key (murmur2); keyless records of one request all go to one partition pi
 
 Reading goes through the broker's Fetch handler, so a read with ``timeout_ms`` long-polls on the
 partition's append notification exactly as a Kafka consumer's fetch does.
-
-On ``bytes`` topics keys and values are base64 text both ways (RFC 4648, with padding); on
-other topics a key is text and a value is what the topic's codec holds (any JSON value for
-``json``, a string for ``text``). Header values are UTF-8 text.
+How keys and values are written and shown is :mod:`.record_values`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import random
 from typing import Any
 
@@ -27,12 +22,9 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from ...client.partitioner import partition_for_key
-from ...codecs import Codec
-from ...errors import CodecError, ConfigError, CorruptBatchError
-from ...event import key_bytes
+from ...errors import CorruptBatchError
 from ...log import encode_batch
 from ...log.batch import BATCH_OVERHEAD, HEADER_SIZE, decode_records, read_header
-from ...plugins import get_registry
 from ...protocol import ApiKey, ErrorCode, RequestHeader, request_class
 from ...record import Record, StoredRecord
 from ..log_apis import partition_error
@@ -43,10 +35,10 @@ from .models import (
     ProduceRecord,
     ProduceRequest,
     ProduceResponse,
-    RecordOut,
     RecordsPage,
     RecordsQuery,
 )
+from .record_values import from_stored, to_record, topic_codec
 from .topics import topic_of
 
 __all__ = ["routes"]
@@ -57,72 +49,16 @@ _PRODUCE_BODY: TypeAdapter[list[ProduceRecord]] = TypeAdapter(ProduceRequest)
 _FETCH_BYTES = 1 << 20
 
 
-def _codec(topic: Any) -> Codec:
-    name = topic.config.codec
-    try:
-        return get_registry().codec(name)
-    except ConfigError as exc:
-        raise RestError(
-            400, "INVALID_CONFIG", f"topic {topic.name!r} names codec {name!r}: {exc}"
-        ) from None
-
-
-def _base64(value: Any, field: str) -> bytes | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise RestError(
-            400,
-            "INVALID_RECORD",
-            f"{field}: a bytes topic takes base64 text, not {_json_type(value)}",
-        )
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise RestError(400, "INVALID_RECORD", f"{field}: {value[:40]!r} is not base64") from None
-
-
-def _json_type(value: Any) -> str:
-    return {dict: "an object", list: "an array", bool: "a boolean", str: "a string"}.get(
-        type(value), "a number"
-    )
-
-
-def _encode(record: ProduceRecord, i: int, codec: Codec) -> Record:
-    """The record as the log stores it; RestError naming the field when it cannot be."""
-    where = f"body[{i}]"
-    if codec.name == "bytes":
-        key = _base64(record.key, f"{where}.key")
-        value = _base64(record.value, f"{where}.value")
-    else:
-        key = key_bytes(record.key)
-        if record.value is None:
-            value = None
-        elif codec.name == "text" and not isinstance(record.value, str):
-            raise RestError(
-                400,
-                "INVALID_RECORD",
-                f"{where}.value: a text topic takes a string, not {_json_type(record.value)}",
-            )
-        else:
-            try:
-                value = codec.encode(record.value)
-            except CodecError as exc:
-                raise RestError(400, "INVALID_RECORD", f"{where}.value: {exc}") from None
-    headers = tuple((name, text.encode()) for name, text in record.headers.items())
-    return Record(key, value, headers)
-
-
 async def post_records(request: web.Request) -> web.Response:
     topic = topic_of(request)
     records = await read_json(request, _PRODUCE_BODY)
-    codec = _codec(topic)
+    codec = topic_codec(topic)
     count = len(topic.partitions)
     keyless = random.randrange(count)
     places: list[tuple[int, int]] = []  # (partition, index within its batch) per record
     by_partition: dict[int, list[Record]] = {}
     for i, record in enumerate(records):
-        encoded = _encode(record, i, codec)
+        encoded = to_record(record, i, codec)
         if record.partition is not None:
             if record.partition >= count:
                 raise RestError(
@@ -220,8 +156,8 @@ async def get_records(request: web.Request) -> web.Response:
     if result.error_code:
         raise from_error_code(result.error_code, f"reading {topic.name}-{index} failed")
     stored = _decode(result.records, topic.name, index, offset, params.limit)
-    codec = _codec(topic)
-    records = [_record_out(r, codec) for r in stored]
+    codec = topic_codec(topic)
+    records = [from_stored(r, codec) for r in stored]
     next_offset = stored[-1].offset + 1 if stored else offset
     return json_response(
         RecordsPage(
@@ -274,38 +210,6 @@ def _decode(
         pos = end
     del out[limit:]
     return out
-
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", errors="backslashreplace")
-
-
-def _record_out(record: StoredRecord, codec: Codec) -> RecordOut:
-    headers = {name: _text(value) if value else "" for name, value in record.headers}
-    if codec.name == "bytes":
-        return RecordOut(
-            offset=record.offset,
-            timestamp=record.timestamp,
-            key=None if record.key is None else base64.b64encode(record.key).decode(),
-            value=None if record.value is None else base64.b64encode(record.value).decode(),
-            headers=headers,
-            decode_error=None,
-        )
-    value: Any = None
-    error = None
-    if record.value is not None:
-        try:
-            value = codec.decode(record.value)
-        except CodecError as exc:
-            value, error = _text(record.value), str(exc)
-    return RecordOut(
-        offset=record.offset,
-        timestamp=record.timestamp,
-        key=None if record.key is None else _text(record.key),
-        value=value,
-        headers=headers,
-        decode_error=error,
-    )
 
 
 def routes() -> list[web.RouteDef]:
