@@ -102,17 +102,16 @@ async def test_the_timeout_stops_a_scan_whose_broker_stopped_answering(broker) -
     url = f"millstream://{broker.bootstrap}"
     await fill_large(url)
     frozen = _FreezeBrokerOnFirstRecords(broker)
-    async with await connect(url, read_only=True) as conn:
-        engine = engine_for(conn)
+    try:
         started = time.monotonic()
-        try:
+        async with await connect(url, read_only=True) as conn:  # closed with the broker frozen
             with pytest.raises(QueryError) as caught:
                 await asyncio.to_thread(
-                    engine.run, "SELECT count(*) FROM big", timeout=2.0, progress=frozen
+                    engine_for(conn).run, "SELECT count(*) FROM big", timeout=2.0, progress=frozen
                 )
-            took = time.monotonic() - started
-        finally:
-            os.kill(broker.process.pid, signal.SIGCONT)
+        took = time.monotonic() - started
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)
     assert frozen.frozen
     assert took < 5, f"--timeout 2 stopped the query after {took:.1f} s"
     message = str(caught.value)
