@@ -17,7 +17,7 @@ from aiohttp.typedefs import Handler
 
 from ..server import Broker
 from . import groups, health, query, records, topics
-from .bodies import BROKER, STOPPING
+from .bodies import BROKER, MAX_BODY, STOPPING
 from .errors import RestError, error_response
 from .openapi import openapi_document
 
@@ -57,7 +57,7 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
         response.headers["Allow"] = ", ".join(allowed)
         return response
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        limit = request.app._client_max_size
+        limit = request.app[MAX_BODY]
         return error_response(
             413, "REQUEST_TOO_LARGE", f"the body is larger than the limit of {limit} bytes"
         )
@@ -81,6 +81,7 @@ def create_app(broker: Broker, *, max_body_size: int | None = None) -> web.Appli
     limit = max_body_size if max_body_size is not None else broker.config.max_request_size
     app = web.Application(middlewares=[_json_errors], client_max_size=limit)
     app[BROKER] = broker
+    app[MAX_BODY] = limit
     app[STOPPING] = asyncio.Event()
     app[_DOCUMENT] = orjson.dumps(openapi_document())
     for module in (topics, records, groups, query, health):

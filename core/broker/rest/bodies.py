@@ -15,6 +15,7 @@ from .errors import RestError, from_validation
 
 __all__ = [
     "BROKER",
+    "MAX_BODY",
     "STOPPING",
     "broker_of",
     "json_response",
@@ -25,6 +26,9 @@ __all__ = [
 
 BROKER = web.AppKey("broker", Broker)
 """Where the application keeps the broker it serves."""
+
+MAX_BODY = web.AppKey("max_body", int)
+"""The largest request body accepted, in bytes."""
 
 STOPPING = web.AppKey("stopping", asyncio.Event)
 """Set when the server stops: long-polling reads answer at once with what they have."""
@@ -47,7 +51,7 @@ async def read_json(request: web.Request, adapter: TypeAdapter[_T]) -> _T:
             "UNSUPPORTED_MEDIA_TYPE",
             f"the body must be JSON (Content-Type: application/json), not {shown}",
         )
-    limit = request.app._client_max_size
+    limit = request.app[MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
         raise RestError(
             413,
