@@ -20,9 +20,12 @@ DuckDB connection as an Arrow stream (:class:`~.scan.TopicScan`) behind a view t
 value its type (:mod:`.schema`). Then DuckDB runs the statement, pulling record batches as it
 goes; every scan counts what it read.
 
-The engine reads the store's log directly, so it needs an embedded store (``file:`` URLs); it
-only reads, so the store may be open read-only while a pipeline writes it. It is synchronous:
-an asyncio caller runs it in a thread (``await asyncio.to_thread(run_query, …)``).
+The engine reads an embedded store's log directly (it only reads, so the store may be open
+read-only while a pipeline writes it), and a broker's topics through the network client
+(:mod:`.client_scan`). It is synchronous: an asyncio caller runs it in a thread
+(``await asyncio.to_thread(run_query, …)``). Each query runs within bounds: its time limit and
+interruption (:mod:`.stopping`, which also ends the waits for a broker), and the memory and
+temporary disk DuckDB may use (:mod:`.sandbox`).
 """
 
 from __future__ import annotations

@@ -172,3 +172,27 @@ async def test_a_scan_that_fails_says_which_topic_and_broker_in_one_line(broker)
     message = str(caught.value)
     assert message.startswith(f"reading topic 'big' from {url} failed: "), message
     assert "\n" not in message and "Traceback" not in message
+
+
+async def test_an_interrupt_stops_a_scan_whose_broker_stopped_answering(broker) -> None:
+    url = f"millstream://{broker.bootstrap}"
+    await fill_large(url)
+    frozen = _FreezeBrokerOnFirstRecords(broker)
+    try:
+        async with await connect(url, read_only=True) as conn:
+            engine = engine_for(conn)
+            running = asyncio.create_task(
+                asyncio.to_thread(engine.run, "SELECT count(*) FROM big", progress=frozen)
+            )
+            while not frozen.frozen:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)  # the scan now waits on the frozen broker
+            interrupted = time.monotonic()
+            engine.interrupt()  # what Ctrl-C does
+            with pytest.raises(QueryError) as caught:
+                await asyncio.wait_for(running, 10)
+            took = time.monotonic() - interrupted
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)
+    assert str(caught.value) == "the query was stopped before it finished"
+    assert took < 2, f"the interrupted query ended {took:.1f} s later"
