@@ -34,7 +34,7 @@ from ..log.batch import (
 from ..protocol import ApiKey, ErrorCode, RequestHeader, response_class
 from .handler import BrokerContext, Handler
 from .metrics import BrokerMetrics
-from .producers import PRODUCER_ID_TOPIC, Check, ProducerIds, SequenceState
+from .producers import PRODUCER_ID_TOPIC, Check, ProducerIds, SequenceState, is_idempotent
 
 __all__ = ["LEADER_EPOCH", "LogApis", "partition_error"]
 
@@ -104,7 +104,9 @@ class LogApis:
         self.metrics = metrics if metrics is not None else BrokerMetrics()
         """Told of the batches produced and fetched, per topic."""
         self.producer_ids = ProducerIds(ctx.store)
-        self.sequences = SequenceState()
+        self.sequences = SequenceState(
+            ctx.config.producer_expiration_s, ctx.config.max_producers_per_partition
+        )
         self.stopping = asyncio.Event()
         """Set on shutdown: long-polling fetches return at once with what they have."""
 
@@ -146,6 +148,8 @@ class LogApis:
                             "write to it"
                         )
                     partition = _partition(store, topic_data.name, data.index)
+                    if is_idempotent(data.records) and not self.sequences.loaded(partition):
+                        await self.sequences.load(partition)  # in a thread: others go on
                     future = self._append(partition, data.records, out)
                 except Exception as exc:
                     out.error_code = partition_error(exc)
@@ -175,12 +179,19 @@ class LogApis:
 
     def _append(
         self, partition: Partition, records: bytes | None, out: Any
-    ) -> asyncio.Future[None]:
+    ) -> asyncio.Future[None] | None:
         """Append the batches of ``records``; fill ``out``; the future of their durability."""
         if records is None:
             raise CorruptBatchError("the request holds no record batch")
         max_bytes = partition.config.max_message_bytes
         batches = _split_batches(records)
+        if len(batches) > 1:  # as Kafka: Produce v3 and later carry one batch per partition
+            out.error_code = ErrorCode.INVALID_RECORD
+            out.error_message = (
+                f"the request holds {len(batches)} record batches for {partition.name}; "
+                "Produce v3 and later carry exactly one batch per partition"
+            )
+            return None
         for batch, _ in batches:
             if len(batch) > max_bytes:
                 raise RecordTooLargeError(

@@ -7,13 +7,22 @@ recorded block, so an id is never given twice.
 Sequence state is rebuilt from the log, not persisted: the first time a partition sees an
 idempotent batch after the broker started, every batch header of the partition is read once
 (producer id, epoch and base sequence are in the header) and the last
-:data:`MAX_CACHED_BATCHES` batches of each producer are kept. From then on appends keep it up to
-date. So the state survives any restart, clean or not, exactly as far as the log does.
+:data:`MAX_CACHED_BATCHES` batches of each producer are kept. That read runs in a worker thread
+(:meth:`SequenceState.load`): the partition's idempotent appends wait for it, everything else is
+served meanwhile. From then on appends keep it up to date. So the state survives any restart,
+clean or not, exactly as far as the log does.
+
+A producer's state is forgotten ``expiration_s`` after its last append (Kafka's
+``producer.id.expiration.ms``; for state read from the log, after its last batch's timestamp),
+and a partition keeps at most ``max_producers`` of them, forgetting the least recently active
+first. A forgotten producer that writes again is taken as new.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -28,6 +37,7 @@ __all__ = [
     "ProducerIds",
     "SequenceCheck",
     "SequenceState",
+    "is_idempotent",
 ]
 
 MAX_CACHED_BATCHES = 5
@@ -104,6 +114,7 @@ class _Entry:
 @dataclass(slots=True)
 class _Producer:
     epoch: int
+    last_append_ms: int = 0
     batches: deque[_Entry] = field(default_factory=lambda: deque(maxlen=MAX_CACHED_BATCHES))
 
 
@@ -113,24 +124,57 @@ def _last_sequence(header: BatchHeader) -> int:
 
 
 class SequenceState:
-    """Per partition, per producer id: its epoch and its last batches' sequences and offsets."""
+    """Per partition, per producer id: its epoch and its last batches' sequences and offsets.
 
-    def __init__(self) -> None:
+    Producers are kept per partition in order of their last append, the least recent first.
+    """
+
+    def __init__(self, expiration_s: float = 86400.0, max_producers: int = 1000) -> None:
+        self.expiration_ms = int(expiration_s * 1000)
+        self.max_producers = max_producers
         self._partitions: dict[tuple[str, int], dict[int, _Producer]] = {}
+        self._loading: dict[tuple[str, int], asyncio.Future[None]] = {}
 
     def forget_topic(self, topic: str) -> None:
         """Drop the state of a deleted topic."""
         for key in [k for k in self._partitions if k[0] == topic]:
             del self._partitions[key]
 
+    def loaded(self, partition: Partition) -> bool:
+        """Whether ``partition``'s state is known (else :meth:`load` it before checking)."""
+        return (partition.topic, partition.index) in self._partitions
+
+    async def load(self, partition: Partition) -> None:
+        """Rebuild ``partition``'s state from its batch headers in a worker thread; callers
+        waiting at once share one read, and resume in the order they called."""
+        key = (partition.topic, partition.index)
+        if key in self._partitions:
+            return
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.ensure_future(self._load(key, partition))
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        await asyncio.shield(loading)
+
+    async def _load(self, key: tuple[str, int], partition: Partition) -> None:
+        producers = await asyncio.to_thread(self._scan, partition)
+        if not partition.closed and key not in self._partitions:
+            self._partitions[key] = producers
+
+    def _scan(self, partition: Partition) -> dict[int, _Producer]:
+        producers: dict[int, _Producer] = {}
+        for header in _headers(partition):
+            if header.producer_id >= 0:
+                self._record(
+                    producers, header, header.base_offset, header.last_offset, header.max_timestamp
+                )
+        return producers
+
     def _producers(self, partition: Partition) -> dict[int, _Producer]:
         key = (partition.topic, partition.index)
         producers = self._partitions.get(key)
-        if producers is None:
-            producers = self._partitions[key] = {}
-            for header in _headers(partition):
-                if header.producer_id >= 0:
-                    self._record(producers, header, header.base_offset, header.last_offset)
+        if producers is None:  # not loaded first: read it here, on the caller's thread
+            producers = self._partitions[key] = self._scan(partition)
         return producers
 
     def check(self, partition: Partition, header: BatchHeader) -> SequenceCheck:
@@ -171,14 +215,43 @@ class SequenceState:
 
     def appended(self, partition: Partition, header: BatchHeader, base: int, last: int) -> None:
         """Record an idempotent batch that was appended at ``base``..``last``."""
-        self._record(self._producers(partition), header, base, last)
+        self._record(self._producers(partition), header, base, last, int(time.time() * 1000))
 
-    @staticmethod
-    def _record(producers: dict[int, _Producer], header: BatchHeader, base: int, last: int) -> None:
-        state = producers.get(header.producer_id)
+    def _record(
+        self,
+        producers: dict[int, _Producer],
+        header: BatchHeader,
+        base: int,
+        last: int,
+        now_ms: int,
+    ) -> None:
+        state = producers.pop(header.producer_id, None)  # put back last: the most recent
         if state is None or header.producer_epoch > state.epoch:
-            state = producers[header.producer_id] = _Producer(header.producer_epoch)
+            state = _Producer(header.producer_epoch)
+        producers[header.producer_id] = state
+        state.last_append_ms = max(state.last_append_ms, now_ms)
         state.batches.append(_Entry(header.base_sequence, _last_sequence(header), base, last))
+        self._expire(producers, now_ms)
+
+    def _expire(self, producers: dict[int, _Producer], now_ms: int) -> None:
+        """Forget the least recently active producers past the expiration time or the cap."""
+        horizon = now_ms - self.expiration_ms
+        while producers:
+            oldest_id = next(iter(producers))
+            oldest = producers[oldest_id]
+            if len(producers) <= self.max_producers and oldest.last_append_ms >= horizon:
+                return
+            del producers[oldest_id]
+
+
+def is_idempotent(records: bytes | None) -> bool:
+    """Whether the first batch of a produce request's ``records`` carries a producer id and a
+    sequence (read from its header, before any check of the batch)."""
+    if records is None or len(records) < 61:
+        return False
+    producer_id = int.from_bytes(records[43:51], "big", signed=True)
+    base_sequence = int.from_bytes(records[53:57], "big", signed=True)
+    return producer_id >= 0 and base_sequence >= 0
 
 
 def _headers(partition: Partition):

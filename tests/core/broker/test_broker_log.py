@@ -192,7 +192,9 @@ async def test_bad_batches_get_per_partition_errors(wire):
     assert internal.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
     old = await produce(wire, name, batch(b"z"), version=2)
     assert old.error_code == ErrorCode.UNSUPPORTED_VERSION
-    assert (await produce(wire, name, batch(b"ok"))).base_offset == 0
+    two = await produce(wire, name, batch(b"one") + batch(b"two"))  # v3+: one batch only
+    assert two.error_code == ErrorCode.INVALID_RECORD
+    assert (await produce(wire, name, batch(b"ok"))).base_offset == 0  # nothing was written
 
 
 async def test_acks_zero_gets_no_response_and_pipelined_requests_are_answered_in_order(wire):
