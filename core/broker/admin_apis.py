@@ -23,12 +23,9 @@ from ..protocol import (
 )
 from .handler import BrokerContext, Handler
 from .log_apis import LEADER_EPOCH, partition_error
-from .producers import PRODUCER_ID_TOPIC
+from .producers import HIDDEN_TOPICS
 
 __all__ = ["HIDDEN_TOPICS", "AdminApis"]
-
-HIDDEN_TOPICS = frozenset({PRODUCER_ID_TOPIC})
-"""The broker's own topics, left out of Metadata's list of every topic."""
 
 _log = logging.getLogger("millstream.broker")
 
@@ -211,10 +208,10 @@ class AdminApis:
             out = _DELETE.Responses(name=name, error_code=0)
             results.append(out)
             try:
-                if is_internal(name) or name in HIDDEN_TOPICS:
+                if is_internal(name):
                     out.error_code = ErrorCode.INVALID_TOPIC_EXCEPTION
                     continue
-                store.delete_topic(name)
+                await store.adelete_topic(name)
                 if self._topic_deleted is not None:
                     await self._topic_deleted(name)
             except Exception as exc:

@@ -34,7 +34,7 @@ from ..log.batch import (
 from ..protocol import ApiKey, ErrorCode, RequestHeader, response_class
 from .handler import BrokerContext, Handler
 from .metrics import BrokerMetrics
-from .producers import PRODUCER_ID_TOPIC, Check, ProducerIds, SequenceState, is_idempotent
+from .producers import BROKER_TOPICS, Check, ProducerIds, SequenceState, is_idempotent
 
 __all__ = ["LEADER_EPOCH", "LogApis", "partition_error"]
 
@@ -42,10 +42,6 @@ LEADER_EPOCH = 0
 """The one leader epoch of a single-node broker."""
 
 _log = logging.getLogger("millstream.broker")
-
-BROKER_WRITTEN_TOPICS = frozenset({"__consumer_offsets", PRODUCER_ID_TOPIC})
-"""Topics only the broker writes (group offsets, producer id blocks): Produce refuses them.
-``__source_positions`` is written by clients and is not among them."""
 
 _PRODUCE: Any = response_class(ApiKey.PRODUCE)
 _FETCH: Any = response_class(ApiKey.FETCH)
@@ -142,7 +138,7 @@ class LogApis:
                 )
                 partitions.append(out)
                 try:
-                    if topic_data.name in BROKER_WRITTEN_TOPICS:
+                    if topic_data.name in BROKER_TOPICS:
                         raise InvalidTopicError(
                             f"topic {topic_data.name!r} is the broker's own; clients cannot "
                             "write to it"

@@ -26,11 +26,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from ..groups import OFFSETS_TOPIC
 from ..log import LogStore, Partition, encode_batch
 from ..log.batch import BatchHeader, iter_batches
 from ..record import Record
 
 __all__ = [
+    "BROKER_TOPICS",
+    "HIDDEN_TOPICS",
     "MAX_CACHED_BATCHES",
     "PRODUCER_ID_TOPIC",
     "Check",
@@ -45,6 +48,14 @@ MAX_CACHED_BATCHES = 5
 
 PRODUCER_ID_TOPIC = "__millstream_producer_ids"
 """Where blocks of producer ids are recorded."""
+
+BROKER_TOPICS = frozenset({OFFSETS_TOPIC, PRODUCER_ID_TOPIC})
+"""The broker's own topics, which only it writes (groups' committed offsets, blocks of producer
+ids): Produce, CreateTopics and DeleteTopics refuse them. ``__source_positions`` is written by
+clients and is not among them."""
+
+HIDDEN_TOPICS = BROKER_TOPICS - {OFFSETS_TOPIC}
+"""The broker's own topics that Kafka does not have, left out of topic listings."""
 
 _BLOCK = 1000
 _INT32_MAX = (1 << 31) - 1

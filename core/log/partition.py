@@ -638,6 +638,22 @@ class Partition:
             for segment in self.segments:
                 segment.close()
 
+    def discard(self) -> None:
+        """Close without syncing anything (its topic is being deleted): writes not yet durable
+        fail with StoreClosedError, the files are left for the caller to remove."""
+        if self._closed:
+            return
+        if self._interval_timer is not None:
+            self._interval_timer.cancel()
+        self._closed = True
+        error = StoreClosedError(f"partition {self.name} was deleted before the write was durable")
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(error)
+        self._waiters.clear()
+        for segment in self.segments:
+            segment.close()
+
     def delete_files(self) -> None:
         """Close and remove every segment file (topic deletion)."""
         self._closed = True

@@ -22,6 +22,7 @@ store that opens cleanly.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
@@ -326,19 +327,32 @@ class LogStore:
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic and all its data."""
+        for path in self._set_aside(name):
+            _remove(path)
+
+    async def adelete_topic(self, name: str) -> None:
+        """:meth:`delete_topic` for a server: the topic is gone when this returns, and its
+        files are removed in a worker thread, so the event loop is not held while they go."""
+        for path in self._set_aside(name):
+            await asyncio.to_thread(_remove, path)
+
+    def _set_aside(self, name: str) -> list[Path]:
+        """Forget topic ``name``: close its partitions without syncing them (their data is
+        going), move their directories aside and record the change; the directories to
+        remove (a crash before they are removed leaves ``.deleted-*`` folders, which the next
+        open removes)."""
         self._check_writable()
         topic = self.topic(name)
         doomed = []
         for partition in topic.partitions:
-            partition.close()
+            partition.discard()
             aside = self.path / f".deleted-{uuid.uuid4().hex}"
             if partition.directory.exists():
                 os.rename(partition.directory, aside)
                 doomed.append(aside)
         del self._topics[name]
         self._write_meta()
-        for path in doomed:
-            _remove(path)
+        return doomed
 
     def alter_topic(
         self,

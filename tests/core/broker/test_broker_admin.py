@@ -90,6 +90,19 @@ async def test_create_partitions_and_delete_topics(wire):
     assert await partition_count(wire, topic) is None
 
 
+async def test_a_deleted_topic_leaves_no_files_and_can_be_made_again(wire, broker_session):
+    topic = name()
+    await create(wire, topic, 3)
+    data = broker_session.data_dir
+    assert {p.name for p in data.glob(f"{topic}-*")} == {f"{topic}-{i}" for i in range(3)}
+    body = request(DELETE, topic_names=[topic], timeout_ms=1000)
+    assert (await wire.call(DELETE, 3, body)).responses[0].error_code == 0
+    assert not list(data.glob(f"{topic}-*"))
+    assert not list(data.glob(".deleted-*"))  # removed (in a worker thread) before the answer
+    assert (await create(wire, topic, 1)).error_code == 0
+    assert await partition_count(wire, topic) == 1
+
+
 async def test_describe_and_alter_topic_configs(wire):
     topic = name()
     await create(wire, topic, 1, retention_ms="60000")
