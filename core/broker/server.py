@@ -436,9 +436,17 @@ class _Connection:
         return False
 
     async def _write_loop(self) -> None:
-        timeout = self.broker.config.idle_timeout_s
+        """Write the answers in request order. Answers already done when their turn comes
+        (pipelined requests) go out together in one write; nothing waits behind an answer
+        that is not done yet."""
+        queue = self._queue
+        held: list[bytes] = []  # small frames answered and not written yet
         while True:
-            answer = await self._queue.get()
+            if held and queue.empty():
+                await self._write(held)
+            answer = await queue.get()
+            if held and (answer is None or not _is_done(answer)):
+                await self._write(held)
             if answer is None:
                 return
             if self._broken and asyncio.iscoroutine(answer):
@@ -447,24 +455,53 @@ class _Connection:
             try:
                 frame = await answer
             except _HangUp as exc:
+                await self._write(held)
                 self._hang_up(str(exc))
                 continue
             except Exception as exc:  # a bug: never leave the connection hanging on it
+                await self._write(held)
                 _log.exception("answering a request from %s failed", self.peer)
                 self._hang_up(f"a request could not be answered: {exc}")
                 continue
             if frame is None or self._broken:
                 continue  # once the peer is gone, what was read is still processed, not sent
-            self.writer.write(frame)
-            transport = self.writer.transport
-            if (
-                transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]
-                and not transport.is_closing()
-            ):
-                continue  # below the high-water mark: drain would return at once
-            try:
-                await asyncio.wait_for(self.writer.drain(), timeout)
-            except TimeoutError:
-                self._hang_up(f"it read nothing of a response for {timeout}s")
-            except (ConnectionError, OSError):
-                self._hang_up(None)
+            if len(frame) >= _COALESCE_BYTES:
+                await self._write(held)
+                await self._write([frame])
+            else:
+                held.append(frame)
+                if len(held) >= _COALESCE_FRAMES:
+                    await self._write(held)
+
+    async def _write(self, frames: list[bytes]) -> None:
+        """Write ``frames`` (emptying the list) and wait while the client is not reading."""
+        if not frames:
+            return
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        frames.clear()
+        if self._broken:
+            return
+        self.writer.write(data)
+        transport = self.writer.transport
+        if (
+            transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]
+            and not transport.is_closing()
+        ):
+            return  # below the high-water mark: drain would return at once
+        timeout = self.broker.config.idle_timeout_s
+        try:
+            await asyncio.wait_for(self.writer.drain(), timeout)
+        except TimeoutError:
+            self._hang_up(f"it read nothing of a response for {timeout}s")
+        except (ConnectionError, OSError):
+            self._hang_up(None)
+
+
+_COALESCE_BYTES = 64 * 1024
+"""A response at least this large is written on its own (joining it would copy it)."""
+_COALESCE_FRAMES = 64
+"""At most this many answers go out in one write."""
+
+
+def _is_done(answer: Awaitable[bytes | None]) -> bool:
+    return isinstance(answer, asyncio.Future) and answer.done()
