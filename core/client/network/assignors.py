@@ -32,6 +32,7 @@ from ...record import TopicPartition
 
 __all__ = [
     "ASSIGNORS",
+    "DEFAULT_ASSIGNORS",
     "Assignment",
     "Subscription",
     "assign_range",
@@ -252,7 +253,10 @@ ASSIGNORS: dict[str, Assignor] = {
     "range": assign_range,
     "roundrobin": assign_roundrobin,
 }
-"""The assignors by the protocol name members announce in JoinGroup, in order of preference."""
+"""The assignors by the protocol name members announce in JoinGroup."""
+
+DEFAULT_ASSIGNORS = ("sticky", "roundrobin", "range")
+"""The protocols a consumer announces unless told otherwise, in order of preference."""
 
 
 def _sorted_unique(topics: Sequence[str]) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ from ...log import is_internal
 from .. import redact_url
 from ..interface import Admin, Connection, Consumer, OffsetReset, Producer
 from .admin import NetworkAdmin, describe_configs
+from .assignors import DEFAULT_ASSIGNORS
 from .cluster import Cluster, parse_bootstrap
 from .consumer import NetworkConsumer
 from .positions import NetworkPositionStore
@@ -136,11 +137,11 @@ class NetworkConnection(Connection):
         auto_offset_reset: OffsetReset | str = OffsetReset.LATEST,
         max_poll_records: int = 10_000,
         client_id: str = "millstream",
-        assignors: Iterable[str] = ("roundrobin", "range"),
+        assignors: Iterable[str] = DEFAULT_ASSIGNORS,
         session_timeout_ms: int = 10_000,
     ) -> Consumer:
         """A consumer; beyond the interface's arguments: ``assignors`` (the group protocols
-        this member offers, in order of preference: ``roundrobin``, ``range``) and
+        this member offers, in order of preference: ``sticky``, ``roundrobin``, ``range``) and
         ``session_timeout_ms``."""
         self.check_open()
         consumer = NetworkConsumer(

@@ -35,6 +35,7 @@ from ...log.batch import decode_columns, decode_records, iter_batches, read_head
 from ...protocol import ApiKey, ErrorCode, request_class
 from ...record import RecordBlock, StoredRecord, TopicPartition
 from ..interface import Consumer, OffsetReset, checked_consumer_settings
+from .assignors import DEFAULT_ASSIGNORS
 from .failures import REFRESH_METADATA, error_for
 from .group import GroupMembership
 from .offsets import EARLIEST, LATEST, commit_offsets, fetch_committed, list_offsets
@@ -108,7 +109,7 @@ class NetworkConsumer(Consumer):
         auto_offset_reset: OffsetReset | str,
         max_poll_records: int,
         client_id: str,
-        assignors: tuple[str, ...] = ("sticky", "roundrobin", "range"),
+        assignors: tuple[str, ...] = DEFAULT_ASSIGNORS,
         session_timeout_ms: int = 10_000,
     ) -> None:
         self._reset = checked_consumer_settings(group, auto_offset_reset, max_poll_records)

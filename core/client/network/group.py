@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import StoreError
 from ...protocol import ApiKey, ErrorCode, request_class
 from ...record import TopicPartition
-from .assignors import ASSIGNORS, Assignment, Subscription
+from .assignors import ASSIGNORS, DEFAULT_ASSIGNORS, Assignment, Subscription
 from .failures import error_for
 from .wire import BrokerUnavailableError
 
@@ -62,7 +62,7 @@ class GroupMembership:
         topics: frozenset[str],
         *,
         client_id: str,
-        assignors: Sequence[str] = ("sticky", "roundrobin", "range"),
+        assignors: Sequence[str] = DEFAULT_ASSIGNORS,
         session_timeout_ms: int = 10_000,
         rebalance_timeout_ms: int = 30_000,
         heartbeat_interval_ms: int = 1_000,

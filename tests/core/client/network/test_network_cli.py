@@ -64,3 +64,20 @@ def test_bootstrap_server_with_another_store_option_is_a_usage_error(tmp_path) -
     assert result.stderr.strip() == (
         "millstream: error: --bootstrap-server and --data-dir both name a store; give one of them"
     )
+
+
+def test_a_new_group_reading_from_the_end_still_gets_what_is_written_while_it_is_away(
+    broker_session,
+) -> None:
+    # as Kafka's console consumer: a group's first run commits where it started, so records
+    # written after that run are read by the next one, not skipped as "before latest"
+    topic, group = f"cli-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    assert run(broker_session, "topics", "create", topic, "--partitions", "3").returncode == 0
+    assert run(broker_session, "produce", topic, stdin="old\n").returncode == 0
+    first = run(broker_session, "consume", topic, "--group", group, "--timeout-ms", "500")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == ""  # from the end: the record written before is not read
+    assert run(broker_session, "produce", topic, stdin="new-1\nnew-2\n").returncode == 0
+    second = run(broker_session, "consume", topic, "--group", group, "--max-messages", "2")
+    assert second.returncode == 0, second.stderr
+    assert sorted(second.stdout.split()) == ["new-1", "new-2"]

@@ -162,3 +162,56 @@ async def test_admin_lists_resets_and_deletes_groups(conn: Connection) -> None:
     assert group not in await admin.list_groups()
     with pytest.raises(UnknownGroupError):
         await admin.describe_group(group)
+
+
+async def test_wait_for_assignment_returns_the_members_share_once_the_group_formed(
+    conn: Connection,
+) -> None:
+    topic, group = fresh("wait"), fresh("g")
+    await conn.admin().create_topic(topic, partitions=6)
+    first = conn.consumer([topic], group=group, client_id="a")
+    assert first.assignment() == frozenset()  # joining happens in the background
+    everything = frozenset(TopicPartition(topic, p) for p in range(6))
+    assert await first.wait_for_assignment(10_000) == everything
+    second = conn.consumer([topic], group=group, client_id="b")
+
+    async def rebalanced() -> None:
+        while len(first.assignment()) != 3:
+            await first.getmany(timeout_ms=100)  # keeps the first member in the group
+
+    mine, _ = await asyncio.gather(second.wait_for_assignment(20_000), rebalanced())
+    assert len(mine) == 3 and mine | first.assignment() == everything
+    # sticky: the first member kept three of the partitions it held, gave up only the others
+    assert first.assignment() <= everything and not mine & first.assignment()
+    await second.close()
+    await first.close()
+
+
+async def test_a_sticky_group_keeps_partitions_with_their_owners_when_a_member_joins(
+    conn: Connection,
+) -> None:
+    topic, group = fresh("sticky"), fresh("g")
+    await conn.admin().create_topic(topic, partitions=4)
+    members = [conn.consumer([topic], group=group, client_id=f"m{i}") for i in range(2)]
+
+    async def settle(consumers: list[Consumer], each: int) -> None:
+        while any(len(c.assignment()) != each for c in consumers):
+            for c in consumers:
+                await c.getmany(timeout_ms=50)
+
+    await asyncio.wait_for(settle(members, 2), 20)
+    before = [c.assignment() for c in members]
+    members.append(conn.consumer([topic], group=group, client_id="m2"))
+
+    async def three_way() -> None:
+        while sorted(len(c.assignment()) for c in members) != [1, 1, 2]:
+            for c in members:
+                await c.getmany(timeout_ms=50)
+
+    await asyncio.wait_for(three_way(), 20)
+    # one partition moved to the newcomer; each old member kept at least one of its own
+    assert all(c.assignment() <= held for c, held in zip(members, before, strict=False))
+    described = await conn.admin().describe_group(group)
+    assert described.state == "Stable"
+    for c in members:
+        await c.close()
