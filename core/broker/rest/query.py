@@ -26,7 +26,12 @@ from .models import QueryRequest, QueryResponse
 __all__ = ["routes", "run_read_only"]
 
 _BODY = TypeAdapter(QueryRequest)
-_CLI_WORDS = (("--max-rows (0 for none)", "max_rows"), ("--timeout", "timeout_ms"))
+_CLI_WORDS = (
+    ("--max-rows (0 for none)", "max_rows"),
+    ("--timeout", "timeout_ms"),
+    ("--max-memory", "the broker's query memory limit"),
+    ("--max-temp-disk", "its temporary disk limit"),
+)
 
 
 def run_read_only(data_dir: Path, sql: str, max_rows: int, timeout_s: float) -> QueryResponse:
