@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypedDict
 
 import orjson
 
@@ -160,9 +160,14 @@ def _size(text: str) -> int:
     return int(value * _UNITS[unit])
 
 
-def _limits(args: argparse.Namespace) -> dict[str, int]:
+class _Limits(TypedDict, total=False):
+    max_memory: int
+    max_temp_disk: int
+
+
+def _limits(args: argparse.Namespace) -> _Limits:
     """The engine's memory and temporary disk limits the command line gives."""
-    limits = {}
+    limits: _Limits = {}
     if args.max_memory is not None:
         if args.max_memory < 1024 * 1024:
             raise UsageError(f"--max-memory must be at least 1MiB, got {args.max_memory} bytes")
