@@ -14,7 +14,9 @@ offsets instead of being written twice, and a gap is refused by the broker. Retr
 finish, then the failed ones go first again, in sequence order, after a metadata refresh.
 A batch that fails for good fails its records' deliveries; the partition's later batches fail
 with it until the failure is reported (a delivery awaited, or :meth:`flush`), then the producer
-takes a new producer id so the sequence numbers start again.
+takes a new producer id so the sequence numbers start again. It takes it once every batch
+already sent has landed or failed (those are retried under the id they were sent with, so the
+broker still knows a retry that had landed): only batches never sent get the new id.
 
 A topic the producer has not seen is looked up without blocking ``send``: its records wait,
 in order, and an unknown topic fails their deliveries with UnknownTopicError.
@@ -42,7 +44,7 @@ from ...record import Header, Record
 from ..interface import BatchDelivery, Delivery, Producer, RecordMetadata, _checked_fields
 from ..routing import TopicRouting, route
 from .failures import REFRESH_METADATA, error_for
-from .wire import BrokerUnavailableError
+from .wire import BrokerConnection, BrokerUnavailableError
 
 if TYPE_CHECKING:
     from .connection import NetworkConnection
@@ -273,6 +275,7 @@ class NetworkProducer(Producer):
         self._pid_task: asyncio.Task[None] | None = None
         self._need_pid = self._idempotent
         self._pump_scheduled = False
+        self._writing: dict[int, asyncio.Future[BaseException | None]] = {}
         self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._channel = f"producer-{id(self):x}"
@@ -513,17 +516,24 @@ class NetworkProducer(Producer):
     def _pump(self) -> None:
         """Send every batch that may go now: per leader, requests of one batch per partition."""
         self._pump_scheduled = False
+        resolving = False
         if self._need_pid:
-            if self._pid_task is None and not any(
-                p.inflight for s in self._topics.values() for p in s.partitions
-            ):
+            if self._pid_task is not None:
+                return
+            if not self._unresolved():
                 self._pid_task = self._spawn(self._init_producer_id())
-            return
+                return
+            # a batch already sent may have landed: under a new producer id its retry could not
+            # be told from a new batch, and would be written twice. So those go on under the
+            # current id until each has landed or failed; the new id waits for that.
+            resolving = True
         cluster = self._connection.cluster
         by_node: dict[int, list[tuple[_TopicState, _PartitionState, _Batch]]] = {}
         for state in self._topics.values():
             for index, target in enumerate(state.partitions):
                 if not target.queue or target.retry or len(target.inflight) >= _MAX_IN_FLIGHT:
+                    continue
+                if resolving and not target.queue[0].attempts:
                     continue
                 node = cluster.leader(state.name, index)
                 if node < 0 or target.refresh:
@@ -543,10 +553,24 @@ class NetworkProducer(Producer):
                 target.inflight.append(batch)
                 by_node.setdefault(node, []).append((state, target, batch))
         for node, entries in by_node.items():
-            self._spawn(self._produce(node, entries))
+            before = self._writing.get(node)
+            written = self._writing[node] = asyncio.get_running_loop().create_future()
+            self._spawn(self._produce(node, entries, before, written))
+
+    def _unresolved(self) -> bool:
+        """Whether a batch that was sent has no outcome yet (in flight, or to be retried)."""
+        return any(
+            p.inflight or p.retry or (p.queue and p.queue[0].attempts)
+            for s in self._topics.values()
+            for p in s.partitions
+        )
 
     async def _produce(
-        self, node: int, entries: list[tuple[_TopicState, _PartitionState, _Batch]]
+        self,
+        node: int,
+        entries: list[tuple[_TopicState, _PartitionState, _Batch]],
+        before: asyncio.Future[BaseException | None] | None,
+        written: asyncio.Future[BaseException | None],
     ) -> None:
         topics: dict[str, list[Any]] = {}
         for _, _, batch in entries:
@@ -566,15 +590,12 @@ class NetworkProducer(Producer):
         answers: dict[tuple[str, int], Any] = {}
         failure: BaseException | None = None
         try:
-            connection = await self._connection.cluster.connection(
-                node, self._channel, client_id=self.client_id
-            )
-            response = await connection.request(
-                ApiKey.PRODUCE,
-                request,
-                expect_response=self._acks != 0,
-                timeout_s=self._request_timeout_ms / 1000 + 5,
-            )
+            connection, pending = await self._write(node, request, before, written)
+            response = None
+            if pending is not None:
+                response = await connection.response(
+                    ApiKey.PRODUCE, pending, timeout_s=self._request_timeout_ms / 1000 + 5
+                )
             if response is not None:
                 for topic in response.responses:
                     for part in topic.partition_responses:
@@ -609,8 +630,11 @@ class NetworkProducer(Producer):
                 self._finish(target, batch)
                 self._succeed(batch, part.base_offset, part.log_append_time_ms)
             elif code.retriable or (
+                # an earlier batch is still unresolved: when it lands this one fits behind it
                 code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
-                and any(b.base_sequence < batch.base_sequence for b in target.retry)
+                and any(
+                    b.base_sequence < batch.base_sequence for b in (*target.retry, *target.inflight)
+                )
             ):
                 error = error_for(
                     code, f"write to {batch.topic}-{batch.partition}", part.error_message
@@ -631,6 +655,43 @@ class NetworkProducer(Producer):
                 ):
                     self._need_pid = self._idempotent
         self._schedule_pump()
+
+    async def _write(
+        self,
+        node: int,
+        request: Any,
+        before: asyncio.Future[BaseException | None] | None,
+        written: asyncio.Future[BaseException | None],
+    ) -> tuple[BrokerConnection, asyncio.Future[Any] | None]:
+        """Write a Produce request to ``node`` once the one made before it for that node was
+        written (``before``); ``written`` is then told this one was, or why it was not.
+
+        A partition's batches must reach the broker in sequence order, and the requests of one
+        node are made in that order, but several may wait together for the node's connection
+        to open, and would wake in any order; one that cannot be written fails the ones after
+        it the same way, so they are retried together, in order."""
+        try:
+            if before is not None:
+                earlier = await asyncio.shield(before)
+                if earlier is not None:
+                    raise earlier
+            connection = await self._connection.cluster.connection(
+                node, self._channel, client_id=self.client_id
+            )
+            pending = connection.send(ApiKey.PRODUCE, request, expect_response=self._acks != 0)
+        except asyncio.CancelledError:
+            if not written.done():
+                written.set_result(BrokerUnavailableError("the producer was closed"))
+            raise
+        except BaseException as exc:
+            if not written.done():
+                written.set_result(exc)
+            raise
+        finally:
+            if self._writing.get(node) is written:
+                del self._writing[node]
+        written.set_result(None)
+        return connection, pending
 
     def _finish(self, target: _PartitionState, batch: _Batch) -> None:
         with contextlib.suppress(ValueError):

@@ -159,6 +159,13 @@ class BrokerConnection:
         future = self.send(api_key, body, version=version, expect_response=expect_response)
         if future is None:
             return None
+        return await self.response(api_key, future, timeout_s=timeout_s)
+
+    async def response(
+        self, api_key: int, future: asyncio.Future[Any], *, timeout_s: float | None = None
+    ) -> Any:
+        """The response body of a request of ``api_key`` written with :meth:`send`, waited for
+        as :meth:`request` does (the connection is taken for lost after ``timeout_s``)."""
         limit = self.timeout_s if timeout_s is None else timeout_s
         try:
             return await asyncio.wait_for(asyncio.shield(future), limit)
