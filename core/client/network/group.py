@@ -50,6 +50,9 @@ _NEW_COORDINATOR = frozenset(
     }
 )
 _MEMBER_ID_REQUIRED = 79
+_JOIN_WAIT_MS = 300_000
+"""How long a JoinGroup may wait at least: Kafka's default max.poll.interval.ms, the rebalance
+timeout of Java consumers that may share the group."""
 
 
 class GroupMembership:
@@ -165,10 +168,12 @@ class GroupMembership:
                 protocol_type=_PROTOCOL_TYPE,
                 protocols=[join.Protocols(name=n, metadata=metadata) for n in self._assignors],  # type: ignore[attr-defined]
             )
-            # the coordinator answers a JoinGroup once the group is formed, which may take
-            # up to the rebalance timeout
+            # the coordinator answers a JoinGroup once the group is formed, which may take up
+            # to the largest rebalance timeout of the group's members (a Java consumer's is
+            # its max.poll.interval.ms, 5 minutes by default), not only this member's
+            longest = max(self._rebalance_ms, _JOIN_WAIT_MS)
             answer = await coordinator.request(
-                ApiKey.JOIN_GROUP, request, timeout_s=self._rebalance_ms / 1000 + 5
+                ApiKey.JOIN_GROUP, request, timeout_s=longest / 1000 + 5
             )
             code = answer.error_code
             if code == _MEMBER_ID_REQUIRED:
