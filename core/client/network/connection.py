@@ -214,13 +214,12 @@ class NetworkConnection(Connection):
         if self._closed:
             return
         errors: list[BaseException] = []
-        for producer in list(self._producers):
+        clients: list[Producer | Consumer] = [*self._producers, *self._consumers]
+        for client in clients:  # each is closed, whatever the ones before raised
             try:
-                await producer.close()
+                await client.close()
             except Exception as exc:
                 errors.append(exc)
-        for consumer in list(self._consumers):
-            await consumer.close()
         if self._refresher is not None:
             self._refresher.cancel()
         for task in list(self._tasks):

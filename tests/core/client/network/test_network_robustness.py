@@ -17,7 +17,7 @@ from broker_server import BrokerServer, free_port
 
 from millstream.core.client import connect
 from millstream.core.client.network import BrokerUnavailableError, NetworkConnection
-from millstream.core.errors import RecordTooLargeError
+from millstream.core.errors import RecordTooLargeError, StoreClosedError, StoreError
 from millstream.core.protocol import ApiKey
 from millstream.core.record import TopicPartition
 
@@ -186,3 +186,20 @@ async def test_a_batch_whose_answer_was_lost_is_stored_once_when_the_producer_id
     assert found[1] == [b"warm-1", b"ONLY-ONCE"]
     assert meta.offset == 1
     assert found[0] == [b"warm-0", b"after"]
+
+
+async def test_closing_a_connection_closes_every_client_even_when_one_fails(broker_session) -> None:
+    conn = await connect(f"millstream://{broker_session.bootstrap}")
+    failing = conn.consumer()
+    other = conn.consumer()
+
+    async def refuse() -> None:  # a close that fails (a leave the coordinator refused, say)
+        raise StoreError("cannot leave the group")
+
+    failing.close = refuse  # type: ignore[method-assign]
+    with pytest.raises(StoreError, match="cannot leave the group"):
+        await conn.close()
+    with pytest.raises(StoreClosedError):  # the one after it was closed all the same
+        await other.getmany(timeout_ms=0)
+    with pytest.raises(StoreClosedError):
+        conn.admin()
