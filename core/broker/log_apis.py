@@ -9,8 +9,10 @@ polls by waiting on the partitions' append notification.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import (
@@ -103,6 +105,8 @@ class LogApis:
         self.sequences = SequenceState(
             ctx.config.producer_expiration_s, ctx.config.max_producers_per_partition
         )
+        self._load_gate = asyncio.Lock()
+        self._gated = 0  # Produce requests holding or waiting for the gate
         self.stopping = asyncio.Event()
         """Set on shutdown: long-polling fetches return at once with what they have."""
 
@@ -130,36 +134,37 @@ class LogApis:
         store = self.ctx.store
         responses = []
         waits: list[tuple[Any, asyncio.Future[None]]] = []
-        for topic_data in body.topic_data:
-            partitions = []
-            for data in topic_data.partition_data:
-                out = _PRODUCE.Responses.PartitionResponses(
-                    index=data.index, error_code=0, base_offset=-1, log_start_offset=-1
+        async with self._in_order(body):
+            for topic_data in body.topic_data:
+                partitions = []
+                for data in topic_data.partition_data:
+                    out = _PRODUCE.Responses.PartitionResponses(
+                        index=data.index, error_code=0, base_offset=-1, log_start_offset=-1
+                    )
+                    partitions.append(out)
+                    try:
+                        if topic_data.name in BROKER_TOPICS:
+                            raise InvalidTopicError(
+                                f"topic {topic_data.name!r} is the broker's own; clients cannot "
+                                "write to it"
+                            )
+                        partition = _partition(store, topic_data.name, data.index)
+                        if is_idempotent(data.records) and not self.sequences.loaded(partition):
+                            await self.sequences.load(partition)  # in a thread: others go on
+                        future = self._append(partition, data.records, out)
+                    except Exception as exc:
+                        out.error_code = partition_error(exc)
+                        out.error_message = str(exc)
+                        if out.error_code == ErrorCode.UNKNOWN_SERVER_ERROR:
+                            _log.exception("produce to %s-%s failed", topic_data.name, data.index)
+                        continue
+                    if future is not None:
+                        waits.append((out, future))
+                        self.metrics.produced(topic_data.name, data.records)
+                    out.log_start_offset = partition.log_start_offset
+                responses.append(
+                    _PRODUCE.Responses(name=topic_data.name, partition_responses=partitions)
                 )
-                partitions.append(out)
-                try:
-                    if topic_data.name in BROKER_TOPICS:
-                        raise InvalidTopicError(
-                            f"topic {topic_data.name!r} is the broker's own; clients cannot "
-                            "write to it"
-                        )
-                    partition = _partition(store, topic_data.name, data.index)
-                    if is_idempotent(data.records) and not self.sequences.loaded(partition):
-                        await self.sequences.load(partition)  # in a thread: others go on
-                    future = self._append(partition, data.records, out)
-                except Exception as exc:
-                    out.error_code = partition_error(exc)
-                    out.error_message = str(exc)
-                    if out.error_code == ErrorCode.UNKNOWN_SERVER_ERROR:
-                        _log.exception("produce to %s-%s failed", topic_data.name, data.index)
-                    continue
-                if future is not None:
-                    waits.append((out, future))
-                    self.metrics.produced(topic_data.name, data.records)
-                out.log_start_offset = partition.log_start_offset
-            responses.append(
-                _PRODUCE.Responses(name=topic_data.name, partition_responses=partitions)
-            )
         if acks == 0:
             for _, future in waits:
                 future.add_done_callback(_ignore_result)
@@ -172,6 +177,33 @@ class LogApis:
                 out.error_message = str(exc)
                 out.base_offset = -1
         return _PRODUCE(responses=responses, throttle_time_ms=0)
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self, body: Any) -> AsyncIterator[None]:
+        """Around the appends of a Produce request. A request that loads a partition's sequence
+        state waits for it part-way through its partitions; while one does, the requests after
+        it wait their turn, so that a producer's pipelined batches are appended in the order
+        they came (Kafka serves a connection's requests one at a time)."""
+        if not (self._gated or self._must_load(body)):
+            yield
+            return
+        self._gated += 1
+        try:
+            async with self._load_gate:
+                yield
+        finally:
+            self._gated -= 1
+
+    def _must_load(self, body: Any) -> bool:
+        """Whether a partition of this Produce request has idempotent batches and no sequence
+        state loaded yet."""
+        for topic_data in body.topic_data:
+            for data in topic_data.partition_data:
+                with contextlib.suppress(Exception):
+                    partition = _partition(self.ctx.store, topic_data.name, data.index)
+                    if is_idempotent(data.records) and not self.sequences.loaded(partition):
+                        return True
+        return False
 
     def _append(
         self, partition: Partition, records: bytes | None, out: Any
