@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from ..errors import ConfigError, InvalidOffsetError
 from ..record import Header, Record, RecordBlock, StoredRecord, TopicPartition
 
 __all__ = [
@@ -48,6 +49,9 @@ __all__ = [
     "Producer",
     "RecordMetadata",
     "TopicDescription",
+    "checked_consumer_settings",
+    "checked_offset_spec",
+    "checked_replication_factor",
 ]
 
 
@@ -76,6 +80,33 @@ def checked_consumer_settings(
     if group is not None and not group:
         raise ValueError("group must be a non-empty name, or None for no group")
     return reset
+
+
+def checked_replication_factor(replication_factor: int) -> int:
+    """``replication_factor`` once checked to be a whole number >= 1; ConfigError otherwise.
+    Every transport's admin calls this before its own limits (the embedded store keeps one
+    copy)."""
+    if isinstance(replication_factor, bool) or not isinstance(replication_factor, int):
+        raise ConfigError(f"replication factor {replication_factor!r} is not a whole number")
+    if replication_factor < 1:
+        raise ConfigError(f"replication factor {replication_factor} is not valid; it is >= 1")
+    return replication_factor
+
+
+def checked_offset_spec(tp: TopicPartition, spec: str | int) -> str | int:
+    """What :meth:`Admin.list_offsets` is asked for: ``"earliest"``, ``"latest"`` (also given
+    as Kafka's -2 and -1) or a timestamp in ms (an int >= 0, returned as it is);
+    InvalidOffsetError naming ``tp`` and what is valid otherwise."""
+    if spec == "earliest" or spec == -2:
+        return "earliest"
+    if spec == "latest" or spec == -1:
+        return "latest"
+    if isinstance(spec, bool) or not isinstance(spec, int) or spec < 0:
+        raise InvalidOffsetError(
+            f"cannot list offsets of {tp} at {spec!r}; valid: 'earliest', 'latest' or a "
+            "timestamp in ms since the epoch (>= 0)"
+        )
+    return spec
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,15 +22,14 @@ from ..interface import (
     PartitionDescription,
     PartitionLag,
     TopicDescription,
+    checked_offset_spec,
+    checked_replication_factor,
 )
 
 if TYPE_CHECKING:
     from .connection import EmbeddedConnection
 
 __all__ = ["EmbeddedAdmin"]
-
-_EARLIEST = -2  # Kafka's ListOffsets timestamps for "earliest" and "latest"
-_LATEST = -1
 
 
 class EmbeddedAdmin(Admin):
@@ -112,16 +111,12 @@ class EmbeddedAdmin(Admin):
     async def list_offsets(self, tp: TopicPartition, spec: str | int) -> int:
         self._fresh()
         partition = self._store.topic(tp.topic).partition(tp.partition)
-        if spec == "earliest" or spec == _EARLIEST:
+        checked = checked_offset_spec(tp, spec)
+        if checked == "earliest":
             return partition.log_start_offset
-        if spec == "latest" or spec == _LATEST:
+        if checked == "latest":
             return partition.high_watermark
-        if isinstance(spec, bool) or not isinstance(spec, int) or spec < 0:
-            raise InvalidOffsetError(
-                f"cannot list offsets of {tp} at {spec!r}; valid: 'earliest', 'latest' or a "
-                "timestamp in ms since the epoch (>= 0)"
-            )
-        found = partition.offset_for_timestamp(spec)
+        found = partition.offset_for_timestamp(int(checked))
         return partition.high_watermark if found is None else found
 
     # --- groups ----------------------------------------------------------------------------
@@ -204,11 +199,7 @@ class EmbeddedAdmin(Admin):
 
 
 def _check_replication_factor(replication_factor: int) -> None:
-    if isinstance(replication_factor, bool) or not isinstance(replication_factor, int):
-        raise ConfigError(f"replication factor {replication_factor!r} is not a whole number")
-    if replication_factor < 1:
-        raise ConfigError(f"replication factor {replication_factor} is not valid; it is >= 1")
-    if replication_factor > 1:
+    if checked_replication_factor(replication_factor) > 1:
         raise ConfigError(
             f"replication factor {replication_factor} is not possible on the embedded store, "
             "which keeps one copy of each partition (use 1); replication arrives with the "

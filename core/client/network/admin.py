@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...errors import (
-    ConfigError,
     InvalidOffsetError,
     InvalidPartitionsError,
     StoreClosedError,
@@ -34,6 +33,8 @@ from ..interface import (
     PartitionDescription,
     PartitionLag,
     TopicDescription,
+    checked_offset_spec,
+    checked_replication_factor,
 )
 from .assignors import Assignment
 from .failures import error_for
@@ -108,10 +109,7 @@ class NetworkAdmin(Admin):
         config: Mapping[str, str] | None = None,
     ) -> TopicDescription:
         self._check_open()
-        if isinstance(replication_factor, bool) or not isinstance(replication_factor, int):
-            raise ConfigError(f"replication factor {replication_factor!r} is not a whole number")
-        if replication_factor < 1:
-            raise ConfigError(f"replication factor {replication_factor} is not valid; it is >= 1")
+        checked_replication_factor(replication_factor)
         if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
             raise InvalidPartitionsError(
                 f"partition count {partitions!r} is not valid; a topic has 1 or more"
@@ -290,17 +288,8 @@ class NetworkAdmin(Admin):
 
     async def list_offsets(self, tp: TopicPartition, spec: str | int) -> int:
         self._check_open()
-        if spec == "earliest" or spec == EARLIEST:
-            timestamp = EARLIEST
-        elif spec == "latest" or spec == LATEST:
-            timestamp = LATEST
-        elif isinstance(spec, bool) or not isinstance(spec, int) or spec < 0:
-            raise InvalidOffsetError(
-                f"cannot list offsets of {tp} at {spec!r}; valid: 'earliest', 'latest' or a "
-                "timestamp in ms since the epoch (>= 0)"
-            )
-        else:
-            timestamp = spec
+        checked = checked_offset_spec(tp, spec)
+        timestamp = {"earliest": EARLIEST, "latest": LATEST}.get(checked, checked)  # type: ignore[call-overload]
         await self._cluster.topic(tp.topic)
         return (await list_offsets(self._cluster, {tp: timestamp}))[tp]
 
