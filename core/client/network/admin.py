@@ -231,6 +231,18 @@ class NetworkAdmin(Admin):
         info = await self._cluster.topic(name, refresh=True)
         self._connection.refuse_internal(name, "alter")
         self._connection.topic_changed(name)
+        merged: dict[str, str] | None = None
+        if config:
+            current = (await describe_configs(self._connection, [name])).get(name, {})
+            merged = {k: v for k, (v, overridden) in current.items() if overridden}
+            for key, value in config.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            # checked before anything changes: a refused config leaves the partitions as
+            # they were
+            await self._alter_configs(name, merged, validate_only=True)
         if partitions is not None and partitions != info.partitions:
             if partitions < info.partitions:
                 raise InvalidPartitionsError(
@@ -252,39 +264,37 @@ class NetworkAdmin(Admin):
                     raise error_for(
                         result.error_code, f"add partitions to {name!r}", result.error_message
                     )
-        if config:
-            current = (await describe_configs(self._connection, [name])).get(name, {})
-            merged = {k: v for k, (v, overridden) in current.items() if overridden}
-            for key, value in config.items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-            request_type = request_class(ApiKey.ALTER_CONFIGS)
-            request = request_type(
-                resources=[
-                    request_type.Resources(  # type: ignore[attr-defined]
-                        resource_type=_TOPIC_RESOURCE,
-                        resource_name=name,
-                        configs=[
-                            request_type.Resources.Configs(name=k, value=v)  # type: ignore[attr-defined]
-                            for k, v in sorted(merged.items())
-                        ],
-                    )
-                ],
-                validate_only=False,
-            )
-            answer = await self._cluster.request(ApiKey.ALTER_CONFIGS, request)
-            for result in answer.responses:  # type: ignore[attr-defined]
-                if result.error_code:
-                    raise error_for(
-                        result.error_code, f"set configs of {name!r}", result.error_message
-                    )
+        if merged is not None:
+            await self._alter_configs(name, merged, validate_only=False)
         if partitions is not None:
             await self._await_leaders(name)
         self._connection.topic_configs.pop(name, None)
         await self._connection.look_up_topic(name)
         return await self.describe_topic(name)
+
+    async def _alter_configs(
+        self, name: str, configs: Mapping[str, str], *, validate_only: bool
+    ) -> None:
+        """Set the whole config of topic ``name`` to ``configs`` (AlterConfigs replaces every
+        override), or only check it with ``validate_only``; the broker's refusal raised."""
+        request_type = request_class(ApiKey.ALTER_CONFIGS)
+        request = request_type(
+            resources=[
+                request_type.Resources(  # type: ignore[attr-defined]
+                    resource_type=_TOPIC_RESOURCE,
+                    resource_name=name,
+                    configs=[
+                        request_type.Resources.Configs(name=k, value=v)  # type: ignore[attr-defined]
+                        for k, v in sorted(configs.items())
+                    ],
+                )
+            ],
+            validate_only=validate_only,
+        )
+        answer = await self._cluster.request(ApiKey.ALTER_CONFIGS, request)
+        for result in answer.responses:  # type: ignore[attr-defined]
+            if result.error_code:
+                raise error_for(result.error_code, f"set configs of {name!r}", result.error_message)
 
     async def list_offsets(self, tp: TopicPartition, spec: str | int) -> int:
         self._check_open()

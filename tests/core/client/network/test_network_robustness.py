@@ -17,7 +17,7 @@ from broker_server import BrokerServer, free_port
 
 from millstream.core.client import connect
 from millstream.core.client.network import BrokerUnavailableError, NetworkConnection
-from millstream.core.errors import RecordTooLargeError, StoreClosedError, StoreError
+from millstream.core.errors import ConfigError, RecordTooLargeError, StoreClosedError, StoreError
 from millstream.core.protocol import ApiKey
 from millstream.core.record import TopicPartition
 
@@ -203,3 +203,16 @@ async def test_closing_a_connection_closes_every_client_even_when_one_fails(brok
         await other.getmany(timeout_ms=0)
     with pytest.raises(StoreClosedError):
         conn.admin()
+
+
+async def test_an_alter_with_a_refused_config_adds_no_partitions(broker_session) -> None:
+    topic = f"alter-{random.randrange(1 << 30)}"
+    async with await connect(f"millstream://{broker_session.bootstrap}") as conn:
+        admin = conn.admin()
+        await admin.create_topic(topic, partitions=1)
+        with pytest.raises(ConfigError, match="max.message.bytes"):
+            await admin.alter_topic(topic, partitions=3, config={"max.message.bytes": "lots"})
+        assert len((await admin.describe_topic(topic)).partitions) == 1  # nothing half done
+        altered = await admin.alter_topic(topic, partitions=3, config={"retention.ms": "5000"})
+        assert len(altered.partitions) == 3
+        assert altered.configs["retention.ms"] == "5000"
