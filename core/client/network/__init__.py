@@ -14,12 +14,13 @@ from .assignors import Assignment, Subscription, assign_range, assign_roundrobin
 from .cluster import parse_bootstrap
 from .connection import NetworkConnection
 from .consumer import NetworkConsumer
-from .producer import NetworkProducer
+from .producer import BufferFullError, NetworkProducer
 from .wire import BrokerUnavailableError
 
 __all__ = [
     "Assignment",
     "BrokerUnavailableError",
+    "BufferFullError",
     "NetworkAdmin",
     "NetworkConnection",
     "NetworkConsumer",

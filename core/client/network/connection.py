@@ -111,10 +111,12 @@ class NetworkConnection(Connection):
         acks: int | str = "all",
         idempotence: bool = True,
         delivery_timeout_ms: int = 120_000,
+        buffer_bytes: int = 64 << 20,
     ) -> Producer:
         """A producer; beyond the interface's arguments: ``acks`` ("all", 1 or 0),
-        ``idempotence`` (on by default; needs acks "all") and ``delivery_timeout_ms`` (how long
-        a batch is retried before its records fail)."""
+        ``idempotence`` (on by default; needs acks "all"), ``delivery_timeout_ms`` (how long
+        a batch is retried before its records fail) and ``buffer_bytes`` (how much of records
+        not yet acknowledged it holds before ``send`` raises BufferFullError)."""
         self.check_open()
         producer = NetworkProducer(
             self,
@@ -125,6 +127,7 @@ class NetworkConnection(Connection):
             acks=acks,
             idempotence=idempotence,
             delivery_timeout_ms=delivery_timeout_ms,
+            buffer_bytes=buffer_bytes,
         )
         self._producers.add(producer)
         return producer

@@ -49,7 +49,7 @@ from .wire import BrokerConnection, BrokerUnavailableError
 if TYPE_CHECKING:
     from .connection import NetworkConnection
 
-__all__ = ["NetworkProducer"]
+__all__ = ["BufferFullError", "NetworkProducer"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class _Batch:
         "deadline",
         "future",
         "headers",
+        "held",
         "keys",
         "now_ms",
         "partition",
@@ -104,6 +105,7 @@ class _Batch:
         self.awaited = False
         self.attempts = 0
         self.deadline = 0.0
+        self.held = 0  # bytes of its records counted in the producer's buffer
         # a batch of send_batch: its records already laid out (columns, first, end) and
         # where they were in the call
         self.rows: tuple[RecordColumns, int, int] | None = None
@@ -233,8 +235,17 @@ class _TopicState(TopicRouting):
         self.partitions = [_PartitionState() for _ in range(count)]
 
 
+class BufferFullError(StoreError):
+    """A producer holds ``buffer_bytes`` of records not yet acknowledged; retriable once
+    deliveries complete (await them, or :meth:`NetworkProducer.flush`)."""
+
+
 class NetworkProducer(Producer):
-    """A producer that sends batches to the brokers of its connection's cluster."""
+    """A producer that sends batches to the brokers of its connection's cluster.
+
+    Records wait in memory until the broker acknowledges them: once ``buffer_bytes`` of them
+    are held, ``send`` and ``send_batch`` raise :class:`BufferFullError` instead of holding
+    more (one call may take the buffer past its size; the next is refused)."""
 
     def __init__(
         self,
@@ -248,9 +259,12 @@ class NetworkProducer(Producer):
         idempotence: bool = True,
         delivery_timeout_ms: int = 120_000,
         request_timeout_ms: int = 30_000,
+        buffer_bytes: int = 64 << 20,
     ) -> None:
         if batch_bytes < 1:
             raise ValueError(f"batch_bytes must be >= 1, not {batch_bytes}")
+        if buffer_bytes < 1:
+            raise ValueError(f"buffer_bytes must be >= 1, not {buffer_bytes}")
         if linger_ms < 0:
             raise ValueError(f"linger_ms must be >= 0, not {linger_ms}")
         acks_value = {"all": -1, "-1": -1, "1": 1, "0": 0}.get(str(acks))
@@ -265,6 +279,8 @@ class NetworkProducer(Producer):
         self._idempotent = idempotence and acks_value == -1
         self._delivery_timeout_s = delivery_timeout_ms / 1000
         self._request_timeout_ms = request_timeout_ms
+        self._buffer_bytes = buffer_bytes
+        self._buffered = 0
         self._topics: dict[str, _TopicState] = {}
         self._waiting: dict[str, list[tuple[tuple[Any, ...], asyncio.Future[Delivery]]]] = {}
         self._unfinished: set[_Batch] = set()
@@ -315,6 +331,8 @@ class NetworkProducer(Producer):
         size = _RECORD_OVERHEAD + (len(value) if value else 0) + (len(key) if key else 0)
         for name, hval in headers:
             size += 10 + len(name) * 3 + (len(hval) if hval else 0)
+        if self._buffered >= self._buffer_bytes:
+            raise self._full()
         batch = state.open[partition]
         if batch is None or batch.room < size:
             if size > state.limit:
@@ -325,6 +343,8 @@ class NetworkProducer(Producer):
                 self._seal(state, partition)
             batch = self._open_batch(state, partition)
         batch.room -= size
+        batch.held += size
+        self._buffered += size
         index = len(batch.values)
         batch.values.append(value)
         batch.keys.append(key)
@@ -353,6 +373,8 @@ class NetworkProducer(Producer):
             )
         if partition is not None:
             state.check_partition(partition)
+        if self._buffered >= self._buffer_bytes:
+            raise self._full()
         now = int(time.time() * 1000)
         rows = RecordColumns.of(records, now)  # checks the fields of every record
         if not rows.count:
@@ -371,6 +393,8 @@ class NetworkProducer(Producer):
                 batch.now_ms = now
                 batch.rows = (group, lo, hi)
                 batch.places = range(lo, hi) if places is None else places[lo:hi]
+                batch.held = sum(group.sizes[lo:hi]) + (hi - lo) * (group.fixed + 12)
+                self._buffered += batch.held
                 batches.append(batch)
                 self._unfinished.add(batch)
                 self._enqueue(state, batch)
@@ -378,6 +402,14 @@ class NetworkProducer(Producer):
         if partition is None and keyless and state.sticky.partition == sticky:
             state.sticky.next_batch()
         return _SentBatch(batches, rows.count)
+
+    def _full(self) -> BufferFullError:
+        mib = self._buffer_bytes / (1 << 20)
+        return BufferFullError(
+            f"producer {self.client_id!r} already holds {mib:g} MiB of records the broker has "
+            "not acknowledged (buffer_bytes); await their deliveries or flush() before sending "
+            "more: the broker may be slow or unreachable"
+        )
 
     def _topic_state(self, topic: str) -> _TopicState | None:
         """What send needs of ``topic``, when the connection knows it; None when it must be
@@ -778,8 +810,14 @@ class NetworkProducer(Producer):
 
     # --- outcomes ---------------------------------------------------------------------------
 
+    def _release(self, batch: _Batch) -> None:
+        """Its records leave the buffer (the batch has its outcome)."""
+        self._buffered -= batch.held
+        batch.held = 0
+
     def _succeed(self, batch: _Batch, base_offset: int, append_time: int) -> None:
         self._unfinished.discard(batch)
+        self._release(batch)
         batch.base_offset = base_offset
         batch.append_time = append_time
         if not batch.future.done():
@@ -787,6 +825,7 @@ class NetworkProducer(Producer):
 
     def _fail(self, batch: _Batch, error: BaseException) -> None:
         self._unfinished.discard(batch)
+        self._release(batch)
         if not batch.future.done():
             batch.future.set_exception(error)
         self._failed.append(batch)
@@ -799,6 +838,7 @@ class NetworkProducer(Producer):
             while target.queue:
                 later = target.queue.popleft()
                 self._unfinished.discard(later)
+                self._release(later)
                 if not later.future.done():
                     later.future.set_exception(error)
                 self._failed.append(later)

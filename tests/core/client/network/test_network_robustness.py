@@ -15,8 +15,13 @@ from collections.abc import AsyncIterator
 import pytest
 from broker_server import BrokerServer, free_port
 
+from millstream.core import Record
 from millstream.core.client import connect
-from millstream.core.client.network import BrokerUnavailableError, NetworkConnection
+from millstream.core.client.network import (
+    BrokerUnavailableError,
+    BufferFullError,
+    NetworkConnection,
+)
 from millstream.core.errors import ConfigError, RecordTooLargeError, StoreClosedError, StoreError
 from millstream.core.protocol import ApiKey
 from millstream.core.record import TopicPartition
@@ -216,3 +221,27 @@ async def test_an_alter_with_a_refused_config_adds_no_partitions(broker_session)
         altered = await admin.alter_topic(topic, partitions=3, config={"retention.ms": "5000"})
         assert len(altered.partitions) == 3
         assert altered.configs["retention.ms"] == "5000"
+
+
+async def test_a_producer_refuses_records_beyond_its_buffer_while_the_broker_is_away(
+    broker,
+) -> None:
+    async with await connect(f"millstream://{broker.bootstrap}") as conn:
+        await conn.admin().create_topic("held")
+        producer = conn.producer(buffer_bytes=100_000)
+        await producer.send("held", b"warm")
+        os.kill(broker.process.pid, signal.SIGSTOP)  # nothing is acknowledged from now on
+        try:
+            held = []
+            with pytest.raises(BufferFullError, match="await their deliveries or flush"):
+                for i in range(10_000):
+                    held.append(producer.send("held", b"%04d" % i + b"." * 996))
+            assert 90 <= len(held) <= 110  # about 100 KB of records, not all 10 MB
+            with pytest.raises(BufferFullError):
+                producer.send_batch("held", [Record(None, b"more")])
+        finally:
+            os.kill(broker.process.pid, signal.SIGCONT)
+        await producer.flush()  # the broker is back: what was held is delivered
+        assert [(await d).offset for d in held] == list(range(1, len(held) + 1))
+        assert (await producer.send("held", b"again")).offset == len(held) + 1
+        await producer.close()
