@@ -3,12 +3,14 @@
 # they are missing. As root it installs them quietly; otherwise it prints one line saying what to
 # install and carries on.
 #
-# Usage: scripts/install-system-deps.sh [PACKAGE ...]   (default: mosquitto postgresql kcat graphviz)
+# Usage: scripts/install-system-deps.sh [PACKAGE ...]
+#   (default: mosquitto postgresql kcat graphviz, and Maven with a Java 17 JDK for the Java client
+#   and the Kafka broker the interop tests fetch from Maven Central)
 set -euo pipefail
 
 packages=("$@")
 if [ ${#packages[@]} -eq 0 ]; then
-    packages=(mosquitto postgresql kcat graphviz)
+    packages=(mosquitto postgresql kcat graphviz maven openjdk-17-jdk-headless)
 fi
 
 installed() {
