@@ -80,6 +80,7 @@ class _Batch:
         "raw",
         "room",
         "rows",
+        "sent_on",
         "stamps",
         "timer",
         "topic",
@@ -106,6 +107,7 @@ class _Batch:
         self.attempts = 0
         self.deadline = 0.0
         self.held = 0  # bytes of its records counted in the producer's buffer
+        self.sent_on: BrokerConnection | None = None  # the connection of its last attempt
         # a batch of send_batch: its records already laid out (columns, first, end) and
         # where they were in the call
         self.rows: tuple[RecordColumns, int, int] | None = None
@@ -582,6 +584,7 @@ class NetworkProducer(Producer):
                     except Exception as exc:
                         self._fail(batch, exc)
                         continue
+                batch.sent_on = None
                 target.inflight.append(batch)
                 by_node.setdefault(node, []).append((state, target, batch))
         for node, entries in by_node.items():
@@ -622,7 +625,7 @@ class NetworkProducer(Producer):
         answers: dict[tuple[str, int], Any] = {}
         failure: BaseException | None = None
         try:
-            connection, pending = await self._write(node, request, before, written)
+            connection, pending = await self._write(node, entries, request, before, written)
             response = None
             if pending is not None:
                 response = await connection.response(
@@ -691,6 +694,7 @@ class NetworkProducer(Producer):
     async def _write(
         self,
         node: int,
+        entries: list[tuple[_TopicState, _PartitionState, _Batch]],
         request: Any,
         before: asyncio.Future[BaseException | None] | None,
         written: asyncio.Future[BaseException | None],
@@ -701,7 +705,11 @@ class NetworkProducer(Producer):
         A partition's batches must reach the broker in sequence order, and the requests of one
         node are made in that order, but several may wait together for the node's connection
         to open, and would wake in any order; one that cannot be written fails the ones after
-        it the same way, so they are retried together, in order."""
+        it the same way, so they are retried together, in order. Nor is a batch written on a
+        new connection while an earlier batch of its partition, written on one since lost, has
+        no outcome: it fails and is retried after it (else it could land first, and more than
+        the broker remembers could land before the earlier one's retry, which the broker would
+        no longer know for a duplicate)."""
         try:
             if before is not None:
                 earlier = await asyncio.shield(before)
@@ -710,7 +718,20 @@ class NetworkProducer(Producer):
             connection = await self._connection.cluster.connection(
                 node, self._channel, client_id=self.client_id
             )
+            for _, target, batch in entries:
+                if target.retry or any(
+                    other.sent_on is not None and other.sent_on is not connection
+                    for other in target.inflight
+                ):
+                    # an earlier batch of the partition went out on a connection since lost,
+                    # its outcome unknown: this one waits to follow its retry
+                    raise BrokerUnavailableError(
+                        f"the connection to broker {node} was lost with a batch of "
+                        f"{batch.topic}-{batch.partition} in flight"
+                    )
             pending = connection.send(ApiKey.PRODUCE, request, expect_response=self._acks != 0)
+            for _, _, batch in entries:
+                batch.sent_on = connection
         except asyncio.CancelledError:
             if not written.done():
                 written.set_result(BrokerUnavailableError("the producer was closed"))
