@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -200,8 +201,13 @@ class Cluster:
                 self._refreshing = None
 
     async def _refresh(self, names: list[str] | None) -> None:
+        """Up to 3 tries, none begun once ``timeout_s`` has passed (a broker that accepts
+        connections and never answers takes the whole timeout on the first)."""
         last: BaseException | None = None
+        deadline = time.monotonic() + self.timeout_s
         for attempt in range(3):
+            if attempt and time.monotonic() >= deadline:
+                break
             try:
                 connection = await self._any_connection()
                 version = connection.version(ApiKey.METADATA)
