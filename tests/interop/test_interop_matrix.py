@@ -36,6 +36,7 @@ pytestmark = [
 ]
 
 CLIENTS = ["kcat", "confluent-kafka", "kafka-python", "java", "millstream"]
+LIBRDKAFKA = {"kcat", "confluent-kafka"}
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 PARTITIONS = 2
 KCAT = shutil.which("kcat") or "kcat"
@@ -474,4 +475,9 @@ def test_every_producer_s_batches_are_stored_with_its_codec(matrix, producer):
             for _, header in iter_batches(segment.read_bytes())
         ]
         assert stored, f"nothing stored for {producer} with {codec}"
-        assert set(stored) == {Compression.from_name(codec)}, f"{producer} with {codec}"
+        wanted = Compression.from_name(codec)
+        assert wanted in stored, f"{producer} with {codec}"
+        # librdkafka (kcat, confluent-kafka) sends a batch uncompressed when its codec would
+        # not make it smaller: a batch of one or two records, say; nothing else may appear
+        allowed = {wanted, Compression.NONE} if producer in LIBRDKAFKA else {wanted}
+        assert set(stored) <= allowed, f"{producer} with {codec}"

@@ -64,10 +64,13 @@ class Wire:
         return await self.receive(header, timeout)
 
     async def closed(self, timeout: float = 5) -> bool:
-        """True when the broker closes the connection (EOF) within ``timeout``."""
+        """True when the broker closes the connection within ``timeout``: EOF, or a reset
+        (what the peer's kernel sends when it closes with requests still unread)."""
         try:
             data = await asyncio.wait_for(self.reader.read(1 << 16), timeout)
-        except (ConnectionError, TimeoutError):
+        except ConnectionError:
+            return True
+        except TimeoutError:
             return False
         return data == b""
 
