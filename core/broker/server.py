@@ -290,7 +290,8 @@ def _first_error(response: Any) -> str:
     for topic in getattr(response, "responses", ()):
         for partition in topic.partition_responses:
             if partition.error_code:
-                return f"{ErrorCode(partition.error_code).name} for {topic.name}-{partition.index}"
+                code = ErrorCode.for_code(partition.error_code)
+                return f"{code.name} for {topic.name}-{partition.index}"
     return "an error"
 
 
