@@ -145,7 +145,6 @@ class SequenceState:
         self.max_producers = max_producers
         self._partitions: dict[tuple[str, int], dict[int, _Producer]] = {}
         self._loading: dict[tuple[str, int], asyncio.Future[None]] = {}
-        self._turns: dict[tuple[str, int], asyncio.Future[None]] = {}
 
     def forget_topic(self, topic: str) -> None:
         """Drop the state of a deleted topic."""
@@ -153,34 +152,20 @@ class SequenceState:
             del self._partitions[key]
 
     def loaded(self, partition: Partition) -> bool:
-        """Whether ``partition``'s state is known and no caller of :meth:`load` is still to
-        resume (else :meth:`load` before checking, to keep the order of the appends)."""
-        key = (partition.topic, partition.index)
-        return key in self._partitions and key not in self._turns
+        """Whether ``partition``'s state is known (else :meth:`load` it before checking)."""
+        return (partition.topic, partition.index) in self._partitions
 
     async def load(self, partition: Partition) -> None:
         """Rebuild ``partition``'s state from its batch headers in a worker thread; callers
         waiting at once share one read, and resume in the order they called."""
         key = (partition.topic, partition.index)
-        if self.loaded(partition):
+        if key in self._partitions:
             return
         loading = self._loading.get(key)
-        if loading is None and key not in self._partitions:
+        if loading is None:
             loading = self._loading[key] = asyncio.ensure_future(self._load(key, partition))
             loading.add_done_callback(lambda _: self._loading.pop(key, None))
-        # a caller that comes once the read is done, before the earlier ones resumed, waits
-        # for them: a producer's pipelined batches must be appended in the order they came
-        before = self._turns.get(key)
-        turn = self._turns[key] = asyncio.get_running_loop().create_future()
-        try:
-            if loading is not None:
-                await asyncio.shield(loading)
-            if before is not None:
-                await asyncio.shield(before)
-        finally:
-            turn.set_result(None)
-            if self._turns.get(key) is turn:
-                del self._turns[key]
+        await asyncio.shield(loading)
 
     async def _load(self, key: tuple[str, int], partition: Partition) -> None:
         producers = await asyncio.to_thread(self._scan, partition)
