@@ -299,7 +299,12 @@ class NetworkAdmin(Admin):
     async def list_offsets(self, tp: TopicPartition, spec: str | int) -> int:
         self._check_open()
         checked = checked_offset_spec(tp, spec)
-        timestamp = {"earliest": EARLIEST, "latest": LATEST}.get(checked, checked)  # type: ignore[call-overload]
+        if checked == "earliest":
+            timestamp = EARLIEST
+        elif checked == "latest":
+            timestamp = LATEST
+        else:
+            timestamp = int(checked)
         await self._cluster.topic(tp.topic)
         return (await list_offsets(self._cluster, {tp: timestamp}))[tp]
 
