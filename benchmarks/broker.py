@@ -177,12 +177,15 @@ def measuring(pid: int | None) -> Iterator[Usage]:
 # --- measuring functions: a bootstrap address is all they know of the broker ------------------
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    """Create ``topic`` with the Kafka admin API."""
+def create_topic(
+    bootstrap: str, topic: str, partitions: int, config: dict[str, str] | None = None
+) -> None:
+    """Create ``topic`` (with topic ``config``) with the Kafka admin API."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=30)
+    new = NewTopic(topic, partitions, 1, config=config or {})
+    futures = admin.create_topics([new], operation_timeout=30)
     futures[topic].result(30)
 
 
@@ -593,6 +596,12 @@ LATENCY_PROFILE = (
     "the scheduling of three processes on two shared cores"
 )
 
+NOSYNC_NOTE = (
+    "The same run on a topic whose writes are acknowledged once the OS has the bytes, not after "
+    "an fsync (survives a crash of the broker, not a power loss; Kafka's own default): what "
+    "the broker and the clients cost without the disk"
+)
+
 
 # --- rounds and results ------------------------------------------------------------------------
 
@@ -629,9 +638,16 @@ def _measure(pid: int | None, series: _Series, fn: Callable[..., float], *args: 
 
 
 def run_round(
-    bootstrap: str, n: int, series: dict[str, _Series], pid: int | None, tag: str
+    bootstrap: str,
+    n: int,
+    series: dict[str, _Series],
+    pid: int | None,
+    tag: str,
+    millstream: bool = True,
 ) -> None:
-    """One round of every benchmark against ``bootstrap``; topics are named after ``tag``."""
+    """One round of every benchmark against ``bootstrap``; topics are named after ``tag``.
+    ``millstream``: the broker is ours, so the run with a millstream topic config (the
+    latency of a topic whose writes are acknowledged without an fsync) is measured too."""
     for prefix, produce, consume in (
         ("", confluent_produce, confluent_consume),
         ("ours-", ours_produce, ours_consume),
@@ -651,9 +667,15 @@ def run_round(
                     parts,
                     n,
                 )
-    for name, fn in (("latency", confluent_latency), ("ours-latency", ours_latency)):
+    latency_runs = [
+        ("latency", confluent_latency, None),
+        ("ours-latency", ours_latency, None),
+    ]
+    if millstream:
+        latency_runs.append(("latency-nosync", confluent_latency, {"flush.policy": "never"}))
+    for name, fn, config in latency_runs:
         topic = f"bench-{tag}-{name}"
-        create_topic(bootstrap, topic, 1)
+        create_topic(bootstrap, topic, 1, config)
         with measuring(pid) as usage:
             samples = fn(bootstrap, topic)
         series[name].add(_percentile(samples, 99), usage, _percentile(samples, 50))
@@ -697,6 +719,7 @@ def run(runs: int, records: int) -> list[Result]:
         *(f"queued-{p}" for p in PARTITIONS),
         "latency",
         "ours-latency",
+        "latency-nosync",
         "tcp",
         "tcp-rtt",
         "alone",
@@ -776,8 +799,14 @@ def run(runs: int, records: int) -> list[Result]:
             )
         )
     rtt = series["tcp-rtt"]
-    for key, who in (("latency", "confluent-kafka"), ("ours-latency", "our network client")):
+    for key, who in (
+        ("latency", "confluent-kafka"),
+        ("ours-latency", "our network client"),
+        ("latency-nosync", "confluent-kafka, topic with flush.policy=never"),
+    ):
         s = series[key]
+        if not s.values:
+            continue
         p99 = median(s.values)
         note = (
             f"p50 {median(s.extra):.2f} ms (TCP round trip p50 {median(rtt.extra):.2f} ms); "
@@ -796,7 +825,8 @@ def run(runs: int, records: int) -> list[Result]:
                 s.values,
                 rtt.values,
                 note="; ".join(x for x in (note, cost) if x)
-                + (f". {LATENCY_PROFILE}" if key == "latency" else ""),
+                + (f". {LATENCY_PROFILE}" if key == "latency" else "")
+                + (f". {NOSYNC_NOTE}" if key == "latency-nosync" else ""),
             )
         )
     return results
