@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 __all__ = ["Header", "Record", "RecordBlock", "StoredRecord", "TopicPartition"]
 
@@ -96,6 +97,22 @@ class RecordBlock:
             self.keys[start:stop],
             self.values[start:stop],
             self.headers[start:stop],
+        )
+
+    @classmethod
+    def joined(cls, blocks: Sequence[RecordBlock]) -> RecordBlock:
+        """Consecutive blocks of one partition as one (the first itself when it is alone)."""
+        first = blocks[0]
+        if len(blocks) == 1:
+            return first
+        return cls(
+            first.topic,
+            first.partition,
+            list(chain.from_iterable(b.offsets for b in blocks)),
+            list(chain.from_iterable(b.timestamps for b in blocks)),
+            list(chain.from_iterable(b.keys for b in blocks)),
+            list(chain.from_iterable(b.values for b in blocks)),
+            list(chain.from_iterable(b.headers for b in blocks)),
         )
 
     @classmethod

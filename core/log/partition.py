@@ -629,14 +629,7 @@ class Partition:
         except OSError as exc:
             raise StoreWriteError(f"cannot sync {self.name} on close: {exc}") from exc
         finally:
-            self._closed = True
-            error = StoreClosedError(f"partition {self.name} closed before the write was durable")
-            for _, future in self._waiters:
-                if not future.done():
-                    future.set_exception(error)
-            self._waiters.clear()
-            for segment in self.segments:
-                segment.close()
+            self._release("closed")
 
     def discard(self) -> None:
         """Close without syncing anything (its topic is being deleted): writes not yet durable
@@ -645,8 +638,12 @@ class Partition:
             return
         if self._interval_timer is not None:
             self._interval_timer.cancel()
+        self._release("was deleted")
+
+    def _release(self, why: str) -> None:
+        """Mark closed, fail the writes still waiting to be durable, close the segments."""
         self._closed = True
-        error = StoreClosedError(f"partition {self.name} was deleted before the write was durable")
+        error = StoreClosedError(f"partition {self.name} {why} before the write was durable")
         for _, future in self._waiters:
             if not future.done():
                 future.set_exception(error)

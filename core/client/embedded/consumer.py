@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sized
-from itertools import chain
 from typing import TYPE_CHECKING, TypeVar
 
 from ...errors import (
@@ -42,20 +41,6 @@ __all__ = ["EmbeddedConsumer"]
 _FETCH_BYTES = 1 << 20
 
 _Taken = TypeVar("_Taken", bound=Sized)
-
-
-def _joined(blocks: list[RecordBlock]) -> RecordBlock:
-    """Consecutive blocks of one partition as one."""
-    first = blocks[0]
-    return RecordBlock(
-        first.topic,
-        first.partition,
-        list(chain.from_iterable(b.offsets for b in blocks)),
-        list(chain.from_iterable(b.timestamps for b in blocks)),
-        list(chain.from_iterable(b.keys for b in blocks)),
-        list(chain.from_iterable(b.values for b in blocks)),
-        list(chain.from_iterable(b.headers for b in blocks)),
-    )
 
 
 class _Fetch:
@@ -452,7 +437,7 @@ class EmbeddedConsumer(Consumer):
                 room -= len(block)
         if not blocks:
             return None
-        return blocks[0] if len(blocks) == 1 else _joined(blocks)
+        return RecordBlock.joined(blocks)
 
     def _next_buffered(self) -> StoredRecord | None:
         member = self._member

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sized
-from itertools import chain
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...errors import CommitFailedError, InvalidOffsetError, StoreClosedError, StoreError
@@ -513,7 +512,7 @@ class NetworkConsumer(Consumer):
                 room -= len(block)
         if not blocks:
             return None
-        return blocks[0] if len(blocks) == 1 else _joined(blocks)
+        return RecordBlock.joined(blocks)
 
     async def getmany(
         self, timeout_ms: int = 0, max_records: int | None = None
@@ -762,20 +761,6 @@ class NetworkConsumer(Consumer):
         self._current = None
         await self._cluster.close_channel(self._channel)
         self._connection.forget_consumer(self)
-
-
-def _joined(blocks: list[RecordBlock]) -> RecordBlock:
-    """Consecutive blocks of one partition as one."""
-    first = blocks[0]
-    return RecordBlock(
-        first.topic,
-        first.partition,
-        list(chain.from_iterable(b.offsets for b in blocks)),
-        list(chain.from_iterable(b.timestamps for b in blocks)),
-        list(chain.from_iterable(b.keys for b in blocks)),
-        list(chain.from_iterable(b.values for b in blocks)),
-        list(chain.from_iterable(b.headers for b in blocks)),
-    )
 
 
 def _next_offset(raw: memoryview) -> int:
