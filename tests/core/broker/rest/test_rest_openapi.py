@@ -5,7 +5,6 @@ content type, headers, body) is one the document describes."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,17 +33,6 @@ _CHECKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def openapi_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerServer]:
-    """A broker of this module's own: the generated requests create and delete topics."""
-    server = BrokerServer(tmp_path_factory.mktemp("openapi") / "data", http=True).start()
-    try:
-        yield server
-    finally:
-        status = server.stop()
-        assert status == 0, server.log()
-
-
 def _bounded(document: dict[str, Any]) -> dict[str, Any]:
     """The served document with the test's own bounds on costly inputs: a few partitions per
     topic, short long-polls and queries (the server accepts more; the run stays fast)."""
@@ -60,8 +48,8 @@ def _bounded(document: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def api_schema(openapi_broker: BrokerServer) -> Any:
-    answer = requests.get(openapi_broker.http_url + "/openapi.json", timeout=10)
+def api_schema(rest_broker: BrokerServer) -> Any:
+    answer = requests.get(rest_broker.http_url + "/openapi.json", timeout=10)
     assert answer.status_code == 200
     document = answer.json()
     assert document["openapi"].startswith("3.")
@@ -77,8 +65,8 @@ _RUNS = [(method, path, "positive") for method, path in _OPERATIONS] + [
 """Every operation with valid input, and those whose input can be invalid with invalid input."""
 
 
-def test_the_document_lists_every_endpoint(openapi_broker: BrokerServer) -> None:
-    document = requests.get(openapi_broker.http_url + "/openapi.json", timeout=10).json()
+def test_the_document_lists_every_endpoint(rest_broker: BrokerServer) -> None:
+    document = requests.get(rest_broker.http_url + "/openapi.json", timeout=10).json()
     operations = {
         (method.upper(), path) for path, item in document["paths"].items() for method in item
     }
@@ -102,10 +90,10 @@ def test_the_document_lists_every_endpoint(openapi_broker: BrokerServer) -> None
 
 @pytest.mark.parametrize(("method", "path", "mode"), _RUNS, ids=[" ".join(run) for run in _RUNS])
 def test_no_generated_request_gets_a_5xx_or_an_undocumented_answer(
-    method: str, path: str, mode: str, api_schema: Any, openapi_broker: BrokerServer
+    method: str, path: str, mode: str, api_schema: Any, rest_broker: BrokerServer
 ) -> None:
     operation = api_schema[path][method]
-    base_url = openapi_broker.http_url
+    base_url = rest_broker.http_url
 
     @given(case=operation.as_strategy(GenerationMode(mode)))
     @settings(
