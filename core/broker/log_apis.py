@@ -208,10 +208,10 @@ class LogApis:
     def _append(
         self, partition: Partition, records: bytes | None, out: Any
     ) -> asyncio.Future[None] | None:
-        """Append the batches of ``records``; fill ``out``; the future of their durability."""
+        """Append the one batch of ``records``; fill ``out``; the future of its durability
+        (None when it is refused with an error code in ``out``)."""
         if records is None:
             raise CorruptBatchError("the request holds no record batch")
-        max_bytes = partition.config.max_message_bytes
         batches = _split_batches(records)
         if len(batches) > 1:  # as Kafka: Produce v3 and later carry one batch per partition
             out.error_code = ErrorCode.INVALID_RECORD
@@ -220,42 +220,33 @@ class LogApis:
                 "Produce v3 and later carry exactly one batch per partition"
             )
             return None
-        for batch, _ in batches:
-            if len(batch) > max_bytes:
-                raise RecordTooLargeError(
-                    f"batch of {len(batch)} bytes for {partition.name} exceeds "
-                    f"max.message.bytes={max_bytes}"
+        batch, header = batches[0]
+        max_bytes = partition.config.max_message_bytes
+        if len(batch) > max_bytes:
+            raise RecordTooLargeError(
+                f"batch of {len(batch)} bytes for {partition.name} exceeds "
+                f"max.message.bytes={max_bytes}"
+            )
+        idempotent = header.producer_id >= 0 and header.base_sequence >= 0
+        if idempotent:
+            verdict = self.sequences.check(partition, header)
+            if verdict.check is Check.DUPLICATE:  # answered with the offsets it got first
+                out.base_offset = verdict.base_offset
+                return partition.durable(verdict.last_offset + 1)
+            if verdict.check is not Check.APPEND:
+                out.error_code = (
+                    ErrorCode.INVALID_PRODUCER_EPOCH
+                    if verdict.check is Check.FENCED
+                    else ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
                 )
-        first_base = -1
-        append_time = -1
-        last = -1
-        for batch, header in batches:
-            if header.producer_id >= 0 and header.base_sequence >= 0:
-                verdict = self.sequences.check(partition, header)
-                if verdict.check is Check.DUPLICATE:
-                    if first_base < 0:
-                        first_base = verdict.base_offset
-                    last = max(last, verdict.last_offset)
-                    continue
-                if verdict.check is Check.OUT_OF_ORDER:
-                    out.error_code = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
-                    out.error_message = verdict.message
-                    break
-                if verdict.check is Check.FENCED:
-                    out.error_code = ErrorCode.INVALID_PRODUCER_EPOCH
-                    out.error_message = verdict.message
-                    break
-                result = partition.append(batch, checked=header)
-                self.sequences.appended(partition, header, result.base_offset, result.last_offset)
-            else:
-                result = partition.append(batch, checked=header)
-            if first_base < 0:
-                first_base = result.base_offset
-            append_time = result.log_append_time
-            last = max(last, result.last_offset)
-        out.base_offset = first_base if out.error_code == 0 else -1
-        out.log_append_time_ms = append_time
-        return partition.durable(last + 1)
+                out.error_message = verdict.message
+                return None
+        result = partition.append(batch, checked=header)
+        if idempotent:
+            self.sequences.appended(partition, header, result.base_offset, result.last_offset)
+        out.base_offset = result.base_offset
+        out.log_append_time_ms = result.log_append_time
+        return partition.durable(result.last_offset + 1)
 
     # --- Fetch --------------------------------------------------------------------------------
 
