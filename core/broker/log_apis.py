@@ -149,7 +149,7 @@ class LogApis:
                                 "write to it"
                             )
                         partition = _partition(store, topic_data.name, data.index)
-                        if is_idempotent(data.records) and not self.sequences.loaded(partition):
+                        if self._needs_state(partition, data.records):
                             await self.sequences.load(partition)  # in a thread: others go on
                         future = self._append(partition, data.records, out)
                     except Exception as exc:
@@ -201,9 +201,13 @@ class LogApis:
             for data in topic_data.partition_data:
                 with contextlib.suppress(Exception):
                     partition = _partition(self.ctx.store, topic_data.name, data.index)
-                    if is_idempotent(data.records) and not self.sequences.loaded(partition):
+                    if self._needs_state(partition, data.records):
                         return True
         return False
+
+    def _needs_state(self, partition: Partition, records: bytes | None) -> bool:
+        """Whether ``records`` are idempotent and ``partition``'s sequence state is not loaded."""
+        return is_idempotent(records) and not self.sequences.loaded(partition)
 
     def _append(
         self, partition: Partition, records: bytes | None, out: Any

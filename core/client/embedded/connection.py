@@ -60,16 +60,16 @@ class EmbeddedConnection(Connection):
         it ``read_only`` to read it meanwhile). With ``create`` False, a ``path`` that holds no
         store raises StoreError instead of becoming one."""
         store = LogStore.open(path, read_only=read_only, create=create)
+        maintenance = None if read_only else LogMaintenance(store, cls.maintenance_interval_s)
         try:
-            if not read_only:
-                LogMaintenance(store).run_now()
+            if maintenance is not None:
+                maintenance.run_now()
             offsets = OffsetStore.open(store)
         except BaseException:
             await store.close()
             raise
         connection = cls(store, url or f"file:{os.fspath(path)}", offsets)
-        if not read_only:
-            maintenance = LogMaintenance(store, cls.maintenance_interval_s)
+        if maintenance is not None:
             maintenance.start()
             connection._maintenance = maintenance
         return connection
