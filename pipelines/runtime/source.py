@@ -50,19 +50,13 @@ class SourceRunner:
         self.plan = plan
         self.part = f"sources.{plan.name}"
         self.stats = ctx.stats.add(ctx.name, "source", plan.name)
-        self.source: Source = plan.connector(plan.config, ctx.connector_context(plan.name, plan.to))
         self.dead_letters = DeadLetterWriter(
             ctx.producer, ctx.name, self.part, ctx.dead_letter_topic(None)
         )
-        self._pending: deque[tuple[list[BatchDelivery], Any, int]] = deque()
-        self._room = asyncio.Semaphore(self.max_in_flight)
-        self._more = asyncio.Event()
-        self._stopping = False
-        self._read: asyncio.Task[SourceBatch | None] | None = None
         self._positions = ctx.connection.positions()
         self._key = position_key(ctx.name, plan.name)
         self._stop = asyncio.Event()
-        self._handing_over = False
+        self._renew()
         self._lease: SourceLease | None = None
         if ctx.connection.shared:
             self._lease = SourceLease(ctx.connection, f"{ctx.name}.sources.{plan.name}")
@@ -118,15 +112,17 @@ class SourceRunner:
             self._pause()
 
     def _renew(self) -> None:
-        """A fresh source, ready to run again when the lease comes back."""
-        self.source = self.plan.connector(
-            self.plan.config, self.ctx.connector_context(self.plan.name, self.plan.to)
+        """A fresh source and reading state: at the start, and to run again when the lease
+        comes back after a hand-over."""
+        plan = self.plan
+        self.source: Source = plan.connector(
+            plan.config, self.ctx.connector_context(plan.name, plan.to)
         )
-        self._pending.clear()
+        self._pending: deque[tuple[list[BatchDelivery], Any, int]] = deque()
         self._room = asyncio.Semaphore(self.max_in_flight)
         self._more = asyncio.Event()
         self._stopping = self._handing_over = False
-        self._read = None
+        self._read: asyncio.Task[SourceBatch | None] | None = None
 
     async def _run_source(self) -> None:
         """Open, read until the end or a stop, acknowledge everything, close."""
