@@ -21,12 +21,13 @@ ifeq ($(wildcard build/__editable__.millstream-*),)
 STAMP_FORCE := FORCE
 endif
 
-.PHONY: help test demo bench lint fmt clean distclean venv system-deps FORCE
+.PHONY: help test demo bench kafka lint fmt clean distclean venv system-deps FORCE
 
 help:
 	@echo "make demo    run the quickstart pipeline on the embedded store"
 	@echo "make test    run the whole test suite (sets up .venv and, as root, system packages)"
 	@echo "make bench   run the benchmarks"
+	@echo "make kafka   run Apache Kafka 4 on 127.0.0.1:9092 until Ctrl-C (KAFKA_ARGS='--nodes 3')"
 	@echo "make lint    ruff check, ruff format --check, mypy"
 	@echo "make fmt     sort imports and format with ruff"
 	@echo "make clean   remove caches and build output (distclean: also .venv and .cache)"
@@ -65,6 +66,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# Apache Kafka itself (fetched from Maven Central on first use), for trying kafka:// stores.
+kafka: $(STAMP)
+	$(PY) tests/kafka_server.py $(KAFKA_ARGS)
 
 lint: $(STAMP)
 	@status=0; \

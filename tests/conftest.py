@@ -14,6 +14,8 @@ pytest_plugins: list[str] = [
     "postgres_server",
     "broker_server",
     "kafka_libs",
+    "kafka_server",
+    "remote_store",
 ]
 """Modules beside this file that hold fixtures for real servers (each starts its server on a free
 port in a temporary directory and stops it afterwards)."""
