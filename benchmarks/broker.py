@@ -30,6 +30,20 @@ Baselines, measured in the same round, so that ratios can be compared on a noisy
 - for latency: the round trip of 100 bytes over loopback TCP at the same 1,000 messages/s;
 - and, in the notes, the raw TCP loopback rate of sending the same bytes (one socket, 1 MiB
   writes, a thread reading).
+
+Apache Kafka 4.1.1 beside it: the very same runs against one Kafka node on the same machine
+(:class:`KafkaProcess`, tests/kafka_server.py's KafkaCluster with ``BENCH_JVM``), our client
+reaching it by a ``kafka://`` URL. Kafka is started once per suite run, warmed up by one
+uncounted pass of the throughput runs (the JVM compiles its hot paths during the first), and
+in each round every run against the millstream broker takes turns with the same run against
+Kafka, the order reversed from one run to the next, so the shared machine's noise falls on
+both alike. Kafka runs with its defaults, as its users run it: a write is acknowledged once
+the OS has it, where our broker acknowledges after the group commit's fsync. A third target,
+Kafka with ``flush.messages=1`` on the topic (an fsync after every append, before the answer),
+is the like-for-like case for the produce and latency runs. The comparison rows put the
+millstream broker's median beside Kafka's from the same rounds (ratio millstream / Kafka;
+target ≥ 0.5× for produce and consume, 0.8× the goal beyond). Without Java or Kafka's jars the
+comparison rows are left out and say why.
 """
 
 from __future__ import annotations
@@ -47,7 +61,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +139,34 @@ class BrokerProcess:
         self.log.close()
 
 
+class KafkaProcess:
+    """Apache Kafka 4.1.1 for the comparison rows: one KRaft node (tests/kafka_server.py's
+    :class:`KafkaCluster`) with the JVM settings of Kafka's own start script and Kafka's
+    defaults otherwise, so a write is acknowledged once the OS has it, before any fsync.
+    Topics are made by the benchmark, so auto-creation is off, as on the broker under test."""
+
+    def __init__(self, folder: Path) -> None:
+        tests = str(Path(__file__).resolve().parent.parent / "tests")
+        if tests not in sys.path:
+            sys.path.insert(0, tests)
+        from kafka_server import BENCH_JVM, KafkaCluster
+
+        self.cluster = KafkaCluster(
+            folder, jvm=BENCH_JVM, configs={"auto.create.topics.enable": "false"}
+        ).start()
+        self.bootstrap = self.cluster.bootstrap
+
+    @property
+    def pid(self) -> int:
+        process = self.cluster.members[0].process
+        if process is None:
+            raise RuntimeError("Kafka is not running")
+        return process.pid
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+
 @dataclass
 class Usage:
     """A process's CPU (% of one core) and peak RSS (MB) over one measured run."""
@@ -187,6 +229,17 @@ def create_topic(
     new = NewTopic(topic, partitions, 1, config=config or {})
     futures = admin.create_topics([new], operation_timeout=30)
     futures[topic].result(30)
+
+
+def delete_topics(bootstrap: str, topics: list[str]) -> None:
+    """Delete ``topics`` with the Kafka admin API (a round's topics, once it has measured)."""
+    from confluent_kafka.admin import AdminClient
+
+    if not topics:
+        return
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics(topics, operation_timeout=30).values():
+        future.result(30)
 
 
 def confluent_produce(bootstrap: str, topic: str, n: int) -> float:
@@ -268,11 +321,11 @@ def confluent_consume(bootstrap: str, topic: str, partitions: int, n: int) -> fl
     return counted / elapsed
 
 
-async def _ours_produce(bootstrap: str, topic: str, n: int) -> float:
+async def _ours_produce(bootstrap: str, topic: str, n: int, scheme: str) -> float:
     from millstream.core.client import connect
     from millstream.core.client.network.producer import BufferFullError
 
-    async with await connect(f"millstream://{bootstrap}") as conn:
+    async with await connect(f"{scheme}://{bootstrap}") as conn:
         producer = conn.producer(  # type: ignore[call-arg]
             linger_ms=5, batch_bytes=1_048_576, acks=1, idempotence=False
         )
@@ -296,16 +349,17 @@ async def _ours_produce(bootstrap: str, topic: str, n: int) -> float:
     return n / elapsed
 
 
-def ours_produce(bootstrap: str, topic: str, n: int) -> float:
-    """Messages/s of our network producer sending ``n`` messages of 100 bytes."""
-    return asyncio.run(_ours_produce(bootstrap, topic, n))
+def ours_produce(bootstrap: str, topic: str, n: int, scheme: str = "millstream") -> float:
+    """Messages/s of our network producer sending ``n`` messages of 100 bytes (store URL
+    ``SCHEME://BOOTSTRAP``: ``millstream`` for our broker, ``kafka`` for Apache Kafka)."""
+    return asyncio.run(_ours_produce(bootstrap, topic, n, scheme))
 
 
-async def _ours_consume(bootstrap: str, topic: str, partitions: int, n: int) -> float:
+async def _ours_consume(bootstrap: str, topic: str, partitions: int, n: int, scheme: str) -> float:
     from millstream.core.client import connect
     from millstream.core.record import TopicPartition
 
-    async with await connect(f"millstream://{bootstrap}") as conn:
+    async with await connect(f"{scheme}://{bootstrap}") as conn:
         consumer = conn.consumer()
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         got = 0
@@ -324,9 +378,11 @@ async def _ours_consume(bootstrap: str, topic: str, partitions: int, n: int) -> 
     return n / elapsed
 
 
-def ours_consume(bootstrap: str, topic: str, partitions: int, n: int) -> float:
+def ours_consume(
+    bootstrap: str, topic: str, partitions: int, n: int, scheme: str = "millstream"
+) -> float:
     """Messages/s of our network consumer reading ``n`` messages back (getmany_blocks)."""
-    return asyncio.run(_ours_consume(bootstrap, topic, partitions, n))
+    return asyncio.run(_ours_consume(bootstrap, topic, partitions, n, scheme))
 
 
 def _stamped() -> bytes:
@@ -381,13 +437,13 @@ def confluent_latency(bootstrap: str, topic: str) -> list[float]:
     return samples[LATENCY_WARMUP:]
 
 
-async def _ours_latency(bootstrap: str, topic: str) -> list[float]:
+async def _ours_latency(bootstrap: str, topic: str, scheme: str) -> list[float]:
     from millstream.core.client import connect
     from millstream.core.record import TopicPartition
 
     count = int(LATENCY_RATE * LATENCY_SECONDS)
     samples: list[float] = []
-    async with await connect(f"millstream://{bootstrap}") as conn:
+    async with await connect(f"{scheme}://{bootstrap}") as conn:
         producer = conn.producer(acks=1, idempotence=False)  # type: ignore[call-arg]
         consumer = conn.consumer()
         tp = TopicPartition(topic, 0)
@@ -415,9 +471,9 @@ async def _ours_latency(bootstrap: str, topic: str) -> list[float]:
     return samples[LATENCY_WARMUP:]
 
 
-def ours_latency(bootstrap: str, topic: str) -> list[float]:
+def ours_latency(bootstrap: str, topic: str, scheme: str = "millstream") -> list[float]:
     """Produce-to-consume latencies (ms) at 1,000 messages/s through our network client."""
-    return asyncio.run(_ours_latency(bootstrap, topic))
+    return asyncio.run(_ours_latency(bootstrap, topic, scheme))
 
 
 # --- baselines ---------------------------------------------------------------------------------
@@ -623,62 +679,113 @@ class _Series:
         self.usages.append(usage)
         self.extra.append(extra)
 
-    def cost(self) -> str:
+    def cost(self, who: str = "broker") -> str:
         if not self.usages or not any(u.peak_rss_mb for u in self.usages):
             return ""
         cpu = median([u.cpu_percent for u in self.usages])
         rss = median([u.peak_rss_mb for u in self.usages])
-        return f"broker: {cpu:.0f}% of one core (user + sys), peak RSS {rss:.0f} MB"
+        return f"{who}: {cpu:.0f}% of one core (user + sys), peak RSS {rss:.0f} MB"
 
 
-def _measure(pid: int | None, series: _Series, fn: Callable[..., float], *args: object) -> None:
+@dataclass(frozen=True)
+class Target:
+    """A broker a round measures: where it listens, and how its topics are made.
+
+    ``key`` names its series (``millstream``, ``kafka``, ``kafka-flush``); ``scheme`` is the
+    store URL scheme our client reaches it with; ``pid`` the process whose cost is measured;
+    ``topic_config`` the configs of every topic made on it; ``consumes``: whether the consume
+    and latency runs are made against it too (a flush config changes only how writes are
+    acknowledged, so the consume runs of ``kafka-flush`` would repeat those of ``kafka``)."""
+
+    key: str
+    bootstrap: str
+    scheme: str
+    pid: int | None
+    topic_config: dict[str, str] = field(default_factory=dict)
+    consumes: bool = True
+    ours: bool = False
+
+
+def _measure(
+    pid: int | None, series: _Series, fn: Callable[..., float], *args: Any, **kwargs: Any
+) -> None:
     with measuring(pid) as usage:
-        value = fn(*args)
+        value = fn(*args, **kwargs)
     series.add(value, usage)
 
 
 def run_round(
-    bootstrap: str,
+    targets: Sequence[Target],
     n: int,
     series: dict[str, _Series],
-    pid: int | None,
     tag: str,
-    millstream: bool = True,
+    flip: bool = False,
+    latency: bool = True,
 ) -> None:
-    """One round of every benchmark against ``bootstrap``; topics are named after ``tag``.
-    ``millstream``: the broker is ours, so the run with a millstream topic config (the
-    latency of a topic whose writes are acknowledged without an fsync) is measured too."""
+    """One round of every benchmark against each of ``targets``, taking turns: a step (say,
+    librdkafka producing to 6 partitions) runs against every target before the next step
+    starts, in an order reversed from one step to the next (and, with ``flip``, from one round
+    to the next), so the machine's noise falls on them alike. Figures go to
+    ``series["KEY:NAME"]``; topics are named after ``tag`` and deleted again at the end.
+    ``latency``: the produce-to-consume runs too (a warm-up round leaves them out)."""
+    steps = 0
+    created: dict[str, list[str]] = {t.bootstrap: [] for t in targets}
+
+    def turns() -> list[Target]:
+        nonlocal steps
+        order = list(targets) if (steps + flip) % 2 == 0 else list(reversed(targets))
+        steps += 1
+        return order
+
+    def topic_on(target: Target, name: str, partitions: int, config: dict[str, str]) -> str:
+        topic = f"bench-{tag}-{target.key}-{name}"
+        create_topic(target.bootstrap, topic, partitions, config)
+        created[target.bootstrap].append(topic)
+        return topic
+
     for prefix, produce, consume in (
         ("", confluent_produce, confluent_consume),
         ("ours-", ours_produce, ours_consume),
     ):
         for parts in PARTITIONS:
-            topic = f"bench-{tag}-{prefix or 'librdkafka-'}{parts}"
-            create_topic(bootstrap, topic, parts)
-            _measure(pid, series[f"{prefix}produce-{parts}"], produce, bootstrap, topic, n)
-            _measure(pid, series[f"{prefix}consume-{parts}"], consume, bootstrap, topic, parts, n)
-            if not prefix:
+            for t in turns():
+                topic = topic_on(t, f"{prefix or 'librdkafka-'}{parts}", parts, t.topic_config)
+                how = {"scheme": t.scheme} if prefix else {}
                 _measure(
-                    None,
-                    series[f"queued-{parts}"],
-                    confluent_consume_queued,
-                    bootstrap,
-                    topic,
-                    parts,
-                    n,
+                    t.pid, series[f"{t.key}:{prefix}produce-{parts}"], produce,
+                    t.bootstrap, topic, n, **how,
+                )  # fmt: skip
+                if not t.consumes:
+                    continue
+                _measure(
+                    t.pid, series[f"{t.key}:{prefix}consume-{parts}"], consume,
+                    t.bootstrap, topic, parts, n, **how,
+                )  # fmt: skip
+                if not prefix and t.ours:
+                    _measure(
+                        None, series[f"queued-{parts}"], confluent_consume_queued,
+                        t.bootstrap, topic, parts, n,
+                    )  # fmt: skip
+    if latency:
+        for name, fn in (("latency", confluent_latency), ("ours-latency", ours_latency)):
+            for t in turns():
+                topic = topic_on(t, name, 1, t.topic_config)
+                how = {"scheme": t.scheme} if fn is ours_latency else {}
+                with measuring(t.pid) as usage:
+                    samples = fn(t.bootstrap, topic, **how)
+                series[f"{t.key}:{name}"].add(
+                    _percentile(samples, 99), usage, _percentile(samples, 50)
                 )
-    latency_runs = [
-        ("latency", confluent_latency, None),
-        ("ours-latency", ours_latency, None),
-    ]
-    if millstream:
-        latency_runs.append(("latency-nosync", confluent_latency, {"flush.policy": "never"}))
-    for name, fn, config in latency_runs:
-        topic = f"bench-{tag}-{name}"
-        create_topic(bootstrap, topic, 1, config)
-        with measuring(pid) as usage:
-            samples = fn(bootstrap, topic)
-        series[name].add(_percentile(samples, 99), usage, _percentile(samples, 50))
+        for t in targets:
+            if t.ours:  # a millstream topic config: acknowledged without an fsync
+                topic = topic_on(t, "latency-nosync", 1, {"flush.policy": "never"})
+                with measuring(t.pid) as usage:
+                    samples = confluent_latency(t.bootstrap, topic)
+                series[f"{t.key}:latency-nosync"].add(
+                    _percentile(samples, 99), usage, _percentile(samples, 50)
+                )
+    for bootstrap, topics in created.items():
+        delete_topics(bootstrap, topics)
 
 
 def _rate_result(
@@ -709,51 +816,130 @@ def _rate_result(
     )
 
 
-def run(runs: int, records: int) -> list[Result]:
-    names = [
-        *(
-            f"{kind}-{p}"
-            for kind in ("produce", "consume", "ours-produce", "ours-consume")
-            for p in PARTITIONS
-        ),
-        *(f"queued-{p}" for p in PARTITIONS),
-        "latency",
-        "ours-latency",
-        "latency-nosync",
-        "tcp",
-        "tcp-rtt",
-        "alone",
-        "embedded-append",
-        "embedded-read",
-    ]
-    series = {name: _Series() for name in names}
-    for round_no in range(runs):
-        series["tcp"].add(tcp_rate(records), Usage())
-        series["alone"].add(confluent_produce_alone(records), Usage())
-        append, read = embedded_rates(records)
-        series["embedded-append"].add(append, Usage())
-        series["embedded-read"].add(read, Usage())
-        rtt = tcp_round_trips()
-        series["tcp-rtt"].add(_percentile(rtt, 99), Usage(), _percentile(rtt, 50))
-        work = Path(tempfile.mkdtemp(prefix="millstream-bench-broker-"))
-        broker = BrokerProcess(work)
-        try:
-            run_round(broker.bootstrap, records, series, broker.pid, str(round_no))
-        finally:
-            broker.stop()
-            shutil.rmtree(work, ignore_errors=True)
-        print(
-            f"  round {round_no + 1}: "
-            + ", ".join(f"{k} {v.values[-1]:,.1f}" for k, v in series.items()),
-            file=sys.stderr,
+def _versus_kafka(
+    name: str, ours: _Series, kafka: _Series, kafka_label: str, note: str = ""
+) -> Result:
+    """A millstream broker figure beside Apache Kafka's from the same rounds; the ratio is
+    millstream / Kafka (for rates, ≥ 0.5 is the target and 0.8 the goal beyond it)."""
+    latency = name.startswith("latency")
+    unit = "ms" if latency else "messages/s"
+    value, base = median(ours.values), median(kafka.values)
+    costs = "; ".join(
+        x for x in (ours.cost("millstream broker"), kafka.cost("Kafka (the JVM)")) if x
+    )
+    if latency:
+        note = (
+            f"p50 {median(ours.extra):.2f} ms against Kafka's {median(kafka.extra):.2f} ms. {note}"
         )
+    note = "; ".join(x for x in (note.strip(), costs) if x)
+    runs = "per run (millstream / Kafka): " + ", ".join(
+        f"{a:,.0f}/{b:,.0f}" if not latency else f"{a:.2f}/{b:.2f}"
+        for a, b in zip(ours.values, kafka.values, strict=False)
+    )
+    note = f"{note}; {runs}"
+    if latency:
+        return Result(
+            name, unit, value, "(reported)", True, base, kafka_label, ours.values,
+            kafka.values, note=note,
+        )  # fmt: skip
+    return Result(
+        name,
+        unit,
+        value,
+        "≥ 0.5× Kafka (goal 0.8×)",
+        bool(base) and value >= 0.5 * base,
+        base,
+        kafka_label,
+        ours.values,
+        kafka.values,
+        note=note,
+    )
+
+
+KAFKA_DURABILITY = (
+    "Durability differs: millstream's broker acknowledges a write after the group commit's "
+    "fsync (flush.policy=commit, its default), Kafka by default once the write is in the OS's "
+    "page cache (log.flush.interval.messages unbounded; a single node's acknowledged write "
+    "survives a crash of the broker, not a power loss, and Kafka counts on replication instead). "
+    "The 'Kafka, flush.messages=1' rows are the like-for-like case: the topic makes Kafka fsync "
+    "after every append (each Produce request's batch per partition) before it answers; "
+    "millstream's own 'flush.policy=never' latency row is the other like-for-like pair, neither "
+    "broker waiting for the disk. Kafka 4.1.1: one KRaft node (broker and controller in one "
+    "JVM, -Xms1g -Xmx1g G1, as kafka-server-start.sh), its defaults otherwise (auto-creation "
+    "off, as on our broker; topics made by the benchmark, replication factor 1), started once "
+    "per suite run and warmed up by one uncounted pass of the throughput runs; every run "
+    "alternates with the millstream broker's, in an order reversed from one step to the next"
+)
+
+
+def _start_kafka(folder: Path) -> tuple[KafkaProcess | None, str]:
+    """Kafka for the comparison rows, or None and why not (no Java, no jars)."""
+    try:
+        return KafkaProcess(folder), ""
+    except Exception as exc:  # the millstream rows are still worth having
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"  Apache Kafka not started, its rows are left out: {reason}", file=sys.stderr)
+        return None, reason
+
+
+def run(runs: int, records: int) -> list[Result]:
+    series: dict[str, _Series] = collections.defaultdict(_Series)
+    kafka_dir = Path(tempfile.mkdtemp(prefix="millstream-bench-kafka-"))
+    kafka, why_not = _start_kafka(kafka_dir)
+    kafka_targets: list[Target] = []
+    try:
+        if kafka is not None:
+            kafka_targets = [
+                Target("kafka", kafka.bootstrap, "kafka", kafka.pid),
+                Target(
+                    "kafka-flush", kafka.bootstrap, "kafka", kafka.pid,
+                    {"flush.messages": "1"}, consumes=False,
+                ),
+            ]  # fmt: skip
+            print("  warming Kafka's JVM up (not counted)", file=sys.stderr)
+            run_round(
+                kafka_targets, records, collections.defaultdict(_Series), "warmup",
+                latency=False,
+            )  # fmt: skip
+        for round_no in range(runs):
+            series["tcp"].add(tcp_rate(records), Usage())
+            series["alone"].add(confluent_produce_alone(records), Usage())
+            append, read = embedded_rates(records)
+            series["embedded-append"].add(append, Usage())
+            series["embedded-read"].add(read, Usage())
+            rtt = tcp_round_trips()
+            series["tcp-rtt"].add(_percentile(rtt, 99), Usage(), _percentile(rtt, 50))
+            work = Path(tempfile.mkdtemp(prefix="millstream-bench-broker-"))
+            broker = BrokerProcess(work)
+            try:
+                ours = Target("millstream", broker.bootstrap, "millstream", broker.pid, ours=True)
+                run_round(
+                    [ours, *kafka_targets], records, series, str(round_no), flip=round_no % 2 == 1
+                )
+            finally:
+                broker.stop()
+                shutil.rmtree(work, ignore_errors=True)
+            print(
+                f"  round {round_no + 1}: "
+                + ", ".join(f"{k} {v.values[-1]:,.1f}" for k, v in series.items()),
+                file=sys.stderr,
+            )
+    finally:
+        if kafka is not None:
+            kafka.stop()
+        shutil.rmtree(kafka_dir, ignore_errors=True)
+    return [*_millstream_results(series, records), *_kafka_results(series, records, why_not)]
+
+
+def _millstream_results(series: dict[str, _Series], records: int) -> list[Result]:
+    """The millstream broker's rows, each beside a ceiling of its own client."""
     tcp = f"raw TCP loopback moves the same bytes at {median(series['tcp'].values):,.0f} messages/s"
     results = []
     for parts in PARTITIONS:
         results.append(
             _rate_result(
                 f"produce: {records:,} × 100 B, confluent-kafka, {parts} partition(s)",
-                series[f"produce-{parts}"],
+                series[f"millstream:produce-{parts}"],
                 series["alone"],
                 PRODUCE_TARGET,
                 "the same producer loop, no broker",
@@ -765,7 +951,7 @@ def run(runs: int, records: int) -> list[Result]:
         results.append(
             _rate_result(
                 f"consume: {records:,} × 100 B, confluent-kafka, {parts} partition(s)",
-                series[f"consume-{parts}"],
+                series[f"millstream:consume-{parts}"],
                 series[f"queued-{parts}"],
                 CONSUME_TARGET,
                 "consume() of messages already fetched",
@@ -778,7 +964,7 @@ def run(runs: int, records: int) -> list[Result]:
         results.append(
             _rate_result(
                 f"produce: {records:,} × 100 B, our network client, {parts} partition(s)",
-                series[f"ours-produce-{parts}"],
+                series[f"millstream:ours-produce-{parts}"],
                 series["embedded-append"],
                 OURS_PRODUCE_TARGET,
                 "embedded store, Producer.send",
@@ -790,7 +976,7 @@ def run(runs: int, records: int) -> list[Result]:
         results.append(
             _rate_result(
                 f"consume: {records:,} × 100 B, our network client, {parts} partition(s)",
-                series[f"ours-consume-{parts}"],
+                series[f"millstream:ours-consume-{parts}"],
                 series["embedded-read"],
                 OURS_CONSUME_TARGET,
                 "embedded store, getmany_blocks",
@@ -804,7 +990,7 @@ def run(runs: int, records: int) -> list[Result]:
         ("ours-latency", "our network client"),
         ("latency-nosync", "confluent-kafka, topic with flush.policy=never"),
     ):
-        s = series[key]
+        s = series[f"millstream:{key}"]
         if not s.values:
             continue
         p99 = median(s.values)
@@ -829,4 +1015,85 @@ def run(runs: int, records: int) -> list[Result]:
                 + (f". {NOSYNC_NOTE}" if key == "latency-nosync" else ""),
             )
         )
+    return results
+
+
+def _kafka_results(series: dict[str, _Series], records: int, why_not: str) -> list[Result]:
+    """The millstream broker beside Apache Kafka: the same runs, the same clients, the same
+    rounds; ratio millstream / Kafka."""
+    if why_not:
+        return [
+            Result(
+                "millstream broker vs Apache Kafka",
+                "messages/s",
+                0.0,
+                "≥ 0.5× Kafka (goal 0.8×)",
+                False,
+                note=f"not measured: Apache Kafka did not start ({why_not})",
+            )
+        ]
+    kafka, flushed = "Apache Kafka 4.1.1, same run", "Kafka with flush.messages=1, same run"
+    results = []
+    durability_said = False
+    for prefix, client in (("", "confluent-kafka"), ("ours-", "our network client")):
+        for parts in PARTITIONS:
+            what = f"{records:,} × 100 B, {client}, {parts} partition(s)"
+            note = "" if durability_said else KAFKA_DURABILITY
+            durability_said = True
+            results.append(
+                _versus_kafka(
+                    f"produce vs Kafka: {what}",
+                    series[f"millstream:{prefix}produce-{parts}"],
+                    series[f"kafka:{prefix}produce-{parts}"],
+                    kafka,
+                    note,
+                )
+            )
+            results.append(
+                _versus_kafka(
+                    f"produce vs Kafka (flush.messages=1): {what}",
+                    series[f"millstream:{prefix}produce-{parts}"],
+                    series[f"kafka-flush:{prefix}produce-{parts}"],
+                    flushed,
+                )
+            )
+        for parts in PARTITIONS:
+            what = f"{records:,} × 100 B, {client}, {parts} partition(s)"
+            results.append(
+                _versus_kafka(
+                    f"consume vs Kafka: {what}",
+                    series[f"millstream:{prefix}consume-{parts}"],
+                    series[f"kafka:{prefix}consume-{parts}"],
+                    kafka,
+                )
+            )
+        rate = f"{LATENCY_RATE:,} messages/s, {client}"
+        results.append(
+            _versus_kafka(
+                f"latency p99 vs Kafka: produce → consume at {rate}",
+                series[f"millstream:{prefix}latency"],
+                series[f"kafka:{prefix}latency"],
+                kafka,
+                "ratio above 1: millstream slower",
+            )
+        )
+        results.append(
+            _versus_kafka(
+                f"latency p99 vs Kafka (flush.messages=1): produce → consume at {rate}",
+                series[f"millstream:{prefix}latency"],
+                series[f"kafka-flush:{prefix}latency"],
+                flushed,
+                "both brokers fsync before they answer",
+            )
+        )
+    results.append(
+        _versus_kafka(
+            f"latency p99 vs Kafka, neither fsyncs: produce → consume at {LATENCY_RATE:,} "
+            "messages/s, confluent-kafka, millstream topic with flush.policy=never",
+            series["millstream:latency-nosync"],
+            series["kafka:latency"],
+            kafka,
+            "both brokers answer once the OS has the bytes",
+        )
+    )
     return results
