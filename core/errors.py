@@ -10,6 +10,7 @@ it is, without a traceback.
     ├── ConfigError                  bad settings; carries file, line, column and YAML path
     │   └── InvalidStoreURLError     a store URL that names no store millstream can open
     ├── StoreError                   the event log refused or failed an operation
+    │   ├── AuthenticationError      credentials refused, or a broker certificate not trusted
     │   ├── InvalidTopicError        a topic name outside Kafka's rule
     │   ├── UnknownTopicError        no such topic
     │   ├── TopicExistsError         a topic of that name already exists
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from .step import Rejection
 
 __all__ = [
+    "AuthenticationError",
     "CodecError",
     "CommitFailedError",
     "ConfigError",
@@ -117,6 +119,11 @@ class InvalidStoreURLError(ConfigError):
 
 class StoreError(MillstreamError):
     """The event log refused or failed an operation."""
+
+
+class AuthenticationError(StoreError):
+    """A broker refused the client's SASL credentials, or its TLS certificate cannot be
+    verified. Retrying does not help: the store URL must change."""
 
 
 class InvalidTopicError(StoreError, ValueError):

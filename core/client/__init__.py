@@ -16,6 +16,7 @@ Kafka) goes through the same client.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -93,18 +94,25 @@ def redact_url(url: str) -> str:
     """``url`` fit to be shown: the password of its user information masked
     (``millstream://admin:s3cr3t@broker:9092`` → ``millstream://admin:****@broker:9092``).
 
-    Everything else is kept, and a URL without a password (``file:DIR``,
-    ``kafka://broker:9092``, ``kafka://admin@broker:9092``) is returned as it is. A password
-    holding ``@`` or ``/`` is masked whole.
+    Everything else is kept, the query included (``kafka://u:****@b:9092?sasl.mechanism=PLAIN``,
+    though an ``ssl.key.password`` in it is masked too), and a URL without a password
+    (``file:DIR``, ``kafka://broker:9092``, ``kafka://admin@broker:9092``) is returned as it
+    is. A password holding ``@`` or ``/`` is masked whole.
     """
-    scheme, separator, rest = url.partition("://")
-    if not separator:
+    if "://" not in url:
         return url
-    userinfo, at, hosts = rest.rpartition("@")
-    user, colon, _ = userinfo.partition(":")
-    if not at or not colon or any(c in user for c in "/?#"):
+    from .network.security import split_store_url
+
+    parts = split_store_url(url)
+    if parts is None:
         return url
-    return f"{scheme}://{user}:****@{hosts}"
+    shown = url
+    if parts.userinfo is not None:
+        user, colon, _ = parts.userinfo.partition(":")
+        if colon and not any(c in user for c in "/?#"):
+            rest = url.partition("://")[2][len(parts.userinfo) :]
+            shown = f"{parts.scheme}://{user}:****{rest}"
+    return re.sub(r"((?:^|[?&])ssl\.key\.password=)[^&#]*", r"\1****", shown)
 
 
 def store_path(url: str) -> Path:

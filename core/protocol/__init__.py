@@ -1,9 +1,9 @@
 """The Kafka wire protocol: pure encoding and decoding, shared by the broker and the client.
 
 Schemas describe each API as data (:mod:`.schema`, :mod:`.schemas_admin`, :mod:`.schemas_log`,
-:mod:`.schemas_groups`); one generic codec (:mod:`.codec`) compiles them per version; the
-registry (:mod:`.registry`) turns frames into headers and messages and back. This package
-knows nothing of the log or of sockets; see docs/protocol.md.
+:mod:`.schemas_groups`, :mod:`.schemas_security`); one generic codec (:mod:`.codec`) compiles
+them per version; the registry (:mod:`.registry`) turns frames into headers and messages and
+back. This package knows nothing of the log or of sockets; see docs/protocol.md.
 """
 
 from .codec import MessageCodec
@@ -13,6 +13,7 @@ from .headers import RequestHeader, ResponseHeader, decode_request_header
 from .message import Message
 from .registry import (
     API_KEYS,
+    CLIENT_ONLY,
     SUPPORTED_VERSIONS,
     ApiKey,
     VersionSupport,
@@ -35,6 +36,7 @@ from .schema import ApiSchema, Field
 
 __all__ = [
     "API_KEYS",
+    "CLIENT_ONLY",
     "DEFAULT_MAX_FRAME_SIZE",
     "SUPPORTED_VERSIONS",
     "ApiKey",

@@ -9,6 +9,9 @@ Three version ranges matter per API:
   advertised 0–8 but served 3–8 (older librdkafka enables compression only when Produce v0 is
   advertised); a v0–v2 Produce is answered with UNSUPPORTED_VERSION.
 
+The APIs of :data:`CLIENT_ONLY` (SASL) are described for the network client and have no
+entry in ``SUPPORTED_VERSIONS``: the broker neither advertises nor serves them.
+
 Frames given to the ``decode_*`` functions are the bytes after the size prefix (what
 :func:`~.framing.read_frame` returns); the ``encode_*`` functions return whole frames, size
 prefix included, ready to write. Messages are compiled for a version on first use and cached.
@@ -64,9 +67,11 @@ from .schemas_log import (
     OFFSET_FOR_LEADER_EPOCH,
     PRODUCE,
 )
+from .schemas_security import SASL_AUTHENTICATE, SASL_HANDSHAKE
 
 __all__ = [
     "API_KEYS",
+    "CLIENT_ONLY",
     "SUPPORTED_VERSIONS",
     "ApiKey",
     "VersionSupport",
@@ -103,6 +108,7 @@ class ApiKey(IntEnum):
     SYNC_GROUP = 14
     DESCRIBE_GROUPS = 15
     LIST_GROUPS = 16
+    SASL_HANDSHAKE = 17
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
@@ -111,6 +117,7 @@ class ApiKey(IntEnum):
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     DESCRIBE_LOG_DIRS = 35
+    SASL_AUTHENTICATE = 36
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
 
@@ -131,6 +138,7 @@ API_KEYS: dict[int, ApiSchema] = {
         SYNC_GROUP,
         DESCRIBE_GROUPS,
         LIST_GROUPS,
+        SASL_HANDSHAKE,
         API_VERSIONS,
         CREATE_TOPICS,
         DELETE_TOPICS,
@@ -139,6 +147,7 @@ API_KEYS: dict[int, ApiSchema] = {
         DESCRIBE_CONFIGS,
         ALTER_CONFIGS,
         DESCRIBE_LOG_DIRS,
+        SASL_AUTHENTICATE,
         CREATE_PARTITIONS,
         DELETE_GROUPS,
     )
@@ -165,8 +174,12 @@ def _support(schema: ApiSchema) -> VersionSupport:
     return VersionSupport(advertised=described, served=described)
 
 
+CLIENT_ONLY: frozenset[int] = frozenset({ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE})
+"""The APIs only the network client speaks (to Kafka's SASL listeners); the broker does not
+serve them, so they are not in :data:`SUPPORTED_VERSIONS`."""
+
 SUPPORTED_VERSIONS: dict[int, VersionSupport] = {
-    key: _support(schema) for key, schema in API_KEYS.items()
+    key: _support(schema) for key, schema in API_KEYS.items() if key not in CLIENT_ONLY
 }
 """API key → the versions advertised and served."""
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 from ...errors import InvalidStoreURLError, StoreError
 from ...protocol import ApiKey, ErrorCode, request_class
+from .. import redact_url
 from .failures import error_for
+from .security import SecuritySettings, split_store_url
 from .wire import BrokerConnection, BrokerUnavailableError
 
 __all__ = ["SHARED", "Cluster", "TopicInfo", "parse_bootstrap"]
@@ -43,18 +45,19 @@ class TopicInfo:
 
 
 def parse_bootstrap(url: str) -> list[tuple[str, int]]:
-    """The ``(host, port)`` addresses of ``millstream://h1:p1,h2:p2`` (or ``kafka://…``)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    """The ``(host, port)`` addresses of ``millstream://h1:p1,h2:p2`` (or ``kafka://…``);
+    the user information and the query (``?security.protocol=…``) are not looked at here."""
+    parts = split_store_url(url)
+    if parts is None:
         raise InvalidStoreURLError(f"store URL {url!r} is not scheme://HOST:PORT[,HOST:PORT]")
-    rest = rest.rpartition("@")[2].split("/", 1)[0]
+    scheme, shown = parts.scheme, redact_url(url)
     addresses = []
-    for part in rest.split(","):
+    for part in parts.hosts.split(","):
         host, colon, port = part.strip().rpartition(":")
         host = host.strip("[]")
         if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise InvalidStoreURLError(
-                f"store URL {url!r}: {part.strip()!r} is not HOST:PORT; "
+                f"store URL {shown!r}: {part.strip()!r} is not HOST:PORT; "
                 f"e.g. {scheme}://localhost:9092"
             )
         addresses.append((host, int(port)))
@@ -65,11 +68,18 @@ class Cluster:
     """The brokers and topic metadata of one store URL, shared by a connection's clients."""
 
     def __init__(
-        self, bootstrap: list[tuple[str, int]], *, client_id: str, timeout_s: float = 10.0
+        self,
+        bootstrap: list[tuple[str, int]],
+        *,
+        client_id: str,
+        timeout_s: float = 10.0,
+        security: SecuritySettings | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
         self.timeout_s = timeout_s
+        self.security = security or SecuritySettings()
+        """TLS and SASL of every connection (plain TCP by default)."""
         self.brokers: dict[int, tuple[str, int]] = {}
         self.topics: dict[str, TopicInfo] = {}
         self.controller = -1
@@ -98,7 +108,9 @@ class Cluster:
             return current
         errors = []
         for host, port in self.bootstrap:
-            connection = BrokerConnection(host, port, client_id=self.client_id)
+            connection = BrokerConnection(
+                host, port, client_id=self.client_id, security=self.security
+            )
             try:
                 await connection.open(self.timeout_s)
             except BrokerUnavailableError as exc:
@@ -138,7 +150,10 @@ class Cluster:
             if found is not None:
                 await found.close()
             connection = BrokerConnection(
-                *address, client_id=client_id or self.client_id, node_id=node
+                *address,
+                client_id=client_id or self.client_id,
+                node_id=node,
+                security=self.security,
             )
             await connection.open(self.timeout_s)
             self._connections[key] = connection

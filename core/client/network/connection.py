@@ -1,5 +1,6 @@
 """The network connection: a ``millstream://host:port[,host:port]`` store reached over the
-Kafka wire protocol.
+Kafka wire protocol (``kafka://`` for Apache Kafka), with TLS and SASL when the URL asks for
+them (``kafka://USER:PASSWORD@HOST:PORT?security.protocol=SASL_SSL``, see :mod:`.security`).
 
 Opening one reaches a bootstrap broker, learns the cluster's metadata and the configs of its
 topics (what producers need to batch and check records without waiting), and keeps them for
@@ -28,6 +29,7 @@ from .cluster import Cluster, parse_bootstrap
 from .consumer import NetworkConsumer
 from .positions import NetworkPositionStore
 from .producer import NetworkProducer
+from .security import parse_security
 from .wire import BrokerUnavailableError
 
 __all__ = ["NetworkConnection"]
@@ -60,8 +62,13 @@ class NetworkConnection(Connection):
         cls, url: str, *, client_id: str = "millstream", timeout_s: float = 10.0
     ) -> NetworkConnection:
         """Reach the cluster of ``url``; BrokerUnavailableError (a StoreError) when no
-        bootstrap broker answers within ``timeout_s``."""
-        cluster = Cluster(parse_bootstrap(url), client_id=client_id, timeout_s=timeout_s)
+        bootstrap broker answers within ``timeout_s``, AuthenticationError when a broker
+        refuses the URL's credentials or its TLS certificate, InvalidStoreURLError for a
+        malformed URL or security option."""
+        bootstrap = parse_bootstrap(url)
+        security = parse_security(url)
+        security.ssl_context  # noqa: B018 - certificate files are read (and checked) now
+        cluster = Cluster(bootstrap, client_id=client_id, timeout_s=timeout_s, security=security)
         try:
             await cluster.start()
             connection = cls(cluster, url)

@@ -7,6 +7,14 @@ the broker's API versions (ApiVersions v3, falling back to the version the broke
 answers UNSUPPORTED_VERSION in v0) and from then on speaks, per API, the highest version both
 sides know: the same client talks to a millstream broker and to Apache Kafka.
 
+With :class:`~.security.SecuritySettings` asking for them, the connection is wrapped in TLS
+before anything is sent, and authenticated with SASL after ApiVersions (SaslHandshake v1, then
+the mechanism's messages in SaslAuthenticate requests, KIP-152) before it is handed out. A
+broker that refuses the credentials, or whose certificate cannot be verified, raises
+:class:`~millstream.core.errors.AuthenticationError`, which is not retried. When the broker
+gives the session a lifetime (KIP-368), the connection counts as closed once 85% of it has
+passed, so the cluster opens (and authenticates) a new one before the broker would close it.
+
 A lost connection fails every pending request with :class:`BrokerUnavailableError`; the caller
 (the cluster) opens a new one.
 """
@@ -17,10 +25,13 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
+import ssl
 import struct
+import time
 from typing import Any
 
-from ...errors import ProtocolError, StoreError
+from ...errors import AuthenticationError, ProtocolError, StoreError
 from ...protocol import (
     API_KEYS,
     ApiKey,
@@ -32,6 +43,7 @@ from ...protocol import (
     request_class,
     response_correlation_id,
 )
+from .security import SecuritySettings, sasl_mechanism
 
 __all__ = ["BrokerConnection", "BrokerUnavailableError"]
 
@@ -39,6 +51,8 @@ log = logging.getLogger(__name__)
 
 _ERROR_AT = struct.Struct(">h")
 _CLIENT_SOFTWARE = "millstream"
+_SESSION_SHARE = 0.85
+"""The share of a SASL session's lifetime after which the connection is replaced."""
 
 
 class BrokerUnavailableError(StoreError):
@@ -48,11 +62,21 @@ class BrokerUnavailableError(StoreError):
 class BrokerConnection:
     """A connection to the broker at ``host:port`` (``node_id`` -1 for a bootstrap address)."""
 
-    def __init__(self, host: str, port: int, *, client_id: str, node_id: int = -1) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_id: str,
+        node_id: int = -1,
+        security: SecuritySettings | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.node_id = node_id
         self.client_id = client_id
+        self.security = security or SecuritySettings()
+        self._session_ends: float | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, tuple[int, int, asyncio.Future[Any]]] = {}
@@ -69,16 +93,43 @@ class BrokerConnection:
 
     @property
     def connected(self) -> bool:
-        return self._writer is not None and self._lost is None
+        """Open, not lost, and its SASL session (if it has a lifetime) not about to end."""
+        return self._writer is not None and self._lost is None and not self._session_ending()
+
+    def _session_ending(self) -> bool:
+        return self._session_ends is not None and time.monotonic() >= self._session_ends
 
     async def open(self, timeout_s: float = 10.0) -> None:
-        """Connect and negotiate API versions; BrokerUnavailableError when it cannot."""
+        """Connect (with TLS when asked), negotiate API versions and authenticate (SASL when
+        asked). BrokerUnavailableError when the broker cannot be reached or does not answer
+        in time (retriable); AuthenticationError when it refuses the credentials or its
+        certificate cannot be verified (not)."""
+        context = self.security.ssl_context
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), timeout_s
+                asyncio.open_connection(
+                    self.host,
+                    self.port,
+                    ssl=context,
+                    server_hostname=self.host if context is not None else None,
+                ),
+                timeout_s,
             )
+        except ssl.SSLCertVerificationError as exc:
+            raise AuthenticationError(
+                f"TLS: the certificate of broker {self.address} cannot be verified: "
+                f"{exc.verify_message or exc.reason}; {_certificate_hint(exc)}"
+            ) from None
         except (OSError, TimeoutError) as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+            if context is not None and not isinstance(
+                exc, ConnectionRefusedError | socket.gaierror | TimeoutError
+            ):
+                reason = getattr(exc, "reason", None) or exc.strerror or "the connection was closed"
+                raise BrokerUnavailableError(
+                    f"TLS handshake with broker {self.address} failed: {reason}; is it a TLS "
+                    f"listener? (security.protocol={self.security.protocol} asks for TLS)"
+                ) from None
             raise BrokerUnavailableError(
                 f"cannot connect to broker {self.address}: {reason}; is `millstream broker` "
                 "running there?"
@@ -97,6 +148,61 @@ class BrokerConnection:
         except BaseException:
             await self.close()
             raise
+        if not self.security.sasl:
+            return
+        try:
+            await asyncio.wait_for(self._authenticate(), timeout_s)
+        except TimeoutError:
+            await self.close()
+            raise BrokerUnavailableError(
+                f"broker {self.address} did not finish SASL authentication within {timeout_s:g} s"
+            ) from None
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _authenticate(self) -> None:
+        """SaslHandshake v1 naming the mechanism, then its messages in SaslAuthenticate."""
+        security = self.security
+        assert security.mechanism is not None
+        failed = f"SASL authentication as {security.username!r} failed at broker {self.address}"
+        if (
+            self._versions.get(ApiKey.SASL_HANDSHAKE, 0) < 1
+            or ApiKey.SASL_AUTHENTICATE not in self._versions
+        ):
+            raise AuthenticationError(
+                f"{failed}: the broker does not offer SASL authentication (no SaslHandshake v1 "
+                "and SaslAuthenticate among its APIs; a millstream broker speaks neither SASL "
+                "nor TLS); drop USER:PASSWORD@ and security.protocol from the store URL"
+            )
+        handshake = request_class(ApiKey.SASL_HANDSHAKE)(mechanism=security.mechanism)
+        answer = await self.request(ApiKey.SASL_HANDSHAKE, handshake, version=1)
+        code = ErrorCode.for_code(answer.error_code)
+        if code == ErrorCode.UNSUPPORTED_SASL_MECHANISM:
+            enabled = ", ".join(answer.mechanisms) or "none"
+            raise AuthenticationError(
+                f"{failed}: it does not enable sasl.mechanism={security.mechanism}; it "
+                f"enables: {enabled}"
+            )
+        if code != ErrorCode.NONE:
+            raise AuthenticationError(
+                f"{failed}: SaslHandshake answered {code.name}; is {self.address} a SASL listener?"
+            )
+        mechanism = sasl_mechanism(security)
+        message: bytes | None = mechanism.start()
+        request = request_class(ApiKey.SASL_AUTHENTICATE)
+        while message is not None:
+            answer = await self.request(ApiKey.SASL_AUTHENTICATE, request(auth_bytes=message))
+            if answer.error_code:
+                reason = answer.error_message or ErrorCode.for_code(answer.error_code).name
+                raise AuthenticationError(f"{failed}: {reason}")
+            try:
+                message = mechanism.answer(answer.auth_bytes)
+            except AuthenticationError as exc:
+                raise AuthenticationError(f"{failed}: {exc}") from None
+            if answer.session_lifetime_ms > 0:
+                share = answer.session_lifetime_ms / 1000 * _SESSION_SHARE
+                self._session_ends = time.monotonic() + share
 
     async def _negotiate(self) -> None:
         """Learn the broker's API versions: v3 first, else the version it says it serves."""
@@ -188,6 +294,11 @@ class BrokerConnection:
                 f"the connection to broker {self.address} is closed"
                 + (f" ({self._lost})" if self._lost else "")
             )
+        if self._session_ending():
+            raise BrokerUnavailableError(
+                f"the SASL session with broker {self.address} is about to end; the client "
+                "connects again"
+            )
         if version is None:
             version = self.version(api_key)
         correlation = next(self._ids) & 0x7FFFFFFF
@@ -274,3 +385,13 @@ def _is_unsupported(frame: bytes) -> bool:
     """Whether an ApiVersions response frame carries UNSUPPORTED_VERSION (its first field in
     every version, after the 4-byte correlation id of header v0)."""
     return len(frame) >= 6 and _ERROR_AT.unpack_from(frame, 4)[0] == ErrorCode.UNSUPPORTED_VERSION
+
+
+def _certificate_hint(exc: ssl.SSLCertVerificationError) -> str:
+    """What to change in the store URL for a certificate that was refused."""
+    if exc.verify_code in (62, 64):  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+        return (
+            "connect by a name the certificate holds, or set "
+            "ssl.endpoint.identification.algorithm=none"
+        )
+    return "set ssl.ca.location to the PEM file of the CA that signed it"
