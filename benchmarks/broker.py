@@ -92,7 +92,10 @@ def _free_port() -> int:
 
 
 class BrokerProcess:
-    """``millstream broker`` on a free port with its own data directory."""
+    """``millstream broker`` on a free port with its own data directory. A new consumer group
+    forms at once (no initial rebalance delay), as on the Kafka node it is compared with
+    (tests/kafka_server.py sets ``group.initial.rebalance.delay.ms=0``), so a run that joins a
+    group does not time a 3-second wait on one broker and not on the other."""
 
     def __init__(self, folder: Path) -> None:
         cli = Path(sys.executable).with_name("millstream")
@@ -106,6 +109,7 @@ class BrokerProcess:
                 f"--data-dir={folder / 'data'}",
                 f"--listen={self.bootstrap}",
                 "--no-auto-create-topics",
+                "--group-initial-rebalance-delay-ms=0",
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
