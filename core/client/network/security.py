@@ -70,6 +70,7 @@ _ENDPOINT_CHECKS: Final = ("https", "none")
 # One HOST:PORT entry: no white space, '@', '?', '#', '/' or ',' in the host ([::1] allowed).
 _HOST_PORT = r"\s*[^\s@?#/,]+:\d+\s*"
 _HOSTS_THEN_REST = re.compile(rf"{_HOST_PORT}(?:,{_HOST_PORT})*(?=[/?#]|\Z)")
+_HOSTS_THEN_QUERY = re.compile(rf"{_HOST_PORT}(?:,{_HOST_PORT})*(?=\?|\Z)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,26 +86,24 @@ class StoreURLParts:
 def split_store_url(url: str) -> StoreURLParts | None:
     """``scheme://[USERINFO@]HOSTS[/][?QUERY]`` cut in its parts; None without ``://``.
 
-    The user information ends at the last ``@`` that is followed by a list of ``HOST:PORT``
-    (and then the end, ``/``, ``?`` or ``#``), so a password holding ``@`` or ``/`` unencoded,
-    or a query value holding ``@``, is still told apart. When no such ``@`` exists (a host list
-    that is not valid), the user information is everything up to the last ``@`` before the
-    first ``?``, as in a plain URL.
+    As in any URL, the query begins at the first ``?`` and the user information ends at an
+    ``@`` before it: the last one followed by a list of ``HOST:PORT``, so a password holding
+    ``@`` or ``/`` unencoded still works. Only when no ``@`` comes before the first ``?`` is a
+    later one taken, if a host list and then ``?`` or the end follow it (a password holding
+    an unencoded ``?``), so that such a password is still masked when the URL is shown.
     """
     scheme, separator, rest = url.partition("://")
     if not separator:
         return None
-    userinfo: str | None = None
-    after = rest
-    for at in reversed([i for i, c in enumerate(rest) if c == "@"]):
-        if _HOSTS_THEN_REST.match(rest, at + 1):
-            userinfo, after = rest[:at], rest[at + 1 :]
-            break
-    else:
-        head = rest.partition("?")[0]
-        if "@" in head:
-            userinfo, _, remainder = head.rpartition("@")
-            after = remainder + rest[len(head) :]
+    head = rest.partition("?")[0]
+    before_query = [i for i, c in enumerate(head) if c == "@"]
+    at = next((i for i in reversed(before_query) if _HOSTS_THEN_REST.match(rest, i + 1)), None)
+    if at is None and before_query:
+        at = before_query[-1]
+    if at is None:
+        anywhere = [i for i, c in enumerate(rest) if c == "@"]
+        at = next((i for i in reversed(anywhere) if _HOSTS_THEN_QUERY.match(rest, i + 1)), None)
+    userinfo, after = (None, rest) if at is None else (rest[:at], rest[at + 1 :])
     hosts, _, query = after.partition("?")
     return StoreURLParts(scheme, userinfo, hosts.split("/", 1)[0].split("#", 1)[0], query)
 

@@ -118,7 +118,7 @@ class BrokerConnection:
         except ssl.SSLCertVerificationError as exc:
             raise AuthenticationError(
                 f"TLS: the certificate of broker {self.address} cannot be verified: "
-                f"{exc.verify_message or exc.reason}; {_certificate_hint(exc)}"
+                f"{(exc.verify_message or exc.reason).rstrip('.')}; {_certificate_hint(exc)}"
             ) from None
         except (OSError, TimeoutError) as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)

@@ -14,6 +14,24 @@ from millstream.core.client import redact_url
         ("kafka://u:p@a:9092,b:9092", "kafka://u:****@a:9092,b:9092"),
         ("kafka://u:p@ss/w0rd@broker:9092", "kafka://u:****@broker:9092"),
         ("kafka://u:@broker:9092", "kafka://u:****@broker:9092"),
+        (
+            "kafka://u:p@b:9092?security.protocol=SASL_SSL&sasl.mechanism=PLAIN",
+            "kafka://u:****@b:9092?security.protocol=SASL_SSL&sasl.mechanism=PLAIN",
+        ),
+        ("kafka://bob:b0b-p%40ss%2Fw%3Ard@b:9092/?x=1", "kafka://bob:****@b:9092/?x=1"),
+        (
+            "kafka://u:p@ss@b:9092,c:9093?ssl.ca.location=/home/a@b:1/ca.pem",
+            "kafka://u:****@b:9092,c:9093?ssl.ca.location=/home/a@b:1/ca.pem",
+        ),
+        ("kafka://u:pa?ss@b:9092", "kafka://u:****@b:9092"),
+        (
+            "kafka://u:pa?ss@b:9092?security.protocol=SASL_SSL",
+            "kafka://u:****@b:9092?security.protocol=SASL_SSL",
+        ),
+        (
+            "kafka://b:9092?security.protocol=SSL&ssl.key.password=k3y&ssl.ca.location=/c.pem",
+            "kafka://b:9092?security.protocol=SSL&ssl.key.password=****&ssl.ca.location=/c.pem",
+        ),
     ],
 )
 def test_the_password_is_masked(url: str, shown: str) -> None:
@@ -28,6 +46,8 @@ def test_the_password_is_masked(url: str, shown: str) -> None:
         "kafka://broker:9092",
         "kafka://admin@broker:9092",
         "millstream://a:9092,b:9092",
+        "kafka://admin@broker:9092?security.protocol=SSL",
+        "kafka://b:9092?security.protocol=SSL&ssl.ca.location=/home/a@b/ca.pem",
         "not a url",
     ],
 )
