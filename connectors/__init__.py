@@ -18,6 +18,8 @@
   as rows.
 - ``postgres`` (source and sink): rows of a PostgreSQL table or query; events upserted with
   ``INSERT … ON CONFLICT`` or appended with ``COPY``.
+- ``kafka`` (source and sink): topics of another cluster (Apache Kafka, a millstream broker),
+  read in a consumer group committed once the log has the records; events written there.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from millstream.core import Sink, Source, hookimpl
 from .file import FileSink, FileSource
 from .generator import GeneratorSource
 from .http import HttpPollSource, HttpServerSource, HttpSink
+from .kafka import KafkaSink, KafkaSource
 from .memory import MemorySink, MemorySource
 from .mqtt import MqttSink, MqttSource
 from .null import NullSink
@@ -55,6 +58,8 @@ BUILTIN_CONNECTORS: tuple[type[Source] | type[Sink], ...] = (
     SqliteSink,
     PostgresSource,
     PostgresSink,
+    KafkaSource,
+    KafkaSink,
 )
 """Every built-in Source and Sink class."""
 
