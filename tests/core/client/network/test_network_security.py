@@ -4,19 +4,21 @@ with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 through the public client API and th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from kafka_server import USERS
+from kafka_server import USERS, KafkaCluster, fetch_kafka
 
 from millstream.core.client import connect
-from millstream.core.client.network import parse_bootstrap
+from millstream.core.client.network import NetworkConnection, parse_bootstrap
 from millstream.core.client.network.security import (
     PlainMechanism,
     ScramMechanism,
@@ -348,6 +350,56 @@ def test_the_command_line_lists_topics_over_sasl_ssl(kafka_secure) -> None:
     assert refused.returncode != 0
     assert "SASL authentication as 'bob' failed" in refused.stderr
     assert "Traceback" not in refused.stderr and "b0b" not in refused.stderr
+
+
+# --- KIP-368: sessions with a lifetime --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kafka_short_sessions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """A Kafka node whose SASL sessions last 2 s (``connections.max.reauth.ms``): a
+    connection still used after that is closed by the broker unless authenticated again."""
+    try:
+        libs = fetch_kafka()
+    except RuntimeError as exc:
+        pytest.skip(f"Apache Kafka is not available: {exc}")
+    cluster = KafkaCluster(
+        tmp_path_factory.mktemp("kafka-reauth"),
+        libs=libs,
+        security=True,
+        configs={"connections.max.reauth.ms": "2000"},
+    ).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+async def test_connections_are_replaced_before_their_sasl_session_ends(
+    kafka_short_sessions,
+) -> None:
+    url = secure_url(kafka_short_sessions, "SASL_SSL", user="alice", sasl_mechanism="SCRAM-SHA-256")
+    conn = await connect(url)
+    assert isinstance(conn, NetworkConnection)
+    seen: dict[int, object] = {}
+    topic = fresh("reauth")
+    try:
+        await conn.admin().create_topic(topic)
+        async with conn.producer() as producer:
+            began = time.monotonic()
+            sent = 0
+            while time.monotonic() - began < 5:  # two and a half session lifetimes
+                await asyncio.wait_for(producer.send(topic, b"v%d" % sent), 1.5)
+                sent += 1
+                for connection in conn.cluster._connections.values():
+                    seen[id(connection)] = connection
+                await asyncio.sleep(0.1)
+        assert len(await conn.admin().list_topics()) >= 1
+    finally:
+        await conn.close()
+    lost = [str(c._lost) for c in seen.values()]  # type: ignore[attr-defined]
+    assert len(seen) >= 4  # the producer's and the shared connection, each replaced
+    assert not [reason for reason in lost if "closed the connection" in reason]
 
 
 # --- the millstream broker speaks neither ----------------------------------------------------
