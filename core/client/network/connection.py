@@ -183,7 +183,9 @@ class NetworkConnection(Connection):
 
     def check_open(self) -> None:
         if self._closed:
-            raise StoreClosedError(f"the connection to {self.url} is closed; connect again")
+            raise StoreClosedError(
+                f"the connection to {redact_url(self.url)} is closed; connect again"
+            )
 
     def refuse_internal(self, topic: str, action: str) -> None:
         """InvalidTopicError when ``topic`` is one of the store's internal topics."""
