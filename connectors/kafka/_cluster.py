@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_serializer, field_validator
 
-from millstream.core import ConnectorConfig, ConnectorError, StoreError
+from millstream.core import ConfigError, ConnectorConfig, ConnectorError, StoreError
 from millstream.core.client import Connection, connect, redact_url
 from millstream.core.codecs import BytesCodec, Codec, JsonCodec, TextCodec
 
@@ -54,9 +54,13 @@ class ClusterConfig(ConnectorConfig):
 
 async def open_cluster(url: str, what: str) -> Connection:
     """A connection to the other cluster; ConnectorError with one line naming ``what`` (the
-    connector) and the redacted URL when it cannot be opened."""
+    connector) and the redacted URL when it cannot be reached, ConfigError naming the ``url``
+    setting when the client cannot read the URL."""
     try:
         return await connect(url)
+    except ConfigError as exc:  # a URL the client cannot read (no port, a bad option…)
+        reason = exc.message.replace(url, redact_url(url))
+        raise ConfigError(f"{what}: {reason}", path="config.url") from None
     except StoreError as exc:
         shown = redact_url(url)
         reason = str(exc).replace(url, shown).removeprefix(f"cannot reach {shown}: ")

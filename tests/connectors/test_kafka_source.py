@@ -271,3 +271,13 @@ async def test_a_position_of_another_source_is_refused(remote: RemoteStore) -> N
     with pytest.raises(ConnectorError, match="is not a position of this source"):
         await source.open({"file": "a.log", "offset": 3})
     await source.close()
+
+
+async def test_a_url_the_client_cannot_read_names_the_setting() -> None:
+    config = KafkaSourceConfig(url="kafka://alice:s3cr3t@broker-without-port", topics="t")
+    source = KafkaSource(config, ConnectorContext("p", "bridge"))
+    with pytest.raises(ConfigError) as caught:
+        await source.open(None)
+    await source.close()
+    assert caught.value.path == "config.url"
+    assert "s3cr3t" not in str(caught.value) and "alice:****@" in str(caught.value)
