@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from broker_server import BrokerServer
 from remote_store import RemoteStore
 
 from millstream.connectors.kafka import KafkaSink, KafkaSinkConfig
@@ -20,6 +24,9 @@ from millstream.core.client.partitioner import partition_for_key
 from millstream.core.codecs import TextCodec
 from millstream.core.record import StoredRecord, TopicPartition
 from millstream.core.testing import SinkConformance
+
+HOUR_AGO = int(time.time() * 1000) - 3_600_000
+"""The events' timestamps: recent, so no store's retention (7 days) deletes their records."""
 
 
 def unique(prefix: str) -> str:
@@ -76,7 +83,7 @@ def events(count: int, topic: str = "readings") -> list[Event]:
             {"n": n},
             key=f"dev-{n % 3}".encode(),
             headers=(("origin", b"plant-1"),),
-            timestamp=1_700_000_000_000 + n,
+            timestamp=HOUR_AGO + n,
             topic=topic,
             partition=0,
             offset=n,
@@ -133,7 +140,7 @@ async def test_records_keep_key_headers_timestamp_and_land_where_kafka_puts_keys
         assert record.key == f"dev-{n % 3}".encode()
         assert record.partition == partition_for_key(record.key or b"", 3)
         assert record.headers == (("origin", b"plant-1"),)
-        assert record.timestamp == 1_700_000_000_000 + n
+        assert record.timestamp == HOUR_AGO + n
     by_key: dict[bytes | None, list[int]] = {}
     for record in sorted(got, key=lambda r: (r.partition, r.offset)):
         by_key.setdefault(record.key, []).append(orjson.loads(record.value or b"")["n"])
@@ -247,3 +254,41 @@ async def test_an_unreachable_cluster_is_one_line_with_the_password_masked() -> 
     message = str(caught.value)
     assert message.startswith("kafka sink 'k': url: cannot reach kafka://alice:****@127.0.0.1:1")
     assert "s3cr3t" not in message and "\n" not in message
+
+
+async def test_a_broker_restart_before_a_flush_is_waited_out_and_loses_nothing(
+    broker: BrokerServer,
+) -> None:
+    url, topic = f"millstream://{broker.bootstrap}", unique("restart")
+    await make_topic(url, topic)
+    sink = new_sink(url, topic)
+    await sink.open()
+    try:
+        await sink.write(events(20))
+        await sink.flush()
+        await asyncio.to_thread(broker.stop)
+        await sink.write([replace(e, value={"n": e.value["n"] + 20}) for e in events(20)])
+        flushing = asyncio.ensure_future(sink.flush())
+        await asyncio.sleep(1.5)
+        assert not flushing.done(), "flush returned while the broker was down"
+        await asyncio.to_thread(broker.start)
+        await asyncio.wait_for(flushing, 60)
+    finally:
+        await sink.close()
+    got = sorted(orjson.loads(r.value or b"")["n"] for r in await read_topic(url, topic))
+    assert got == list(range(40))
+
+
+async def test_the_other_side_may_be_an_embedded_store(tmp_path: Path) -> None:
+    url = f"file:{tmp_path / 'other'}"
+    await make_topic(url, "landing")
+    sink = new_sink(url, "landing", create_topic=False)
+    await sink.open()
+    try:
+        await sink.write(events(5))
+        await sink.flush()
+    finally:
+        await sink.close()
+    got = await read_topic(url, "landing")
+    assert [orjson.loads(r.value or b"")["n"] for r in got] == [0, 1, 2, 3, 4]
+    assert got[0].key == b"dev-0" and got[0].timestamp == HOUR_AGO

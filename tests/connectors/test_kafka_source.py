@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from broker_server import BrokerServer
 from remote_store import RemoteStore
 
 from millstream.connectors.kafka import KafkaSource, KafkaSourceConfig
@@ -281,3 +282,35 @@ async def test_a_url_the_client_cannot_read_names_the_setting() -> None:
     await source.close()
     assert caught.value.path == "config.url"
     assert "s3cr3t" not in str(caught.value) and "alice:****@" in str(caught.value)
+
+
+async def test_a_broker_restart_while_reading_is_waited_out_and_loses_nothing(
+    broker: BrokerServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, topic, group = f"millstream://{broker.bootstrap}", unique("restart"), unique("g")
+    await produce(url, topic, [orjson.dumps({"n": n}) for n in range(10)])
+    source = new_source(url, topic, group=group, batch_size=10)
+    await source.open(None)
+    got: list[int] = []
+    try:
+        [first] = await read_events(source, 10)
+        got.extend(e.value["n"] for e in first.events)
+        await source.ack(first.position)
+        await asyncio.to_thread(broker.stop)
+        reading = asyncio.ensure_future(source.read())
+        await asyncio.sleep(1.5)
+        assert not reading.done(), "read returned while the broker was down"
+        await asyncio.to_thread(broker.start)
+        await produce(url, topic, [orjson.dumps({"n": n}) for n in range(10, 30)])
+        batch = await asyncio.wait_for(reading, 30)
+        assert batch is not None
+        got.extend(e.value["n"] for e in batch.events)
+        while len(set(got)) < 30:
+            batch = await asyncio.wait_for(source.read(), 20)
+            assert batch is not None
+            got.extend(e.value["n"] for e in batch.events)
+        await source.ack(batch.position)
+    finally:
+        await source.close()
+    assert got == list(range(30))  # nothing lost, nothing acknowledged read again
+    assert f"reading from {url} failed" in caplog.text
