@@ -223,13 +223,18 @@ def measuring(pid: int | None) -> Iterator[Usage]:
 # --- measuring functions: a bootstrap address is all they know of the broker ------------------
 
 
+_ADMIN = {"log_level": 5}
+"""The admin clients' settings: warnings and errors logged, not librdkafka's info lines (one
+says, as a client closes after Kafka answered, that it drops an event nobody waits for)."""
+
+
 def create_topic(
     bootstrap: str, topic: str, partitions: int, config: dict[str, str] | None = None
 ) -> None:
     """Create ``topic`` (with topic ``config``) with the Kafka admin API."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(_ADMIN | {"bootstrap.servers": bootstrap})
     new = NewTopic(topic, partitions, 1, config=config or {})
     futures = admin.create_topics([new], operation_timeout=30)
     futures[topic].result(30)
@@ -241,7 +246,7 @@ def delete_topics(bootstrap: str, topics: list[str]) -> None:
 
     if not topics:
         return
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(_ADMIN | {"bootstrap.servers": bootstrap})
     for future in admin.delete_topics(topics, operation_timeout=30).values():
         future.result(30)
 
