@@ -1,9 +1,12 @@
 """Pipelines: route throughput, source-to-sink latency, memory with a blocked sink.
 
 - **route throughput**: N JSON events (~100 bytes) from a topic through a route of ``filter`` +
-  ``set`` to another topic, on the embedded store, with the pipeline runtime; against a
-  hand-written asyncio loop that consumes, decodes, filters, sets, re-encodes and produces the
-  same records with the same client, committing after each batch, without the framework.
+  ``set`` to another topic, with the pipeline runtime; against a hand-written asyncio loop that
+  consumes, decodes, filters, sets, re-encodes and produces the same records with the same
+  client, committing after each batch, without the framework. On three stores side by side:
+  the embedded store, a ``millstream broker`` subprocess (``millstream://``) and one Apache
+  Kafka 4.1.1 node (``kafka://``; its JVM warmed up by an uncounted pass), taking turns in
+  each run, the order reversed from one run to the next.
 - **latency**: a source making 1,000 events/s, each carrying its creation time, through a topic
   to a sink that notes its arrival; default settings. Baseline: a plain ``write`` + ``fsync``
   at the same rate (the disk's floor).
