@@ -214,21 +214,37 @@ class KafkaSink(Sink):
                 rejected.extend(Rejection(e, missing) for e in sent)
                 continue
             try:
-                self._deliveries.append(producer.send_batch(topic, records))
-            except (StoreError, TypeError, ValueError):
-                # one record refused (too large…): send them one by one to find it
+                self._deliveries.append(await self._send(producer, topic, records))
+            except (TypeError, ValueError):
+                # a record refused (too large…): send them one by one to find which
                 for record, event in zip(records, sent, strict=True):
                     try:
-                        self._deliveries.append(producer.send_batch(topic, [record]))
-                    except (StoreError, TypeError, ValueError) as exc:
+                        self._deliveries.append(await self._send(producer, topic, [record]))
+                    except (TypeError, ValueError) as exc:
                         rejected.append(Rejection(event, f"{topic!r}: {exc}"))
         if rejected:
             raise EventsRejected(rejected)
 
-    async def flush(self) -> None:
-        producer = self._producer
-        if producer is None:
-            return
+    async def _send(self, producer: Producer, topic: str, records: list[Record]) -> BatchDelivery:
+        """Queue ``records``; TypeError/ValueError for a record the producer refuses (too
+        large, an internal topic). When its buffer of unacknowledged records is full, wait
+        until what it holds is acknowledged, then queue them."""
+        try:
+            return producer.send_batch(topic, records)
+        except (TypeError, ValueError):
+            raise
+        except StoreError:
+            await self._settle(producer)  # a full buffer, most likely: let it drain
+        try:
+            return producer.send_batch(topic, records)
+        except (TypeError, ValueError):
+            raise
+        except StoreError as exc:
+            raise ConnectorError(f"{self._what}: writing to {self._shown}: {exc}") from None
+
+    async def _settle(self, producer: Producer) -> None:
+        """Wait until the other cluster acknowledged everything written so far; ConnectorError
+        when it did not take some."""
         deliveries, self._deliveries = self._deliveries, []
         failure: BaseException | None = None
         try:
@@ -242,6 +258,11 @@ class KafkaSink(Sink):
                 failure = failure or exc
         if failure is not None:
             raise ConnectorError(f"{self._what}: {self._shown} did not take the records: {failure}")
+
+    async def flush(self) -> None:
+        producer = self._producer
+        if producer is not None:
+            await self._settle(producer)
 
     async def close(self) -> None:
         producer, self._producer = self._producer, None

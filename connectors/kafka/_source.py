@@ -217,18 +217,16 @@ class KafkaSource(Source):
     async def ack(self, position: Any) -> None:
         offsets = _offsets(position, self._what)
         due = {tp: o for tp, o in offsets.items() if self._committed.get(tp) != o}
-        if due:
-            await self._commit(due)
+        if due and self._consumer is not None:
+            self._uncommitted.update(due)
+            await self._commit(self._consumer)
 
-    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Commit ``offsets`` for the group; a failure is logged and left to the next commit
-        (or to ``close``), which covers it."""
-        consumer = self._consumer
-        if consumer is None:
-            return
-        self._uncommitted.update(offsets)
+    async def _commit(self, consumer: Consumer) -> None:
+        """Commit the offsets not committed yet for the group; a failure is logged and left
+        to the next commit (or to ``close``), which covers it."""
+        offsets = dict(self._uncommitted)
         try:
-            await consumer.commit(self._uncommitted)
+            await consumer.commit(offsets)
         except CommitFailedError as exc:
             # partitions moved to another member: it reads them again from the last commit
             self.context.log.info("%s: %s", self._what, exc)
@@ -240,8 +238,10 @@ class KafkaSource(Source):
                 exc,
             )
             return
-        self._committed.update(self._uncommitted)
-        self._uncommitted = {}
+        self._committed.update(offsets)
+        for tp, offset in offsets.items():
+            if self._uncommitted.get(tp) == offset:
+                del self._uncommitted[tp]
 
     async def close(self) -> None:
         self._closing = True
@@ -250,9 +250,7 @@ class KafkaSource(Source):
         try:
             if consumer is not None:
                 if self._uncommitted:
-                    self._consumer = consumer
-                    await self._commit({})
-                    self._consumer = None
+                    await self._commit(consumer)
                 await consumer.close()
         finally:
             if conn is not None:
