@@ -113,7 +113,7 @@ class SecuritySettings:
     """How the client secures its connections to every broker of one store URL.
 
     ``protocol`` is one of :data:`SECURITY_PROTOCOLS`; ``mechanism``, ``username`` and
-    ``password`` are set exactly when it is SASL_PLAINTEXT or SASL_SSL. The ``ssl_*`` fields
+    ``password`` are set exactly when it is SASL_PLAINTEXT or SASL_SSL. The other fields
     matter for SSL and SASL_SSL: ``ca_location`` None means the system's trust store, and
     ``verify_hostname`` False (``ssl.endpoint.identification.algorithm=none``) still checks
     the certificate chain but not the name in it.
