@@ -359,3 +359,50 @@ async def test_a_pipeline_killed_mid_run_resumes_after_what_it_acknowledged(
     assert len(steps_back) <= 1
     for i in steps_back:
         assert got[i] == got[i - 1] - copies + 1
+
+
+def test_validate_shows_the_guarantees_and_masks_the_password(tmp_path: Path) -> None:
+    url = "kafka://bridge:s3cr3t@kafka-1.plant:9092"
+    pipeline_file = write_pipeline(
+        tmp_path,
+        f"""\
+        pipeline: edge
+        store: file:./store
+        topics:
+          readings: {{partitions: 1}}
+          commands: {{partitions: 1}}
+        sources:
+          central-commands:
+            connector: kafka
+            config: {{url: "{url}", topics: plant.commands}}
+            to: commands
+        sinks:
+          central:
+            connector: kafka
+            from: readings
+            config: {{url: "{url}", topic: plant.readings}}
+          nowhere:
+            connector: "null"
+            from: commands
+        """,
+    )
+    done = subprocess.run(
+        [str(MILLSTREAM), "validate", "--format", "json", str(pipeline_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "s3cr3t" not in done.stdout
+    [pipeline] = orjson.loads(done.stdout)["pipelines"]
+    [source] = pipeline["sources"]
+    sink = next(s for s in pipeline["sinks"] if s["name"] == "central")
+    assert (
+        source["config"]["url"] == sink["config"]["url"] == "kafka://bridge:****@kafka-1.plant:9092"
+    )
+    assert source["guarantee"] == sink["guarantee"] == "at-least-once"
+    listed = subprocess.run(
+        [str(MILLSTREAM), "connectors", "list"], capture_output=True, text=True, timeout=60
+    )
+    [row] = [line.split() for line in listed.stdout.splitlines() if line.startswith("kafka ")]
+    assert row[:5] == ["kafka", "yes", "yes", "yes", "no"]  # source, sink, resumable, idempotent
