@@ -151,20 +151,30 @@ class SecuritySettings:
         for option, path in files.items():
             if path is not None and not os.path.isfile(path):
                 raise InvalidStoreURLError(f"store URL option {option}: no such file {path!r}")
-        option = "ssl.ca.location"
         try:
             context = ssl.create_default_context(cafile=self.ca_location)
-            context.check_hostname = self.verify_hostname
-            if self.certificate_location is not None:
-                option = "ssl.certificate.location"
-                context.load_cert_chain(
-                    self.certificate_location, self.key_location, self.key_password
-                )
         except (ssl.SSLError, OSError) as exc:
             raise InvalidStoreURLError(
-                f"store URL option {option}: cannot load {files[option]!r} as PEM: "
-                f"{getattr(exc, 'reason', None) or exc}"
+                f"store URL option ssl.ca.location: cannot load {self.ca_location!r} as PEM "
+                f"certificates: {getattr(exc, 'reason', None) or exc}"
             ) from None
+        context.check_hostname = self.verify_hostname
+        if self.certificate_location is not None:
+            key_password = self.key_password
+            try:  # a password callable always: OpenSSL would ask on the terminal otherwise
+                context.load_cert_chain(
+                    self.certificate_location, self.key_location, lambda: key_password or ""
+                )
+            except (ssl.SSLError, OSError) as exc:
+                if getattr(exc, "reason", None) == "KEY_VALUES_MISMATCH":
+                    why = "the key is not the certificate's"
+                else:
+                    why = "not PEM, no key (ssl.key.location), or a wrong ssl.key.password"
+                key = "" if self.key_location is None else f" and key {self.key_location!r}"
+                raise InvalidStoreURLError(
+                    "store URL options ssl.certificate.location/ssl.key.location: cannot load "
+                    f"the client certificate {self.certificate_location!r}{key}: {why}"
+                ) from None
         return context
 
 

@@ -349,9 +349,27 @@ class BrokerConnection:
                 future.set_result(body)
         except asyncio.CancelledError:
             reason = BrokerUnavailableError(f"the connection to broker {self.address} was closed")
+        except ssl.SSLError as exc:
+            reason = self._tls_failure(exc)
         except (OSError, ProtocolError) as exc:
             reason = BrokerUnavailableError(f"lost the connection to broker {self.address}: {exc}")
         self._fail_all(reason)
+
+    def _tls_failure(self, exc: ssl.SSLError) -> BaseException:
+        """A TLS alert from the broker: AuthenticationError when it is about the client's
+        certificate (none, or one it does not trust), which trying again cannot fix."""
+        alert = str(exc.reason or exc)
+        if "CERTIFICATE" not in alert.upper():
+            return BrokerUnavailableError(f"lost the connection to broker {self.address}: {exc}")
+        given = self.security.certificate_location
+        fix = (
+            f"does it trust the one in ssl.certificate.location ({given!r})?"
+            if given
+            else "it may require one: set ssl.certificate.location and ssl.key.location"
+        )
+        return AuthenticationError(
+            f"TLS: broker {self.address} refused the client's certificate ({alert}); {fix}"
+        )
 
     def _fail_all(self, reason: BaseException) -> None:
         if self._lost is None:

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -352,33 +353,122 @@ def test_the_command_line_lists_topics_over_sasl_ssl(kafka_secure) -> None:
     assert "Traceback" not in refused.stderr and "b0b" not in refused.stderr
 
 
-# --- KIP-368: sessions with a lifetime --------------------------------------------------------
+# --- a stricter Kafka: client certificates, sessions with a lifetime (KIP-368) ---------------
+
+
+def _self_signed(folder: Path, name: str, *, key_password: str | None = None) -> tuple[Path, Path]:
+    """A self-signed certificate for CN ``name`` and its key (encrypted with ``key_password``)."""
+    cert, key = folder / f"{name}-cert.pem", folder / f"{name}-key.pem"
+    secret = ["-passout", f"pass:{key_password}"] if key_password else ["-nodes"]
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", *secret, "-days", "1",
+            "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@dataclass
+class StrictKafka:
+    cluster: KafkaCluster
+    client_cert: Path
+    client_key: Path
+    key_password: str
 
 
 @pytest.fixture(scope="module")
-def kafka_short_sessions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    """A Kafka node whose SASL sessions last 2 s (``connections.max.reauth.ms``): a
-    connection still used after that is closed by the broker unless authenticated again."""
+def kafka_strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrictKafka]:
+    """A Kafka node whose SSL listener requires a client certificate (the one this fixture
+    makes) and whose SASL sessions last 2 s (``connections.max.reauth.ms``: a connection still
+    used after that is closed by the broker unless authenticated again)."""
     try:
         libs = fetch_kafka()
     except RuntimeError as exc:
         pytest.skip(f"Apache Kafka is not available: {exc}")
+    folder = tmp_path_factory.mktemp("kafka-strict")
+    cert, key = _self_signed(folder, "client", key_password="k3y-pw")
     cluster = KafkaCluster(
-        tmp_path_factory.mktemp("kafka-reauth"),
+        folder / "kafka",
         libs=libs,
         security=True,
-        configs={"connections.max.reauth.ms": "2000"},
+        configs={
+            "connections.max.reauth.ms": "2000",
+            "listener.name.ssl.ssl.client.auth": "required",
+            "listener.name.ssl.ssl.truststore.type": "PEM",
+            "listener.name.ssl.ssl.truststore.location": str(cert),
+        },
     ).start()
     try:
-        yield cluster
+        yield StrictKafka(cluster, cert, key, "k3y-pw")
     finally:
         cluster.stop()
 
 
-async def test_connections_are_replaced_before_their_sasl_session_ends(
-    kafka_short_sessions,
+async def test_a_client_certificate_is_presented_when_the_broker_requires_one(
+    kafka_strict: StrictKafka, tmp_path: Path
 ) -> None:
-    url = secure_url(kafka_short_sessions, "SASL_SSL", user="alice", sasl_mechanism="SCRAM-SHA-256")
+    strict = kafka_strict
+    plain = secure_url(strict.cluster, "SSL")
+    began = time.monotonic()
+    with pytest.raises(AuthenticationError) as caught:
+        await connect(plain)
+    assert time.monotonic() - began < 5
+    assert str(caught.value).startswith(
+        f"TLS: broker {strict.cluster.address('SSL')} refused the client's certificate ("
+    )
+    assert str(caught.value).endswith(
+        "it may require one: set ssl.certificate.location and ssl.key.location"
+    )
+    untrusted, its_key = _self_signed(tmp_path, "stranger")
+    with pytest.raises(AuthenticationError, match="does it trust the one in ssl.certificate"):
+        await connect(
+            secure_url(
+                strict.cluster,
+                "SSL",
+                ssl_certificate_location=str(untrusted),
+                ssl_key_location=str(its_key),
+            )
+        )
+    url = secure_url(
+        strict.cluster,
+        "SSL",
+        ssl_certificate_location=str(strict.client_cert),
+        ssl_key_location=str(strict.client_key),
+        ssl_key_password=strict.key_password,
+    )
+    await _round_trip(url)
+
+
+def test_client_certificate_files_that_do_not_load_are_named(
+    kafka_strict: StrictKafka, tmp_path: Path
+) -> None:
+    strict = kafka_strict
+    _, other_key = _self_signed(tmp_path, "other")
+    base = f"kafka://b:1?security.protocol=SSL&ssl.certificate.location={strict.client_cert}"
+    cases = {
+        f"&ssl.key.location={strict.client_key}&ssl.key.password=wrong": "wrong ssl.key.password",
+        f"&ssl.key.location={strict.client_key}": "wrong ssl.key.password",  # none given
+        f"&ssl.key.location={other_key}": "the key is not the certificate's",
+        "": "no key (ssl.key.location)",
+    }
+    for query, why in cases.items():
+        with pytest.raises(InvalidStoreURLError) as caught:
+            parse_security(base + query).ssl_context  # noqa: B018
+        message = str(caught.value)
+        assert message.startswith(
+            "store URL options ssl.certificate.location/ssl.key.location: cannot load the "
+            f"client certificate '{strict.client_cert}'"
+        )
+        assert why in message and strict.key_password not in message
+
+
+async def test_connections_are_replaced_before_their_sasl_session_ends(
+    kafka_strict: StrictKafka,
+) -> None:
+    url = secure_url(kafka_strict.cluster, "SASL_SSL", user="alice", sasl_mechanism="SCRAM-SHA-256")
     conn = await connect(url)
     assert isinstance(conn, NetworkConnection)
     seen: dict[int, object] = {}
