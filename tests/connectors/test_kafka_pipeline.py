@@ -14,10 +14,15 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import orjson
+import pytest
+from kafka_server import USERS, KafkaCluster
 from remote_store import RemoteStore
 
+from millstream.connectors.kafka import KafkaSink, KafkaSinkConfig
+from millstream.core import ConnectorContext, ConnectorError
 from millstream.core.client import connect
 from millstream.core.plugins import get_registry
 from millstream.core.record import Record, StoredRecord, TopicPartition
@@ -406,3 +411,61 @@ def test_validate_shows_the_guarantees_and_masks_the_password(tmp_path: Path) ->
     )
     [row] = [line.split() for line in listed.stdout.splitlines() if line.startswith("kafka ")]
     assert row[:5] == ["kafka", "yes", "yes", "yes", "no"]  # source, sink, resumable, idempotent
+
+
+def sasl_ssl_url(cluster: KafkaCluster, user: str, password: str) -> str:
+    """A kafka:// URL for the SASL_SSL listener of ``cluster``, logging in with SCRAM."""
+    query = "security.protocol=SASL_SSL&sasl.mechanism=SCRAM-SHA-512"
+    query += f"&ssl.ca.location={cluster.ca_file}"
+    userinfo = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return f"kafka://{userinfo}@{cluster.address('SASL_SSL')}?{query}"
+
+
+async def test_a_bridge_over_sasl_ssl_with_the_password_in_the_url(
+    tmp_path: Path, kafka_secure: KafkaCluster
+) -> None:
+    url = sasl_ssl_url(kafka_secure, "bob", USERS["bob"])
+    topic = unique("secure")
+    await make_topic(url, topic)
+    pipeline_file = write_pipeline(
+        tmp_path,
+        f"""\
+        pipeline: secure
+        store: file:./store
+        topics:
+          outgoing: {{partitions: 1}}
+          incoming: {{partitions: 1}}
+        sources:
+          sensors:
+            connector: generator
+            config: {{count: 50, rate: 0}}
+            to: outgoing
+          back:
+            connector: kafka
+            config: {{url: "{url}", topics: {topic}}}
+            to: incoming
+        sinks:
+          away:
+            connector: kafka
+            from: outgoing
+            config: {{url: "{url}", topic: {topic}}}
+          nowhere:
+            connector: "null"
+            from: incoming
+        """,
+    )
+    async with Running(pipeline_file) as run:
+        await run.wait_for("source", "back", out=50)
+    assert len(await read_all(f"file:{tmp_path / 'store'}", "incoming", read_only=True)) == 50
+
+
+async def test_a_wrong_password_is_one_line_without_it(kafka_secure: KafkaCluster) -> None:
+    url = sasl_ssl_url(kafka_secure, "alice", "not-her-p@ss")
+    sink = KafkaSink(KafkaSinkConfig(url=url, topic="t"), ConnectorContext("p", "away"))
+    with pytest.raises(ConnectorError) as caught:
+        await sink.open()
+    await sink.close()
+    message = str(caught.value)
+    assert message.startswith("kafka sink 'away': url: cannot reach kafka://alice:****@")
+    assert "SASL authentication as 'alice' failed" in message
+    assert "not-her-p" not in message and "\n" not in message
