@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import ssl
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Final
@@ -179,7 +180,13 @@ class SecuritySettings:
 
 
 def _decode(text: str) -> str:
-    return unquote(text, errors="strict")
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidStoreURLError(
+            "store URL has a %-escape that is not UTF-8; percent-encode each byte of a "
+            "character's UTF-8 form (urllib.parse.quote does)"
+        ) from None
 
 
 def parse_security(url: str) -> SecuritySettings:
@@ -279,7 +286,7 @@ def _choice(options: dict[str, str], name: str, valid: tuple[str, ...], default:
 # --- SASL mechanisms ------------------------------------------------------------------------
 
 
-class SaslMechanism:
+class SaslMechanism(ABC):
     """The client side of one SASL exchange.
 
     :meth:`start` is called once and gives the first message; each server message is passed
@@ -290,11 +297,13 @@ class SaslMechanism:
 
     name = ""
 
+    @abstractmethod
     def start(self) -> bytes:
-        raise NotImplementedError
+        """The client's first message."""
 
+    @abstractmethod
     def answer(self, server_message: bytes) -> bytes | None:
-        raise NotImplementedError
+        """The reply to ``server_message``; None once the client has nothing more to say."""
 
 
 class PlainMechanism(SaslMechanism):

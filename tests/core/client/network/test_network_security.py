@@ -165,6 +165,7 @@ def test_security_options_are_read_from_the_url(url: str, expected: SecuritySett
         ),
         ("kafka://b:9092?security.protocol=SSL&security.protocol=SSL", "given twice"),
         ("kafka://alice@b:9092", "must be USER:PASSWORD@"),
+        ("kafka://alice:%ff@b:9092", "%-escape that is not UTF-8"),
         (
             "kafka://u:p@b:9092?ssl.key.location=/k.pem",
             "ssl.key.location needs ssl.certificate.location",
