@@ -42,7 +42,7 @@ from millstream.core import (
     UnknownTopicError,
 )
 from millstream.core.client import Connection, Consumer, redact_url
-from millstream.core.errors import InvalidTopicError, StoreClosedError
+from millstream.core.errors import AuthenticationError, InvalidTopicError, StoreClosedError
 from millstream.core.log import validate_topic_name
 from millstream.core.record import StoredRecord, TopicPartition
 
@@ -163,6 +163,8 @@ class KafkaSource(Source):
                 got = await consumer.getmany(_POLL_MS, self.config.batch_size)
             except StoreClosedError:
                 raise
+            except AuthenticationError as exc:  # the URL must change: retrying cannot help
+                raise ConnectorError(f"{self._what}: {exc}") from None
             except StoreError as exc:
                 attempt += 1
                 delay = backoff(attempt, _RETRY_INITIAL_S, _RETRY_MOST_S)
@@ -204,10 +206,11 @@ class KafkaSource(Source):
                 except CodecError as exc:
                     reason = f"kafka topic {tp.topic!r} partition {tp.partition} offset "
                     reason += f"{record.offset}: the value is {exc}"
-                    event = Event(raw, record.key, headers, record.timestamp)
+                    event = Event(raw, record.key, headers, max(record.timestamp, 0))
                     rejected.append(Rejection(event, reason))
                     continue
-                events.append(Event(value, record.key, headers, record.timestamp))
+                # a record without a timestamp (-1) is stamped when the log takes it
+                events.append(Event(value, record.key, headers, max(record.timestamp, 0)))
             nxt[tp] = records[-1].offset + 1
             taken = True
         if not taken:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -314,3 +315,23 @@ async def test_a_broker_restart_while_reading_is_waited_out_and_loses_nothing(
         await source.close()
     assert got == list(range(30))  # nothing lost, nothing acknowledged read again
     assert f"reading from {url} failed" in caplog.text
+
+
+async def test_the_other_side_may_be_an_embedded_store(tmp_path: Path) -> None:
+    url = f"file:{tmp_path / 'other'}"
+    await produce(url, "landing", [orjson.dumps({"n": n}) for n in range(6)])
+    source = new_source(url, "landing", group="bridge", batch_size=4)
+    await source.open(None)
+    try:
+        first = await source.read()
+        assert first is not None and [e.value["n"] for e in first.events] == [0, 1, 2, 3]
+        await source.ack(first.position)
+    finally:
+        await source.close()
+    again = new_source(url, "landing", group="bridge")  # no position: the group's commit
+    await again.open(None)
+    try:
+        [rest] = await read_events(again, 2)
+    finally:
+        await again.close()
+    assert [e.value["n"] for e in rest.events] == [4, 5]
