@@ -46,7 +46,7 @@ class TopicPlan:
 
     name: str
     partitions: int = 1
-    replication: int = 1
+    replication: int | None = None
     config: dict[str, str] = field(default_factory=dict)
     codec: str = "json"
 

@@ -164,9 +164,11 @@ def broker(tmp_path: Path) -> Iterator[BrokerServer]:
 
 @pytest.fixture(scope="session")
 def broker_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerServer]:
-    """A broker shared by the session (per xdist worker); use unique topic names."""
+    """A broker shared by the session (per xdist worker); use unique topic names. It forms a
+    new group at once (no initial rebalance delay), as the ``kafka`` fixture's Kafka does."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    server = BrokerServer(tmp_path_factory.mktemp(f"broker-{worker}") / "data").start()
+    data = tmp_path_factory.mktemp(f"broker-{worker}") / "data"
+    server = BrokerServer(data, None, "--group-initial-rebalance-delay-ms", "0").start()
     try:
         yield server
     finally:

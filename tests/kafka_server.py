@@ -15,7 +15,8 @@ certificate for ``localhost`` and 127.0.0.1 whose PEM file is :attr:`KafkaCluste
 
 Fixtures: ``kafka`` (session scope, one per xdist worker: a single node shared by tests that
 use their own topic names), ``kafka_secure`` (session: one node with every security listener),
-``kafka_cluster`` (function scope: three nodes of the test's own).
+``fresh_kafka`` (function scope: one node of the test's own), ``kafka_cluster`` (function scope:
+three nodes of the test's own).
 
 Run by hand (``make kafka``): ``python tests/kafka_server.py [--port 9092] [--nodes 3]``
 starts one in the foreground until Ctrl-C.
@@ -45,6 +46,7 @@ __all__ = [
     "KafkaCluster",
     "KafkaNode",
     "fetch_kafka",
+    "fresh_kafka",
     "kafka",
     "kafka_cluster",
     "kafka_secure",
@@ -449,6 +451,16 @@ def kafka_secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClus
     cluster = KafkaCluster(
         tmp_path_factory.mktemp("kafka-secure"), libs=_libs_or_skip(), security=True
     ).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def fresh_kafka(tmp_path: Path) -> Iterator[KafkaCluster]:
+    """One Kafka node of the test's own (for tests that use fixed names or stop it)."""
+    cluster = KafkaCluster(tmp_path / "kafka", libs=_libs_or_skip()).start()
     try:
         yield cluster
     finally:

@@ -51,9 +51,9 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
     create.add_argument(
         "--replication-factor",
         type=positive_int,
-        default=1,
+        default=None,
         metavar="R",
-        help="replicas of each partition (the embedded store holds 1)",
+        help="replicas of each partition (default: the store's; the embedded store holds 1)",
     )
     create.add_argument(
         "--config",

@@ -82,10 +82,12 @@ def checked_consumer_settings(
     return reset
 
 
-def checked_replication_factor(replication_factor: int) -> int:
-    """``replication_factor`` once checked to be a whole number >= 1; ConfigError otherwise.
-    Every transport's admin calls this before its own limits (the embedded store keeps one
-    copy)."""
+def checked_replication_factor(replication_factor: int | None) -> int | None:
+    """``replication_factor`` once checked to be a whole number >= 1 (or None: the store's
+    default); ConfigError otherwise. Every transport's admin calls this before its own limits
+    (the embedded store keeps one copy)."""
+    if replication_factor is None:
+        return None
     if isinstance(replication_factor, bool) or not isinstance(replication_factor, int):
         raise ConfigError(f"replication factor {replication_factor!r} is not a whole number")
     if replication_factor < 1:
@@ -463,11 +465,18 @@ class Admin(abc.ABC):
         self,
         name: str,
         partitions: int = 1,
-        replication_factor: int = 1,
+        replication_factor: int | None = None,
         config: Mapping[str, str] | None = None,
     ) -> TopicDescription:
-        """Create a topic. Raises TopicExistsError, InvalidTopicError (also for the name of an
-        internal topic), ConfigError."""
+        """Create a topic. ``replication_factor`` None takes the store's default (one copy on
+        the embedded store and a millstream broker, ``default.replication.factor`` on Apache
+        Kafka). Raises TopicExistsError, InvalidTopicError (also for the name of an internal
+        topic), ConfigError."""
+
+    async def keeps_config(self, key: str) -> bool:
+        """Whether topics of this store keep the config ``key`` (on Apache Kafka, millstream's
+        own ``codec`` and ``flush.policy`` are not kept). True unless the store says otherwise."""
+        return True
 
     @abc.abstractmethod
     async def delete_topic(self, name: str) -> None:

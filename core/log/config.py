@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 
-__all__ = ["CONFIG_KEYS", "TopicConfig"]
+__all__ = ["CONFIG_KEYS", "OWN_CONFIG_KEYS", "TopicConfig"]
 
 
 _INT32_MAX = (1 << 31) - 1
@@ -115,6 +115,10 @@ CONFIG_KEYS: dict[str, _Key] = {
     "codec": _Key("json", _codec_name, "json | text | bytes | a plugin codec's name"),
 }
 """Every topic config millstream knows, with its default and what is valid."""
+
+OWN_CONFIG_KEYS = frozenset({"codec", "flush.policy"})
+"""The topic configs that are millstream's own (the others are Kafka's names): a millstream
+broker keeps them, Apache Kafka refuses names it does not know."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from millstream.core.client import redact_url
 from millstream.core.duration import format_duration
 from millstream.core.errors import ConfigError
 
-from ..plan import Pipeline
+from ..plan import Pipeline, TopicPlan
 from ..spec import Guarantee, guarantees, load_pipeline
 from ..spec._compile import check_together
 from ._common import registry_of
@@ -118,7 +118,13 @@ def _summary(pipeline: Pipeline, levels: list[Guarantee]) -> str:
         lines.append(f"dead letters: {pipeline.dead_letter}")
     lines.append("")
     topics = [
-        (name, t.partitions, t.replication, t.codec, _topic_settings(t.config))
+        (
+            name,
+            t.partitions,
+            _replication(pipeline, t) or "default",
+            t.codec,
+            _topic_settings(t.config),
+        )
         for name, t in pipeline.topics.items()
     ]
     lines.append(render_table(("TOPIC", "PARTITIONS", "REPLICATION", "CODEC", "SETTINGS"), topics))
@@ -152,6 +158,15 @@ def _topic_settings(config: dict[str, str]) -> str:
     return ", ".join(shown) or "-"
 
 
+def _replication(pipeline: Pipeline, topic: TopicPlan) -> int | None:
+    """The copies ``topic`` will have: as declared, else one on an embedded store, else the
+    cluster's default (None)."""
+    if topic.replication is not None:
+        return topic.replication
+    embedded = not pipeline.store or pipeline.store.startswith("file:")
+    return 1 if embedded else None
+
+
 def _duration(ms: int) -> str:
     """Milliseconds as the file writes them: 604800000 → 7d; -1 → forever."""
     return "forever" if ms < 0 else format_duration(timedelta(milliseconds=ms))
@@ -168,7 +183,7 @@ def _as_json(pipeline: Pipeline, levels: list[Guarantee]) -> dict[str, Any]:
             {
                 "name": name,
                 "partitions": t.partitions,
-                "replication": t.replication,
+                "replication": _replication(pipeline, t),
                 "codec": t.codec,
                 "config": t.config,
             }

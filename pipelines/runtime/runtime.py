@@ -106,7 +106,8 @@ class Runtime:
                         )
                     continue
                 config = dict(topic.config)
-                config.setdefault("codec", topic.codec)
+                if await admin.keeps_config("codec"):
+                    config.setdefault("codec", topic.codec)
                 with contextlib.suppress(TopicExistsError):  # another worker made it first
                     await admin.create_topic(
                         topic.name, topic.partitions, topic.replication, config

@@ -134,7 +134,7 @@ def _check_groups(pipeline: Pipeline, groups: dict[str, tuple[str, str, str]]) -
 
 def _topic_text(topic: TopicPlan) -> str:
     parts = [f"partitions {topic.partitions}", f"codec {topic.codec}"]
-    if topic.replication != 1:
+    if topic.replication not in (None, 1):
         parts.append(f"replication {topic.replication}")
     parts += [f"{k} {v}" for k, v in sorted(topic.config.items())]
     return ", ".join(parts)

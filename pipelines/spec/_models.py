@@ -119,10 +119,13 @@ class TopicSpec(_Spec):
     """A topic under ``topics:``; a topic given no settings (``dead: {}``) takes the defaults."""
 
     partitions: int = Field(default=1, ge=1, description="how many partitions the topic has")
-    replication: int = Field(
-        default=1,
+    replication: int | None = Field(
+        default=None,
         ge=1,
-        description="copies of each partition (1 on the embedded store; more on a cluster)",
+        description=(
+            "copies of each partition; default: the store's (1 on the embedded store and "
+            "millstream broker, default.replication.factor on Kafka)"
+        ),
     )
     codec: str = Field(
         default="json",

@@ -1,4 +1,5 @@
-"""One pipeline run by three `millstream run` processes against one `millstream broker`.
+"""One pipeline run by three `millstream run` processes against one `millstream broker`, and
+the same against one Apache Kafka.
 
 The routes' and sinks' partitions are shared between the three; the source runs in one of them
 at a time. Killing (SIGKILL) the process that runs the source moves the source and that
@@ -53,15 +54,15 @@ sinks:
 """
 
 
-def _worker(workdir: Path, bootstrap: str, index: int) -> tuple[subprocess.Popen[bytes], Path]:
+def _worker(workdir: Path, store: str, index: int) -> tuple[subprocess.Popen[bytes], Path]:
     log = workdir / f"worker-{index}.log"
     proc = subprocess.Popen(
         [
             MILLSTREAM,
             "run",
             "pipeline.yaml",
-            "--bootstrap-server",
-            bootstrap,
+            "--store",
+            store,
             "--stats-interval",
             "0.5",
         ],
@@ -91,8 +92,8 @@ def _wait(what: str, check, timeout: float = 60.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def _members(bootstrap: str, group: str) -> int:
-    conn = await connect(f"millstream://{bootstrap}")
+async def _members(store: str, group: str) -> int:
+    conn = await connect(store)
     try:
         return len((await conn.admin().describe_group(group)).members)
     except UnknownGroupError:  # not formed yet
@@ -109,16 +110,16 @@ def _rows(postgres) -> int:
 
 
 def test_three_workers_share_the_parts_and_survive_a_kill_9_of_the_source_holder(
-    tmp_path: Path, broker, postgres
+    tmp_path: Path, fresh_remote, postgres
 ) -> None:
     (tmp_path / "pipeline.yaml").write_text(PIPELINE % {"count": COUNT, "dsn": postgres.dsn})
     (tmp_path / "plugins.toml").write_text(f'modules = ["{HERE / "killplugin.py"}"]\n')
-    workers = [_worker(tmp_path, broker.bootstrap, i) for i in range(3)]
+    workers = [_worker(tmp_path, fresh_remote.url, i) for i in range(3)]
     try:
         # the route's group has all three as members: its six partitions are shared
         _wait(
             "three members in the route's group",
-            lambda: asyncio.run(_members(broker.bootstrap, "shared.cook")) == 3,
+            lambda: asyncio.run(_members(fresh_remote.url, "shared.cook")) == 3,
         )
         # exactly one worker runs the source; the others stand by
         holder = _wait(
@@ -167,7 +168,7 @@ def _no_store_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_bounded_pipeline_run_by_two_workers_ends_in_both_with_every_event_delivered(
-    tmp_path: Path, broker
+    tmp_path: Path, fresh_remote
 ) -> None:
     # the quickstart: a generator of 20,000 readings, two routes, the hot ones to the console;
     # the worker without the source takes its lease once the holder finished, finds the source
@@ -175,7 +176,7 @@ def test_a_bounded_pipeline_run_by_two_workers_ends_in_both_with_every_event_del
     quickstart = HERE.parent.parent / "examples" / "quickstart.yaml"
     runs = [
         subprocess.Popen(
-            [MILLSTREAM, "run", str(quickstart), "--bootstrap-server", broker.bootstrap, "--quiet"],
+            [MILLSTREAM, "run", str(quickstart), "--store", fresh_remote.url, "--quiet"],
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -188,7 +189,7 @@ def test_a_bounded_pipeline_run_by_two_workers_ends_in_both_with_every_event_del
     printed = [line for out, _ in outputs for line in out.decode().splitlines()]
 
     async def hot() -> list[bytes]:
-        conn = await connect(f"millstream://{broker.bootstrap}")
+        conn = await connect(fresh_remote.url)
         try:
             consumer = conn.consumer(["hot"], auto_offset_reset="earliest")
             got: list[bytes] = []

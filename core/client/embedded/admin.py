@@ -64,7 +64,7 @@ class EmbeddedAdmin(Admin):
         self,
         name: str,
         partitions: int = 1,
-        replication_factor: int = 1,
+        replication_factor: int | None = None,
         config: Mapping[str, str] | None = None,
     ) -> TopicDescription:
         _check_replication_factor(replication_factor)
@@ -198,8 +198,8 @@ class EmbeddedAdmin(Admin):
         self._closed = True
 
 
-def _check_replication_factor(replication_factor: int) -> None:
-    if checked_replication_factor(replication_factor) > 1:
+def _check_replication_factor(replication_factor: int | None) -> None:
+    if (checked_replication_factor(replication_factor) or 1) > 1:
         raise ConfigError(
             f"replication factor {replication_factor} is not possible on the embedded store, "
             "which keeps one copy of each partition (use 1); replication arrives with the "

@@ -13,10 +13,13 @@ coordinator accepts only while the group has no live members.
 from __future__ import annotations
 
 import asyncio
+import uuid
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...errors import (
+    ConfigError,
     InvalidOffsetError,
     InvalidPartitionsError,
     StoreClosedError,
@@ -24,8 +27,10 @@ from ...errors import (
     UnknownGroupError,
 )
 from ...log import is_internal
+from ...log.config import CONFIG_KEYS, OWN_CONFIG_KEYS
 from ...protocol import ApiKey, ErrorCode, request_class
 from ...record import TopicPartition
+from .. import redact_url
 from ..interface import (
     Admin,
     GroupDescription,
@@ -38,7 +43,14 @@ from ..interface import (
 )
 from .assignors import Assignment
 from .failures import error_for
-from .offsets import EARLIEST, LATEST, commit_offsets, fetch_committed, list_offsets
+from .offsets import (
+    EARLIEST,
+    LATEST,
+    ask_coordinator,
+    commit_offsets,
+    fetch_committed,
+    list_offsets,
+)
 from .wire import BrokerUnavailableError
 
 if TYPE_CHECKING:
@@ -49,6 +61,10 @@ __all__ = ["NetworkAdmin", "describe_configs"]
 _TOPIC_RESOURCE = 2
 _DYNAMIC_TOPIC_CONFIG = 1
 _TIMEOUT_MS = 30_000
+_INVALID_CONFIG = ErrorCode.INVALID_CONFIG
+
+_keeps_own_configs: weakref.WeakKeyDictionary[NetworkConnection, bool] = weakref.WeakKeyDictionary()
+"""Per connection: whether its cluster keeps millstream's own topic configs (asked once)."""
 
 
 async def describe_configs(
@@ -105,7 +121,7 @@ class NetworkAdmin(Admin):
         self,
         name: str,
         partitions: int = 1,
-        replication_factor: int = 1,
+        replication_factor: int | None = None,
         config: Mapping[str, str] | None = None,
     ) -> TopicDescription:
         self._check_open()
@@ -115,15 +131,16 @@ class NetworkAdmin(Admin):
                 f"partition count {partitions!r} is not valid; a topic has 1 or more"
             )
         self._connection.refuse_internal(name, "create")
+        config = await self._kept(config or {}, f"create topic {name!r}")
         request_type = request_class(ApiKey.CREATE_TOPICS)
         topic = request_type.Topics(  # type: ignore[attr-defined]
             name=name,
             num_partitions=partitions,
-            replication_factor=replication_factor,
+            replication_factor=-1 if replication_factor is None else replication_factor,
             assignments=[],
             configs=[
                 request_type.Topics.Configs(name=k, value=v)  # type: ignore[attr-defined]
-                for k, v in (config or {}).items()
+                for k, v in config.items()
             ],
         )
         request = request_type(topics=[topic], timeout_ms=_TIMEOUT_MS, validate_only=False)
@@ -134,6 +151,50 @@ class NetworkAdmin(Admin):
                 raise error_for(result.error_code, f"create topic {name!r}", result.error_message)
         await self._await_leaders(name)
         return await self.describe_topic(name)
+
+    async def keeps_config(self, key: str) -> bool:
+        if key not in OWN_CONFIG_KEYS:
+            return True
+        connection = self._connection
+        kept = _keeps_own_configs.get(connection)
+        if kept is None:
+            kept = _keeps_own_configs[connection] = await self._probe_own_configs()
+        return kept
+
+    async def _probe_own_configs(self) -> bool:
+        """Ask the controller to check, not make, a topic with ``codec=json``: a millstream
+        broker accepts it, Apache Kafka answers INVALID_CONFIG (and any other refusal is taken
+        as a no too: nothing millstream-only is then sent)."""
+        request_type = request_class(ApiKey.CREATE_TOPICS)
+        topic = request_type.Topics(  # type: ignore[attr-defined]
+            name=f"millstream-probe-{uuid.uuid4().hex[:12]}",
+            num_partitions=1,
+            replication_factor=1,
+            assignments=[],
+            configs=[request_type.Topics.Configs(name="codec", value="json")],  # type: ignore[attr-defined]
+        )
+        controller = await self._cluster.controller_connection()
+        request = request_type(topics=[topic], timeout_ms=_TIMEOUT_MS, validate_only=True)
+        answer = await controller.request(ApiKey.CREATE_TOPICS, request)
+        return all(result.error_code == ErrorCode.NONE for result in answer.topics)
+
+    async def _kept(self, config: Mapping[str, str], action: str) -> dict[str, str]:
+        """``config`` fit for the cluster: where millstream's own keys are not kept, one at
+        its default is left out (the topic reads as that anyway) and one set otherwise is a
+        ConfigError naming it, instead of the broker's "unknown config"."""
+        out = dict(config)
+        for key in OWN_CONFIG_KEYS & out.keys():
+            if await self.keeps_config(key):
+                continue
+            value = out.pop(key)
+            if value != CONFIG_KEYS[key].default:
+                raise ConfigError(
+                    f"cannot {action}: {key}={value} is a millstream topic config, and "
+                    f"{redact_url(self._connection.url)} does not keep it; "
+                    f"leave it out there (a pipeline reads its topics with the codecs its file "
+                    f"declares)"
+                )
+        return out
 
     async def _await_leaders(self, name: str) -> None:
         """Wait until the metadata names a leader for every partition of ``name``."""
@@ -200,7 +261,10 @@ class NetworkAdmin(Admin):
         """Bytes per partition of ``name`` on its leaders (DescribeLogDirs), where supported."""
         request_type = request_class(ApiKey.DESCRIBE_LOG_DIRS)
         sizes: dict[int, int] = {}
-        nodes = {leader for leader in self._cluster.topics[name].leaders if leader >= 0}
+        leaders = self._cluster.topics[name].leaders
+        nodes = {leader for leader in leaders if leader >= 0}
+        # every partition named: Kafka reads an empty list as none of them
+        wanted = request_type.Topics(topic=name, partitions=list(range(len(leaders))))  # type: ignore[attr-defined]
         for node in nodes:
             try:
                 connection = await self._cluster.connection(node)
@@ -208,7 +272,7 @@ class NetworkAdmin(Admin):
                     continue
                 answer = await connection.request(
                     ApiKey.DESCRIBE_LOG_DIRS,
-                    request_type(topics=[request_type.Topics(topic=name, partitions=[])]),  # type: ignore[attr-defined]
+                    request_type(topics=[wanted]),
                 )
             except (BrokerUnavailableError, StoreError):
                 continue
@@ -240,6 +304,7 @@ class NetworkAdmin(Admin):
                     merged.pop(key, None)
                 else:
                     merged[key] = value
+            merged = await self._kept(merged, f"set configs of {name!r}")
             # checked before anything changes: a refused config leaves the partitions as
             # they were
             await self._alter_configs(name, merged, validate_only=True)
@@ -326,8 +391,9 @@ class NetworkAdmin(Admin):
         request = request_class(ApiKey.DESCRIBE_GROUPS)(
             groups=[group], include_authorized_operations=False
         )
-        coordinator = await self._cluster.coordinator(group)
-        answer = await coordinator.request(ApiKey.DESCRIBE_GROUPS, request)
+        answer = await ask_coordinator(
+            self._cluster, group, ApiKey.DESCRIBE_GROUPS, request, lambda a: a.groups[0].error_code
+        )
         described = answer.groups[0]
         if described.error_code and described.error_code != ErrorCode.GROUP_ID_NOT_FOUND:
             raise error_for(described.error_code, f"describe group {group!r}")
@@ -420,8 +486,9 @@ class NetworkAdmin(Admin):
         if gone and not await fetch_committed(self._cluster, group, None):
             raise await self._unknown_group(group)
         request = request_class(ApiKey.DELETE_GROUPS)(groups_names=[group])
-        coordinator = await self._cluster.coordinator(group)
-        answer = await coordinator.request(ApiKey.DELETE_GROUPS, request)
+        answer = await ask_coordinator(
+            self._cluster, group, ApiKey.DELETE_GROUPS, request, lambda a: a.results[0].error_code
+        )
         for result in answer.results:
             if result.error_code == ErrorCode.GROUP_ID_NOT_FOUND:
                 raise await self._unknown_group(group)

@@ -9,7 +9,8 @@ or the coordinator up again in between.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...protocol import ApiKey, ErrorCode, request_class
@@ -18,7 +19,14 @@ from .cluster import Cluster
 from .failures import REFRESH_METADATA, error_for
 from .wire import BrokerUnavailableError
 
-__all__ = ["EARLIEST", "LATEST", "commit_offsets", "fetch_committed", "list_offsets"]
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "ask_coordinator",
+    "commit_offsets",
+    "fetch_committed",
+    "list_offsets",
+]
 
 EARLIEST = -2
 """ListOffsets' timestamp for the earliest offset."""
@@ -26,6 +34,7 @@ LATEST = -1
 """ListOffsets' timestamp for the latest offset (the high watermark)."""
 
 _ATTEMPTS = 10
+_COORDINATOR_WAIT_S = 10.0
 _COORDINATOR_ERRORS = frozenset(
     {
         ErrorCode.NOT_COORDINATOR,
@@ -160,6 +169,33 @@ async def fetch_committed(
                     out[TopicPartition(topic.name, part.partition_index)] = part.committed_offset
         return out
     raise BrokerUnavailableError(f"cannot reach the coordinator of group {group!r}")
+
+
+async def ask_coordinator(
+    cluster: Cluster, group: str, api_key: int, request: Any, error_of: Callable[[Any], int]
+) -> Any:
+    """The answer of ``group``'s coordinator to ``request``, asked again (the coordinator looked
+    up anew) while ``error_of(answer)`` says it is not the coordinator or is still loading, or
+    the connection is lost: a group's coordinator moves with its partition of
+    ``__consumer_offsets``, and Kafka loads that partition for seconds after it moved or was
+    first made. BrokerUnavailableError after about ten seconds of that."""
+    deadline = time.monotonic() + _COORDINATOR_WAIT_S
+    attempt = 0
+    while True:
+        try:
+            coordinator = await cluster.coordinator(group)
+            answer = await coordinator.request(api_key, request)
+        except BrokerUnavailableError:
+            answer = None
+        if answer is not None and ErrorCode.for_code(error_of(answer)) not in _COORDINATOR_ERRORS:
+            return answer
+        cluster.forget_coordinator(group)
+        attempt += 1
+        if time.monotonic() >= deadline:
+            raise BrokerUnavailableError(
+                f"cannot reach the coordinator of group {group!r} (asked {attempt} times)"
+            )
+        await asyncio.sleep(min(0.5, 0.05 * attempt))
 
 
 async def commit_offsets(

@@ -51,7 +51,7 @@ class NetworkPositionStore(PositionStore):
                 request_type.Topics(  # type: ignore[attr-defined]
                     name=POSITIONS_TOPIC,
                     num_partitions=1,
-                    replication_factor=1,
+                    replication_factor=-1,  # the cluster's default.replication.factor
                     assignments=[],
                     configs=[
                         request_type.Topics.Configs(name=k, value=v)  # type: ignore[attr-defined]

@@ -35,9 +35,9 @@ async def refusals(url: str) -> list[str]:
     return said
 
 
-async def test_both_transports_refuse_the_same_arguments_alike(tmp_path, broker_session) -> None:
+async def test_both_transports_refuse_the_same_arguments_alike(tmp_path, remote) -> None:
     embedded = await refusals(f"file:{tmp_path / 'store'}")
-    network = await refusals(f"millstream://{broker_session.bootstrap}")
+    network = await refusals(remote.url)
     assert embedded == network
     assert embedded[0] == "replication factor 0 is not valid; it is >= 1"
     assert "valid: 'earliest', 'latest' or a timestamp" in embedded[3]

@@ -14,8 +14,8 @@ from millstream.core.record import TopicPartition
 
 
 @pytest.fixture
-async def conn(broker_session) -> AsyncIterator[Connection]:
-    connection = await connect(f"millstream://{broker_session.bootstrap}")
+async def conn(remote) -> AsyncIterator[Connection]:
+    connection = await connect(remote.url)
     yield connection
     await connection.close()
 

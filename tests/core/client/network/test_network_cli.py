@@ -12,9 +12,16 @@ from pathlib import Path
 MILLSTREAM = Path(sys.executable).parent / "millstream"
 
 
-def run(broker, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def store_option(remote) -> list[str]:
+    """``--bootstrap-server HOST:PORT`` for our broker (its short form), ``--store URL`` else."""
+    if remote.is_kafka:
+        return ["--store", remote.url]
+    return ["--bootstrap-server", remote.bootstrap]
+
+
+def run(remote, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(MILLSTREAM), *args, "--bootstrap-server", broker.bootstrap],
+        [str(MILLSTREAM), *args, *store_option(remote)],
         input=stdin,
         capture_output=True,
         text=True,
@@ -22,13 +29,13 @@ def run(broker, *args: str, stdin: str | None = None) -> subprocess.CompletedPro
     )
 
 
-def test_the_command_line_works_against_a_broker(broker_session) -> None:
+def test_the_command_line_works_against_a_broker(remote) -> None:
     topic, group = f"cli-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
-    assert run(broker_session, "topics", "create", topic, "--partitions", "2").returncode == 0
-    produced = run(broker_session, "produce", topic, stdin="one\ntwo\nthree\n")
+    assert run(remote, "topics", "create", topic, "--partitions", "2").returncode == 0
+    produced = run(remote, "produce", topic, stdin="one\ntwo\nthree\n")
     assert produced.returncode == 0, produced.stderr
     consumed = run(
-        broker_session,
+        remote,
         "consume",
         topic,
         "--group",
@@ -39,7 +46,7 @@ def test_the_command_line_works_against_a_broker(broker_session) -> None:
     )
     assert consumed.returncode == 0, consumed.stderr
     assert sorted(consumed.stdout.split()) == ["one", "three", "two"]
-    groups = run(broker_session, "groups", "describe", group, "--format", "json")
+    groups = run(remote, "groups", "describe", group, "--format", "json")
     assert groups.returncode == 0, groups.stderr
     offsets = json.loads(groups.stdout)["offsets"]
     assert sum(o["committed"] or 0 for o in offsets) == 3 and all(o["lag"] == 0 for o in offsets)
@@ -67,17 +74,17 @@ def test_bootstrap_server_with_another_store_option_is_a_usage_error(tmp_path) -
 
 
 def test_a_new_group_reading_from_the_end_still_gets_what_is_written_while_it_is_away(
-    broker_session,
+    remote,
 ) -> None:
     # as Kafka's console consumer: a group's first run commits where it started, so records
     # written after that run are read by the next one, not skipped as "before latest"
     topic, group = f"cli-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
-    assert run(broker_session, "topics", "create", topic, "--partitions", "3").returncode == 0
-    assert run(broker_session, "produce", topic, stdin="old\n").returncode == 0
-    first = run(broker_session, "consume", topic, "--group", group, "--timeout-ms", "500")
+    assert run(remote, "topics", "create", topic, "--partitions", "3").returncode == 0
+    assert run(remote, "produce", topic, stdin="old\n").returncode == 0
+    first = run(remote, "consume", topic, "--group", group, "--timeout-ms", "500")
     assert first.returncode == 0, first.stderr
     assert first.stdout == ""  # from the end: the record written before is not read
-    assert run(broker_session, "produce", topic, stdin="new-1\nnew-2\n").returncode == 0
-    second = run(broker_session, "consume", topic, "--group", group, "--max-messages", "2")
+    assert run(remote, "produce", topic, stdin="new-1\nnew-2\n").returncode == 0
+    second = run(remote, "consume", topic, "--group", group, "--max-messages", "2")
     assert second.returncode == 0, second.stderr
     assert sorted(second.stdout.split()) == ["new-1", "new-2"]

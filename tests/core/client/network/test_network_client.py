@@ -13,6 +13,7 @@ from millstream.core import Record
 from millstream.core.client import Connection, connect
 from millstream.core.client.partitioner import partition_for_key
 from millstream.core.errors import (
+    ConfigError,
     InvalidPartitionsError,
     InvalidTopicError,
     RecordTooLargeError,
@@ -24,8 +25,8 @@ from millstream.core.record import TopicPartition
 
 
 @pytest.fixture
-async def conn(broker_session) -> AsyncIterator[Connection]:
-    connection = await connect(f"millstream://{broker_session.bootstrap}")
+async def conn(remote) -> AsyncIterator[Connection]:
+    connection = await connect(remote.url)
     yield connection
     await connection.close()
 
@@ -147,23 +148,23 @@ async def test_admin_creates_describes_alters_and_deletes(conn: Connection) -> N
 
 
 async def test_a_producer_writes_to_a_topic_created_after_the_connection(
-    conn: Connection, broker_session
+    conn: Connection, remote
 ) -> None:
     topic = fresh()
-    async with await connect(f"millstream://{broker_session.bootstrap}") as other:
+    async with await connect(remote.url) as other:
         await other.admin().create_topic(topic, partitions=2)
     async with conn.producer() as producer:
         meta = await producer.send(topic, b"late", key=b"k")
     assert meta.partition == partition_for_key(b"k", 2) and meta.offset == 0
 
 
-async def test_positions_are_kept_on_the_broker(conn: Connection, broker_session) -> None:
+async def test_positions_are_kept_on_the_broker(conn: Connection, remote) -> None:
     positions = conn.positions()
     key = f"{fresh('pipe')}/source"
     assert await positions.get(key) is None
     await positions.put(key, b"offset=10")
     await positions.put(key, b"offset=20")
-    async with await connect(f"millstream://{broker_session.bootstrap}") as other:
+    async with await connect(remote.url) as other:
         assert await other.positions().get(key) == b"offset=20"
         assert key in await other.positions().keys()
         await other.positions().put(key, None)
@@ -249,12 +250,12 @@ async def test_a_seek_after_records_were_handed_out_wins_over_the_fetch_ahead(
     await consumer.close()
 
 
-async def test_partitions_added_elsewhere_are_followed(broker_session, monkeypatch) -> None:
+async def test_partitions_added_elsewhere_are_followed(remote, monkeypatch) -> None:
     from millstream.core.client.network import NetworkConnection
 
     monkeypatch.setattr(NetworkConnection, "metadata_refresh_s", 0.2)
     topic = fresh()
-    url = f"millstream://{broker_session.bootstrap}"
+    url = remote.url
     async with await connect(url) as conn, await connect(url) as other:
         await conn.admin().create_topic(topic, partitions=1)
         member = conn.consumer([topic], group=fresh("g"), auto_offset_reset="earliest")
@@ -273,3 +274,31 @@ async def test_partitions_added_elsewhere_are_followed(broker_session, monkeypat
         await producer.close()
         await member.close()
         await loner.close()
+
+
+async def test_millstream_topic_configs_are_kept_where_the_store_keeps_them(
+    conn: Connection, remote
+) -> None:
+    # a millstream broker keeps `codec`; Apache Kafka refuses config names it does not know,
+    # so the client leaves one at its default out and names one set otherwise
+    admin = conn.admin()
+    kept = fresh("codec")
+    if not remote.is_kafka:
+        assert await admin.keeps_config("codec")
+        described = await admin.create_topic(kept, config={"codec": "text"})
+        assert described.configs["codec"] == "text"
+        return
+    assert not await admin.keeps_config("codec") and await admin.keeps_config("retention.ms")
+    described = await admin.create_topic(kept, config={"codec": "json", "retention.ms": "60000"})
+    assert described.configs["retention.ms"] == "60000" and "codec" not in described.configs
+    refused = fresh("text")
+    with pytest.raises(ConfigError) as error:
+        await admin.create_topic(refused, config={"codec": "text"})
+    assert str(error.value) == (
+        f"cannot create topic {refused!r}: codec=text is a millstream topic config, and "
+        f"{remote.url} does not keep it; leave it out there (a pipeline reads its topics with "
+        "the codecs its file declares)"
+    )
+    assert refused not in await admin.list_topics()
+    with pytest.raises(ConfigError, match="flush.policy=never is a millstream topic config"):
+        await admin.alter_topic(kept, config={"flush.policy": "never"})

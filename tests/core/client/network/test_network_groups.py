@@ -5,28 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
-from broker_server import BrokerServer
 
 from millstream.core.client import Connection, Consumer, connect
 from millstream.core.errors import CommitFailedError, StoreError, UnknownGroupError
 from millstream.core.record import TopicPartition
 
 
-@pytest.fixture(scope="module")
-def group_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerServer]:
-    """A broker that forms a new group at once (no initial rebalance delay), for speed."""
-    data = tmp_path_factory.mktemp("network-groups") / "data"
-    server = BrokerServer(data, None, "--group-initial-rebalance-delay-ms", "0").start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-async def conn(group_broker: BrokerServer) -> AsyncIterator[Connection]:
-    connection = await connect(f"millstream://{group_broker.bootstrap}")
+async def conn(remote) -> AsyncIterator[Connection]:
+    connection = await connect(remote.url)
     yield connection
     await connection.close()
 
