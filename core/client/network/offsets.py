@@ -33,8 +33,10 @@ EARLIEST = -2
 LATEST = -1
 """ListOffsets' timestamp for the latest offset (the high watermark)."""
 
-_ATTEMPTS = 10
-_COORDINATOR_WAIT_S = 10.0
+_COORDINATOR_WAIT_S = 30.0
+_LEADER_WAIT_S = 30.0
+"""How long a partition may be without a reachable leader before listing its offsets fails (a
+dead leader is replaced once the cluster notices: 9 s by Kafka's defaults)."""
 _COORDINATOR_ERRORS = frozenset(
     {
         ErrorCode.NOT_COORDINATOR,
@@ -52,7 +54,10 @@ async def list_offsets(
     request_type = request_class(ApiKey.LIST_OFFSETS)
     found: dict[TopicPartition, int] = {}
     left = dict(wanted)
-    for attempt in range(_ATTEMPTS):
+    deadline = time.monotonic() + _LEADER_WAIT_S
+    attempt = 0
+    while attempt == 0 or time.monotonic() < deadline:
+        attempt += 1
         by_node: dict[int, list[TopicPartition]] = {}
         for tp in left:
             node = cluster.leader(tp.topic, tp.partition)
@@ -104,8 +109,8 @@ async def list_offsets(
         if not left:
             return found
         if retry:
-            if attempt:
-                await asyncio.sleep(0.05 * attempt)
+            if attempt > 1:
+                await asyncio.sleep(min(0.5, 0.05 * attempt))
             await cluster.refresh({tp.topic for tp in left})
             for tp in left:
                 known = cluster.topics.get(tp.topic)
@@ -114,7 +119,9 @@ async def list_offsets(
                 if tp.partition >= known.partitions:
                     raise _no_partition(tp, known.partitions)
     raise BrokerUnavailableError(
-        "cannot list offsets of " + ", ".join(str(tp) for tp in sorted(left)) + ": no leader"
+        "cannot list offsets of "
+        + ", ".join(str(tp) for tp in sorted(left))
+        + f": no leader answered within {_LEADER_WAIT_S:g} s"
     )
 
 
@@ -143,32 +150,22 @@ async def fetch_committed(
             for t, p in by_topic.items()
         ]
     request = request_type(group_id=group, topics=topics)
-    for attempt in range(_ATTEMPTS):
-        try:
-            coordinator = await cluster.coordinator(group)
-            answer = await coordinator.request(ApiKey.OFFSET_FETCH, request)
-        except BrokerUnavailableError:
-            cluster.forget_coordinator(group)
-            await asyncio.sleep(0.05 * (attempt + 1))
-            continue
-        code = ErrorCode.for_code(answer.error_code)
-        if code in _COORDINATOR_ERRORS:
-            cluster.forget_coordinator(group)
-            await asyncio.sleep(0.05 * (attempt + 1))
-            continue
-        if code not in (ErrorCode.NONE, ErrorCode.GROUP_ID_NOT_FOUND):
-            raise error_for(code, f"read the committed offsets of group {group!r}")
-        out: dict[TopicPartition, int] = {}
-        for topic in answer.topics:
-            for part in topic.partitions:
-                if part.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
-                    continue
-                if part.error_code:
-                    raise error_for(part.error_code, f"read the committed offsets of {group!r}")
-                if part.committed_offset >= 0:
-                    out[TopicPartition(topic.name, part.partition_index)] = part.committed_offset
-        return out
-    raise BrokerUnavailableError(f"cannot reach the coordinator of group {group!r}")
+    answer = await ask_coordinator(
+        cluster, group, ApiKey.OFFSET_FETCH, request, lambda a: a.error_code
+    )
+    code = ErrorCode.for_code(answer.error_code)
+    if code not in (ErrorCode.NONE, ErrorCode.GROUP_ID_NOT_FOUND):
+        raise error_for(code, f"read the committed offsets of group {group!r}")
+    out: dict[TopicPartition, int] = {}
+    for topic in answer.topics:
+        for part in topic.partitions:
+            if part.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                continue
+            if part.error_code:
+                raise error_for(part.error_code, f"read the committed offsets of {group!r}")
+            if part.committed_offset >= 0:
+                out[TopicPartition(topic.name, part.partition_index)] = part.committed_offset
+    return out
 
 
 async def ask_coordinator(
@@ -178,7 +175,8 @@ async def ask_coordinator(
     up anew) while ``error_of(answer)`` says it is not the coordinator or is still loading, or
     the connection is lost: a group's coordinator moves with its partition of
     ``__consumer_offsets``, and Kafka loads that partition for seconds after it moved or was
-    first made. BrokerUnavailableError after about ten seconds of that."""
+    first made, and a dead coordinator is replaced only once the cluster notices (Kafka's
+    ``broker.session.timeout.ms``, 9 s). BrokerUnavailableError after 30 seconds of that."""
     deadline = time.monotonic() + _COORDINATOR_WAIT_S
     attempt = 0
     while True:
@@ -231,26 +229,22 @@ async def commit_offsets(
             for t, p in by_topic.items()
         ],
     )
-    for attempt in range(_ATTEMPTS):
-        try:
-            coordinator = await cluster.coordinator(group)
-            answer = await coordinator.request(ApiKey.OFFSET_COMMIT, request)
-        except BrokerUnavailableError:
-            cluster.forget_coordinator(group)
-            await asyncio.sleep(0.05 * (attempt + 1))
-            continue
-        refused: dict[TopicPartition, ErrorCode] = {}
-        again = False
-        for topic in answer.topics:
-            for part in topic.partitions:
-                code = ErrorCode.for_code(part.error_code)
-                if code in _COORDINATOR_ERRORS:
-                    again = True
-                elif code != ErrorCode.NONE:
-                    refused[TopicPartition(topic.name, part.partition_index)] = code
-        if again:
-            cluster.forget_coordinator(group)
-            await asyncio.sleep(0.05 * (attempt + 1))
-            continue
-        return refused
-    raise BrokerUnavailableError(f"cannot reach the coordinator of group {group!r}")
+    answer = await ask_coordinator(
+        cluster, group, ApiKey.OFFSET_COMMIT, request, _coordinator_error_of_commit
+    )
+    refused: dict[TopicPartition, ErrorCode] = {}
+    for topic in answer.topics:
+        for part in topic.partitions:
+            code = ErrorCode.for_code(part.error_code)
+            if code != ErrorCode.NONE:
+                refused[TopicPartition(topic.name, part.partition_index)] = code
+    return refused
+
+
+def _coordinator_error_of_commit(answer: Any) -> int:
+    """An OffsetCommit answer's coordinator error (they come per partition), else 0."""
+    for topic in answer.topics:
+        for part in topic.partitions:
+            if part.error_code in _COORDINATOR_ERRORS:
+                return int(part.error_code)
+    return 0

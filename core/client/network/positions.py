@@ -9,6 +9,9 @@ is one idempotent-free Produce with acks=all: durable on the broker when it retu
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...errors import StoreError, TopicExistsError
@@ -17,8 +20,9 @@ from ...log.encoder import encode_batch
 from ...protocol import ApiKey, ErrorCode, request_class
 from ...record import Record, TopicPartition
 from ..interface import PositionStore
-from .failures import error_for
+from .failures import REFRESH_METADATA, error_for
 from .offsets import LATEST, list_offsets
+from .wire import BrokerUnavailableError
 
 if TYPE_CHECKING:
     from .connection import NetworkConnection
@@ -28,6 +32,9 @@ __all__ = ["POSITIONS_TOPIC", "NetworkPositionStore"]
 POSITIONS_TOPIC = "__source_positions"
 _TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.bytes": "104857600"}
 _TP = TopicPartition(POSITIONS_TOPIC, 0)
+_LEADER_WAIT_S = 30.0
+"""How long the topic's partition may be without a reachable leader (a dead leader is replaced
+once the cluster notices: 9 s by Kafka's defaults)."""
 
 
 class NetworkPositionStore(PositionStore):
@@ -111,8 +118,8 @@ class NetworkPositionStore(PositionStore):
                 forgotten_topics_data=[],
                 rack_id="",
             )
-            answer: Any = await cluster.request(
-                ApiKey.FETCH, request, node=cluster.leader(POSITIONS_TOPIC, 0)
+            answer = await self._to_leader(
+                ApiKey.FETCH, request, lambda a: a.responses[0].partitions[0].error_code
             )
             part = answer.responses[0].partitions[0]
             if part.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:  # compacted or cleaned away
@@ -134,6 +141,29 @@ class NetworkPositionStore(PositionStore):
                 self._loaded = max(self._loaded, header.next_offset)
             if self._loaded == before:
                 break  # nothing readable yet (a batch larger than the fetch): try next time
+
+    async def _to_leader(self, api_key: int, request: Any, error_of: Callable[[Any], int]) -> Any:
+        """The answer of the partition's leader to ``request``, asked again (the metadata
+        looked up anew) while the leader is unreachable or says it moved, for up to 30 s."""
+        cluster = self._connection.cluster
+        deadline = time.monotonic() + _LEADER_WAIT_S
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                answer: Any = await cluster.request(
+                    api_key, request, node=cluster.leader(POSITIONS_TOPIC, 0)
+                )
+            except BrokerUnavailableError:
+                if time.monotonic() >= deadline:
+                    raise
+            else:
+                code = ErrorCode.for_code(error_of(answer))
+                again = code in REFRESH_METADATA or code.retriable
+                if not again or time.monotonic() >= deadline:
+                    return answer
+            await asyncio.sleep(min(0.5, 0.05 * attempt))
+            await cluster.refresh([POSITIONS_TOPIC])
 
     async def get(self, key: str) -> bytes | None:
         await self._catch_up()
@@ -159,18 +189,12 @@ class NetworkPositionStore(PositionStore):
                 )
             ],
         )
-        cluster = self._connection.cluster
-        for attempt in range(3):
-            answer: Any = await cluster.request(
-                ApiKey.PRODUCE, request, node=cluster.leader(POSITIONS_TOPIC, 0)
-            )
-            part = answer.responses[0].partition_responses[0]
-            code = ErrorCode.for_code(part.error_code)
-            if code == ErrorCode.NONE:
-                break
-            if not code.retriable or attempt == 2:
-                raise error_for(code, f"store the position of {key!r}", part.error_message)
-            await cluster.refresh([POSITIONS_TOPIC])
+        answer = await self._to_leader(
+            ApiKey.PRODUCE, request, lambda a: a.responses[0].partition_responses[0].error_code
+        )
+        part = answer.responses[0].partition_responses[0]
+        if part.error_code:
+            raise error_for(part.error_code, f"store the position of {key!r}", part.error_message)
         if value is None:
             self._positions.pop(key, None)
         else:
