@@ -4,13 +4,14 @@
 # install and carries on.
 #
 # Usage: scripts/install-system-deps.sh [PACKAGE ...]
-#   (default: mosquitto postgresql kcat graphviz, and Maven with a Java 17 JDK for the Java client
-#   and the Kafka broker the interop tests fetch from Maven Central)
+#   (default: mosquitto postgresql kcat graphviz, Maven with a Java 17 JDK for the Java client and
+#   the Kafka broker the tests fetch from Maven Central, and openssl for the certificate of the
+#   Kafka the TLS tests start)
 set -euo pipefail
 
 packages=("$@")
 if [ ${#packages[@]} -eq 0 ]; then
-    packages=(mosquitto postgresql kcat graphviz maven openjdk-17-jdk-headless)
+    packages=(mosquitto postgresql kcat graphviz maven openjdk-17-jdk-headless openssl)
 fi
 
 installed() {
