@@ -84,6 +84,8 @@ class BrokerConnection:
         self._versions: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._lost: BaseException | None = None
+        self._answered = False
+        """Whether the broker has answered a request other than ApiVersions."""
         self.timeout_s = 30.0
         """How long a request may wait for its answer (Kafka's ``request.timeout.ms``)."""
 
@@ -131,8 +133,8 @@ class BrokerConnection:
                     f"listener? (security.protocol={self.security.protocol} asks for TLS)"
                 ) from None
             raise BrokerUnavailableError(
-                f"cannot connect to broker {self.address}: {reason}; is `millstream broker` "
-                "running there?"
+                f"cannot connect to broker {self.address}: {reason}; is a Kafka protocol broker "
+                "(millstream broker or Apache Kafka) listening there?"
             ) from None
         self._task = asyncio.get_running_loop().create_task(
             self._read_responses(), name=f"millstream-broker-{self.address}"
@@ -326,7 +328,9 @@ class BrokerConnection:
             while True:
                 frame = await read_frame(self._reader)
                 if frame is None:
-                    reason = BrokerUnavailableError(f"broker {self.address} closed the connection")
+                    reason = BrokerUnavailableError(
+                        f"broker {self.address} closed the connection{self._security_hint()}"
+                    )
                     break
                 correlation = response_correlation_id(frame)
                 entry = self._pending.pop(correlation, None)
@@ -336,6 +340,7 @@ class BrokerConnection:
                     )
                     continue
                 api_key, version, future = entry
+                self._answered = self._answered or api_key != ApiKey.API_VERSIONS
                 if future.done():
                     continue
                 try:
@@ -352,8 +357,27 @@ class BrokerConnection:
         except ssl.SSLError as exc:
             reason = self._tls_failure(exc)
         except (OSError, ProtocolError) as exc:
-            reason = BrokerUnavailableError(f"lost the connection to broker {self.address}: {exc}")
+            hint = self._security_hint(unreadable=isinstance(exc, ProtocolError))
+            reason = BrokerUnavailableError(
+                f"lost the connection to broker {self.address}: {exc}{hint}"
+            )
         self._fail_all(reason)
+
+    def _security_hint(self, *, unreadable: bool = False) -> str:
+        """A hint for a broker that ended the connection before answering anything but
+        ApiVersions to a client that asked for no TLS: a TLS listener answers the first
+        request with an alert, ``unreadable`` as a frame; a SASL listener (one offering
+        SaslHandshake) answers ApiVersions, then closes at the next request of a client that
+        asked for no SASL."""
+        if self._answered or self.security.tls:
+            return ""
+        tls_alert = unreadable and not self._versions
+        sasl_refusal = (
+            not unreadable and not self.security.sasl and ApiKey.SASL_HANDSHAKE in self._versions
+        )
+        if not (tls_alert or sasl_refusal):
+            return ""
+        return " (does the listener need SASL or TLS? see security.protocol)"
 
     def _tls_failure(self, exc: ssl.SSLError) -> BaseException:
         """A TLS alert from the broker: AuthenticationError when it is about the client's

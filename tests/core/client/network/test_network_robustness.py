@@ -248,3 +248,16 @@ async def test_a_producer_refuses_records_beyond_its_buffer_while_the_broker_is_
         assert [(await d).offset for d in held] == list(range(1, len(held) + 1))
         assert (await producer.send("held", b"again")).offset == len(held) + 1
         await producer.close()
+
+
+@pytest.mark.parametrize("scheme", ["millstream", "kafka"])
+async def test_a_refused_connection_names_both_kinds_of_broker_on_one_line(scheme: str) -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(BrokerUnavailableError) as caught:
+        await NetworkConnection.open(f"{scheme}://127.0.0.1:{port}", timeout_s=2)
+    message = str(caught.value)
+    assert message.startswith(f"cannot reach {scheme}://127.0.0.1:{port}: cannot connect to ")
+    assert message.endswith(
+        "is a Kafka protocol broker (millstream broker or Apache Kafka) listening there?"
+    )
+    assert "\n" not in message

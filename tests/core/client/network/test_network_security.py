@@ -510,3 +510,17 @@ async def test_tls_to_a_millstream_broker_fails_quickly_and_says_so(broker_sessi
     with pytest.raises(StoreError, match="TLS handshake with broker .* failed"):
         await connect(url)
     assert time.monotonic() - began < 5
+
+
+@pytest.mark.parametrize("listener", ["SASL_PLAINTEXT", "SSL", "SASL_SSL"])
+async def test_a_plain_client_at_a_secure_listener_is_pointed_to_security_protocol(
+    kafka_secure, listener: str
+) -> None:
+    began = time.monotonic()
+    with pytest.raises(StoreError) as caught:
+        await connect(f"kafka://{kafka_secure.address(listener)}")
+    assert time.monotonic() - began < 5
+    message = str(caught.value)
+    assert message.startswith(f"cannot reach kafka://{kafka_secure.address(listener)}: ")
+    assert message.endswith("(does the listener need SASL or TLS? see security.protocol)")
+    assert "\n" not in message
