@@ -1,4 +1,5 @@
-"""Queries over a ``millstream broker``: the topics read through the network client."""
+"""Queries over a ``millstream broker`` (and one over a SASL listener of Apache Kafka): the
+topics read through the network client."""
 
 from __future__ import annotations
 
@@ -196,3 +197,24 @@ async def test_an_interrupt_stops_a_scan_whose_broker_stopped_answering(broker) 
         os.kill(broker.process.pid, signal.SIGCONT)
     assert str(caught.value) == "the query was stopped before it finished"
     assert took < 2, f"the interrupted query ended {took:.1f} s later"
+
+
+async def test_a_scan_that_fails_over_sasl_shows_the_url_without_its_password(
+    kafka_secure,
+) -> None:
+    address = kafka_secure.address("SASL_PLAINTEXT")
+    options = "security.protocol=SASL_PLAINTEXT&sasl.mechanism=SCRAM-SHA-256"
+    url = f"kafka://alice:alice-secret@{address}?{options}"
+    topic = f"big-{os.getpid()}-{time.monotonic_ns()}"
+    await fill_large(url, topic)
+    async with await connect(url, read_only=True) as conn:
+        closing = _CloseConnectionOnFirstRecords(conn, asyncio.get_running_loop())
+        with pytest.raises(QueryError) as caught:
+            await asyncio.to_thread(
+                engine_for(conn).run, f'SELECT count(*) FROM "{topic}"', progress=closing
+            )
+    message = str(caught.value)
+    assert message.startswith(
+        f"reading topic {topic!r} from kafka://alice:****@{address}?{options} failed: "
+    ), message
+    assert "alice-secret" not in message
