@@ -18,6 +18,7 @@ import pytest
 HEADER = """
 import asyncio
 import json
+import time
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -95,6 +96,17 @@ class KeyedSink(FileSink):
         with open(path, "w") as out:
             out.writelines(json.dumps(row) + "\\n" for row in rows.values())
         self.held = []
+
+
+class RetainingSink(FileSink):
+    '''Keeps only events of the last 7 days, as a store's retention by record timestamp.'''
+
+    name = "retaining"
+
+    async def flush(self) -> None:
+        oldest = time.time() * 1000 - 7 * 24 * 3600 * 1000
+        self.held = [e for e in self.held if e.timestamp >= oldest]
+        await super().flush()
 
 
 class SourceSuite(SourceConformance):
@@ -330,6 +342,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, st
         "class TestIt(SinkSuite):\n    sink = KeyedSink\n\n"
         "    def read_back(self):\n        return [row['value'] for row in super().read_back()]\n"
     )
+    cases["good_retaining_sink"] = "class TestIt(SinkSuite):\n    sink = RetainingSink\n"
     for name, (flaw, _) in SOURCE_FLAWS.items():
         cases[name] = textwrap.dedent(flaw) + "\nclass TestIt(SourceSuite):\n    source = Flawed\n"
     for name, (flaw, _) in SINK_FLAWS.items():
@@ -380,6 +393,14 @@ def test_a_sink_that_keeps_one_copy_per_key_passes_every_check(
     outcomes: dict[str, dict[str, str]],
 ) -> None:
     assert outcomes["good_keyed_sink"] == dict.fromkeys(SINK_CHECKS, "passed")
+
+
+def test_a_sink_that_applies_seven_days_retention_keeps_every_event_it_is_given(
+    outcomes: dict[str, dict[str, str]],
+) -> None:
+    results = outcomes["good_retaining_sink"]
+    assert checks(results, "skipped") == {"test_idempotent_sink_keeps_one_copy"}
+    assert checks(results, "passed") == SINK_CHECKS - {"test_idempotent_sink_keeps_one_copy"}
 
 
 @pytest.mark.parametrize("case", sorted(SOURCE_FLAWS))
