@@ -9,6 +9,10 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
+from millstream.core.client.partitioner import partition_for_key
+
 MILLSTREAM = Path(sys.executable).parent / "millstream"
 
 
@@ -88,3 +92,224 @@ def test_a_new_group_reading_from_the_end_still_gets_what_is_written_while_it_is
     second = run(remote, "consume", topic, "--group", group, "--max-messages", "2")
     assert second.returncode == 0, second.stderr
     assert sorted(second.stdout.split()) == ["new-1", "new-2"]
+
+
+def fresh(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def ok(remote, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``run``, insisting on success and showing stderr when it fails."""
+    result = run(remote, *args, stdin=stdin)
+    assert result.returncode == 0, (args, result.stderr)
+    return result
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *named: str) -> None:
+    """Status 1 and one line on stderr, as on the embedded store, naming each of ``named``."""
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("millstream: error: "), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for name in named:
+        assert name in result.stderr, (name, result.stderr)
+
+
+def described(remote, topic: str) -> dict:
+    return json.loads(ok(remote, "topics", "describe", topic, "--format", "json").stdout)
+
+
+def listed(remote) -> dict[str, dict]:
+    return {
+        t["name"]: t for t in json.loads(ok(remote, "topics", "list", "--format", "json").stdout)
+    }
+
+
+def test_topics_create_list_describe_alter_and_delete(remote) -> None:
+    topic = fresh("topics")
+    created = ok(
+        remote, "topics", "create", topic, "--partitions", "2", "--config", "retention.ms=60000"
+    )
+    assert created.stdout.startswith(f"created topic {topic}: 2 partitions")
+    summary = listed(remote)[topic]
+    assert (summary["partitions"], summary["records"]) == (2, 0)
+    # millstream's own `codec` config is kept by our broker; Kafka has no such topic config,
+    # so the client leaves it out there and there is no codec to show
+    assert summary["codec"] == (None if remote.is_kafka else "json")
+
+    topic_json = described(remote, topic)
+    assert topic_json["name"] == topic and topic_json["replication_factor"] == 1
+    assert [p["partition"] for p in topic_json["partitions"]] == [0, 1]
+    assert topic_json["configs"]["retention.ms"] == "60000"
+
+    altered = ok(
+        remote, "topics", "alter", topic, "--partitions", "3", "--config", "retention.ms=120000"
+    )
+    assert "3 partitions" in altered.stdout and "retention.ms=120000" in altered.stdout
+    topic_json = described(remote, topic)
+    assert len(topic_json["partitions"]) == 3
+    assert topic_json["configs"]["retention.ms"] == "120000"
+    same = run(remote, "topics", "alter", topic, "--partitions", "3")
+    assert same.returncode == 1 and same.stderr == (
+        f"millstream: error: topic '{topic}' already has 3 partitions; partitions can only "
+        "grow: give --partitions 4 or more\n"
+    )
+
+    assert ok(remote, "topics", "delete", topic).stdout.strip() == f"deleted topic {topic}"
+    assert topic not in listed(remote)
+    one_line_error(run(remote, "topics", "describe", topic), topic)
+    one_line_error(run(remote, "topics", "delete", topic), topic)
+    assert run(remote, "topics", "delete", topic, "--if-exists").returncode == 0
+
+
+def test_topics_describe_marks_only_the_configs_set_on_the_topic(remote, request) -> None:
+    if remote.is_kafka:
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="on Kafka `topics describe` shows SOURCE `topic` for every config whose "
+                "value is not millstream's own default (compression.gzip.level, flush.ms, "
+                "min.insync.replicas…), though none was set on the topic: the CLI guesses the "
+                "source from millstream's defaults instead of the broker's config source",
+            )
+        )
+    topic = fresh("sources")
+    ok(remote, "topics", "create", topic, "--config", "retention.ms=60000")
+    rows = [line.split() for line in ok(remote, "topics", "describe", topic).stdout.splitlines()]
+    configs = {row[0]: row[1:] for row in rows[rows.index(["CONFIG", "VALUE", "SOURCE"]) + 1 :]}
+    assert configs["retention.ms"] == ["60000", "topic"]
+    assert {name for name, row in configs.items() if row[-1] == "topic"} == {"retention.ms"}
+
+
+def test_produce_keys_and_headers_and_consume_json_shows_them(remote) -> None:
+    topic = fresh("keyed")
+    ok(remote, "topics", "create", topic, "--partitions", "3")
+    produced = ok(
+        remote,
+        "produce",
+        topic,
+        "--key-separator",
+        ":",
+        "--header",
+        "source=lab",
+        "--header",
+        "trace=1",
+        stdin='dev-1:{"temp": 21.5}\ndev-2:x:y\ndev-1:\n',
+    )
+    assert produced.stderr.startswith(f"produced 3 records to {topic}")
+    ok(remote, "produce", topic, "--property", "parse.key=true", "--partition", "0", stdin="k\tv\n")
+    consumed = ok(
+        remote, "consume", topic, "--from-beginning", "--format", "json", "--max-messages", "4"
+    )
+    records = [json.loads(line) for line in consumed.stdout.splitlines()]
+    lab = [{"key": "source", "value": "lab"}, {"key": "trace", "value": "1"}]
+    by_key: dict[str, list[tuple]] = {}
+    for r in records:
+        assert r["topic"] == topic and isinstance(r["timestamp"], int)
+        by_key.setdefault(r["key"], []).append((r["partition"], r["value"], r["headers"]))
+    # a key goes where Kafka's Java client puts it; records keep their order within a key
+    p1, p2 = partition_for_key(b"dev-1", 3), partition_for_key(b"dev-2", 3)
+    assert by_key == {
+        "dev-1": [(p1, '{"temp": 21.5}', lab), (p1, "", lab)],
+        "dev-2": [(p2, "x:y", lab)],
+        "k": [(0, "v", [])],
+    }
+    offsets = sorted((r["partition"], r["offset"]) for r in records)
+    assert offsets == sorted(
+        (p, o) for p in {p1, p2, 0} for o in range(sum(r["partition"] == p for r in records))
+    )
+
+
+def test_consume_in_a_group_then_describe_lag_reset_and_consume_from_there(remote) -> None:
+    topic, group = fresh("lagging"), fresh("g")
+    ok(remote, "topics", "create", topic, "--partitions", "2")
+    ok(remote, "produce", topic, "--partition", "0", stdin="".join(f"r{i}\n" for i in range(10)))
+    first = ok(
+        remote, "consume", topic, "--group", group, "--from-beginning", "--max-messages", "6"
+    )
+    assert first.stdout.split() == [f"r{i}" for i in range(6)]
+
+    def offsets() -> dict[int, tuple]:
+        shown = json.loads(ok(remote, "groups", "describe", group, "--format", "json").stdout)
+        assert shown["group"] == group and shown["state"] == "Empty" and shown["members"] == []
+        return {
+            o["partition"]: (o["committed"], o["end_offset"], o["lag"])
+            for o in shown["offsets"]
+            if o["topic"] == topic
+        }
+
+    assert offsets()[0] == (6, 10, 4)
+    table = ok(remote, "groups", "describe", group).stdout
+    assert f"Group: {group}  State: Empty  Members: 0" in table
+    row = next(line.split() for line in table.splitlines() if line.startswith(f"{topic} "))
+    assert row[:5] == [topic, "0", "6", "10", "4"]
+    (in_list,) = [
+        g
+        for g in json.loads(ok(remote, "groups", "list", "--format", "json").stdout)
+        if g["group"] == group
+    ]
+    assert (in_list["topics"], in_list["lag"]) == ([topic], 4)
+
+    dry = ok(remote, "groups", "reset-offsets", group, "--topic", topic, "--to-earliest")
+    assert dry.stderr == "dry run: nothing changed; add --execute to apply\n"
+    assert offsets()[0] == (6, 10, 4)
+    ok(remote, "groups", "reset-offsets", group, "--topic", topic, "--to-earliest", "--execute")
+    assert offsets()[0] == (0, 10, 10)
+    again = ok(remote, "consume", topic, "--group", group, "--max-messages", "3")
+    assert again.stdout.split() == ["r0", "r1", "r2"]
+
+    moved = ok(
+        remote,
+        "groups",
+        "reset-offsets",
+        group,
+        "--topic",
+        topic,
+        "--to-offset",
+        "8",
+        "--execute",
+        "--format",
+        "json",
+    )
+    shown = json.loads(moved.stdout)
+    assert shown["dry_run"] is False
+    assert {o["partition"]: (o["previous"], o["offset"]) for o in shown["offsets"]} == {
+        0: (3, 8),
+        1: (0, 0),
+    }
+    rest = ok(remote, "consume", topic, "--group", group, "--partition", "0", "--timeout-ms", "500")
+    assert rest.stdout.split() == ["r8", "r9"]
+    assert offsets() == {0: (10, 10, 0), 1: (0, 0, 0)}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the command line has no `groups delete` (docs/broker-groups.md says it uses "
+    "DeleteGroups; Admin.delete_group exists on both transports)",
+)
+def test_groups_delete_removes_the_group_and_its_offsets(remote) -> None:
+    topic, group = fresh("deleted-group"), fresh("g")
+    ok(remote, "topics", "create", topic)
+    ok(remote, "produce", topic, stdin="a\nb\n")
+    ok(remote, "consume", topic, "--group", group, "--from-beginning", "--max-messages", "1")
+    ok(remote, "groups", "delete", group)
+    one_line_error(run(remote, "groups", "describe", group), group)
+    again = ok(
+        remote, "consume", topic, "--group", group, "--from-beginning", "--max-messages", "2"
+    )
+    assert again.stdout.split() == ["a", "b"]  # no committed offset is left
+
+
+def test_errors_are_one_line_with_the_embedded_store_s_exit_status(remote) -> None:
+    topic, missing = fresh("errors"), fresh("missing")
+    ok(remote, "topics", "create", topic)
+    one_line_error(run(remote, "topics", "create", topic), topic, "already exists")
+    assert run(remote, "topics", "create", topic, "--if-not-exists").returncode == 0
+    one_line_error(run(remote, "consume", missing, "--timeout-ms", "500"), missing)
+    one_line_error(
+        run(remote, "consume", missing, "--group", fresh("g"), "--timeout-ms", "500"), missing
+    )
+    one_line_error(run(remote, "produce", missing, stdin="x\n"), missing)
+    # reading a topic that is not there does not create it (both brokers auto-create topics
+    # for clients that ask; the command line does not ask)
+    assert missing not in listed(remote)
