@@ -404,14 +404,24 @@ class NetworkAdmin(Admin):
         return UnknownGroupError(f"unknown consumer group {group!r}; known groups: {known}")
 
     async def describe_group(self, group: str) -> GroupDescription:
+        """``group`` as its coordinator has it, in any state (a group still forming is
+        PreparingRebalance or CompletingRebalance, its members without assignments), with
+        the lag of its committed offsets. UnknownGroupError for a group without members or
+        committed offsets; a group that the coordinator lists by the time it is told unknown
+        (its first member's JoinGroup came meanwhile) is described again instead."""
         self._check_open()
-        described = await self._group_state(group)
-        offsets = await fetch_committed(self._cluster, group, None)
-        state = described.group_state or "Dead"
-        if described.error_code == ErrorCode.GROUP_ID_NOT_FOUND:
-            state = "Dead"
-        if state == "Dead" and not offsets:
-            raise await self._unknown_group(group)
+        for attempt in range(2):
+            described = await self._group_state(group)
+            offsets = await fetch_committed(self._cluster, group, None)
+            state = described.group_state or "Dead"
+            if described.error_code == ErrorCode.GROUP_ID_NOT_FOUND:
+                state = "Dead"
+            if state != "Dead" or offsets:
+                break
+            listed = await self.list_groups()
+            if group not in listed or attempt:
+                others = ", ".join(g for g in listed if g != group) or "none"
+                raise UnknownGroupError(f"unknown consumer group {group!r}; known groups: {others}")
         if state == "Dead":
             state = "Empty"
         members = []

@@ -205,3 +205,49 @@ async def test_a_sticky_group_keeps_partitions_with_their_owners_when_a_member_j
     assert described.state == "Stable"
     for c in members:
         await c.close()
+
+
+async def test_a_group_still_forming_is_described_with_its_state(broker) -> None:
+    # the broker fixture waits 3 s (Kafka's default initial rebalance delay) to form a new group
+    async with await connect(f"millstream://{broker.bootstrap}") as conn:
+        topic, group = fresh("forming"), fresh("g")
+        admin = conn.admin()
+        await admin.create_topic(topic, partitions=2)
+        began = asyncio.get_running_loop().time()
+        consumer = conn.consumer([topic], group=group, client_id="former")
+        while True:  # until its JoinGroup reached the coordinator
+            try:
+                described = await admin.describe_group(group)
+            except UnknownGroupError:
+                described = None
+            if described is not None and described.members:
+                break
+            await asyncio.sleep(0.05)
+        assert asyncio.get_running_loop().time() - began < 2.5  # well inside the delay
+        assert described.state == "PreparingRebalance"
+        assert [(m.client_id, m.assignment) for m in described.members] == [("former", ())]
+        await consumer.wait_for_assignment(10_000)
+        formed = await admin.describe_group(group)
+        assert formed.state == "Stable"
+        assert sorted(tp.partition for m in formed.members for tp in m.assignment) == [0, 1]
+        await consumer.close()
+
+
+async def test_a_group_is_never_called_unknown_while_it_is_listed(remote) -> None:
+    # describing right after subscribe races the consumer's first JoinGroup: either answer
+    # may come, but an unknown group is not among the known ones
+    async with await connect(remote.url) as conn:
+        topic = fresh("race")
+        admin = conn.admin()
+        await admin.create_topic(topic, partitions=1)
+        for _ in range(5):
+            group = fresh("g")
+            consumer = conn.consumer([topic], group=group)
+            try:
+                described = await admin.describe_group(group)
+            except UnknownGroupError as exc:
+                known = str(exc).partition("known groups: ")[2].split(", ")
+                assert group not in known, str(exc)
+            else:
+                assert described.state != "Dead"
+            await consumer.close()
