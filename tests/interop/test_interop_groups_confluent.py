@@ -1,6 +1,11 @@
-"""Consumer groups of confluent-kafka (librdkafka) against ``millstream broker``: two members
-share a topic's partitions, one leaves or is killed and the other takes them all within the
-session timeout, and after a broker restart the group resumes from its committed offsets."""
+"""Consumer groups of confluent-kafka (librdkafka): two members share a topic's partitions, one
+leaves or is killed and the other takes them all within the session timeout, a static member
+comes back to its partitions, and our network client shares one group with librdkafka (either
+one the group's leader, running the assignor), each resuming from the other's commits.
+
+Every test runs against ``millstream broker`` and against Apache Kafka (the ``remote``
+fixture), except the one that restarts the broker, which runs on a millstream broker of its own.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,17 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from broker_server import BrokerServer
+from remote_store import RemoteStore
+
+from millstream.core.client import connect
+from millstream.core.record import TopicPartition
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 
@@ -33,7 +43,20 @@ def server(tmp_path: Path) -> Iterator[BrokerServer]:
         server.kill()
 
 
-def produce(server: BrokerServer, topic: str, values: range) -> None:
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def create_topic(store: RemoteStore, topic: str) -> None:
+    """``topic`` with PARTITIONS partitions (the shared stores auto-create with fewer)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": store.bootstrap}, logger=_LOG)
+    (created,) = admin.create_topics([NewTopic(topic, PARTITIONS, 1)]).values()
+    created.result(timeout=30)
+
+
+def produce(server: BrokerServer | RemoteStore, topic: str, values: range) -> None:
     producer = confluent_kafka.Producer(
         {"bootstrap.servers": server.bootstrap, "linger.ms": 5}, logger=_LOG
     )
@@ -45,7 +68,9 @@ def produce(server: BrokerServer, topic: str, values: range) -> None:
 _LOG = logging.getLogger("librdkafka")  # its complaints while the broker restarts stay here
 
 
-def consumer(server: BrokerServer, group: str, assignor: str) -> confluent_kafka.Consumer:
+def consumer(
+    server: BrokerServer | RemoteStore, group: str, assignor: str
+) -> confluent_kafka.Consumer:
     return confluent_kafka.Consumer(
         {
             "bootstrap.servers": server.bootstrap,
@@ -158,17 +183,20 @@ _KILLED_MEMBER = textwrap.dedent(
 )
 
 
-def test_a_killed_member_s_partitions_go_to_the_other_within_the_session_timeout(server, tmp_path):
-    topic, group = "payments", "ledger"
-    produce(server, topic, range(40))
+def test_a_killed_member_s_partitions_go_to_the_other_within_the_session_timeout(
+    remote: RemoteStore, tmp_path: Path
+) -> None:
+    topic, group = unique("payments"), unique("ledger")
+    create_topic(remote, topic)
+    produce(remote, topic, range(40))
     script = tmp_path / "member.py"
     script.write_text(_KILLED_MEMBER)
     out = open(tmp_path / "member.out", "wb")  # noqa: SIM115 - the subprocess writes it
     member = subprocess.Popen(
-        [sys.executable, str(script), server.bootstrap, group, topic], stdout=out
+        [sys.executable, str(script), remote.bootstrap, group, topic], stdout=out
     )
     reader = Reader()
-    c1 = consumer(server, group, "range")
+    c1 = consumer(remote, group, "range")
     c1.subscribe([topic])
     try:
         reader.until(
@@ -207,15 +235,18 @@ def _lines(path: Path) -> set[int]:
     return {int(line) for line in path.read_text().split() if line.strip()}
 
 
-def test_a_static_member_that_restarts_gets_its_partitions_back_without_a_rebalance(server):
-    topic, group = "sensors", "static-readers"
-    produce(server, topic, range(20))
+def test_a_static_member_that_restarts_gets_its_partitions_back_without_a_rebalance(
+    remote: RemoteStore,
+) -> None:
+    topic, group = unique("sensors"), unique("static-readers")
+    create_topic(remote, topic)
+    produce(remote, topic, range(20))
     events: list[str] = []
 
     def static(instance: str) -> confluent_kafka.Consumer:
         return confluent_kafka.Consumer(
             {
-                "bootstrap.servers": server.bootstrap,
+                "bootstrap.servers": remote.bootstrap,
                 "group.id": group,
                 "group.instance.id": instance,
                 "session.timeout.ms": SESSION_MS,
@@ -252,7 +283,7 @@ def test_a_static_member_that_restarts_gets_its_partitions_back_without_a_rebala
 
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": server.bootstrap}, logger=_LOG)
+        admin = AdminClient({"bootstrap.servers": remote.bootstrap}, logger=_LOG)
         listed = admin.list_consumer_groups().result(timeout=30)
         assert group in {g.group_id for g in listed.valid}
         (described,) = [
@@ -269,3 +300,121 @@ def test_a_static_member_that_restarts_gets_its_partitions_back_without_a_rebala
     finally:
         c1.close()
         c2.close()
+
+
+@pytest.mark.parametrize(
+    ("leader", "assignor"),
+    [("millstream", "range"), ("librdkafka", "roundrobin"), ("librdkafka", None)],
+    ids=["ours-leads-range", "librdkafka-leads-roundrobin", "both-defaults"],
+)
+async def test_our_client_and_librdkafka_share_a_group_and_resume_from_each_other_s_commits(
+    remote: RemoteStore, leader: str, assignor: str | None
+) -> None:
+    # the member that joins first leads the group: it runs the assignor for both, and the
+    # other decodes its assignment; None: each client's default assignors, as a user gets them
+    topic, group = unique("shared"), unique("mixed")
+    create_topic(remote, topic)
+    everything = {f"{p}-{i}" for p in range(PARTITIONS) for i in range(10)}
+    conn = await connect(remote.url)
+    theirs = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": remote.bootstrap,
+            "group.id": group,
+            "session.timeout.ms": SESSION_MS,
+            "heartbeat.interval.ms": 500,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            **({"partition.assignment.strategy": assignor} if assignor else {}),
+        },
+        logger=_LOG,
+    )
+    ours = None
+    seen: Counter[str] = Counter()
+
+    def their_poll() -> str | None:
+        message = theirs.poll(0.05)
+        if message is None or message.error():
+            return None
+        theirs.commit(message=message, asynchronous=False)
+        return message.value().decode()
+
+    async def our_poll(consumer) -> list[str]:
+        got = await consumer.getmany(timeout_ms=50)
+        if got:
+            await consumer.commit()
+        return [r.value.decode() for records in got.values() for r in records]
+
+    def held(consumer) -> set[int]:
+        return {tp.partition for tp in consumer.assignment()}
+
+    try:
+        async with conn.producer() as producer:
+            for value in sorted(everything):
+                producer.send(topic, value.encode(), partition=int(value.split("-")[0]))
+        assignors = {"assignors": (assignor,)} if assignor else {}
+        if leader == "librdkafka":
+            theirs.subscribe([topic])
+            deadline = time.monotonic() + 30
+            while not partitions_of(theirs):
+                assert time.monotonic() < deadline, "librdkafka alone got no partitions"
+                seen.update(v for v in [their_poll()] if v)
+        ours = conn.consumer(
+            [topic], group=group, auto_offset_reset="earliest", client_id="ours", **assignors
+        )
+        if leader == "millstream":
+            assert len(await ours.wait_for_assignment(30_000)) == PARTITIONS
+            theirs.subscribe([topic])
+
+        deadline = time.monotonic() + 60
+        while not (held(ours) and partitions_of(theirs) and set(seen) == everything):
+            assert time.monotonic() < deadline, (
+                f"not shared: ours {held(ours)}, librdkafka {partitions_of(theirs)}, "
+                f"{len(set(seen))} of {len(everything)} read"
+            )
+            seen.update(await our_poll(ours))
+            seen.update(v for v in [their_poll()] if v)
+        assert held(ours).isdisjoint(partitions_of(theirs))
+        assert held(ours) | partitions_of(theirs) == set(range(PARTITIONS))
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": remote.bootstrap}, logger=_LOG)
+        (shown,) = [f.result(timeout=30) for f in admin.describe_consumer_groups([group]).values()]
+        assert len(shown.members) == 2
+        if assignor:
+            assert shown.partition_assignor == assignor
+        await ours.commit()  # whatever the last poll returned
+
+        # ours leaves: librdkafka takes every partition and starts at ours' commits
+        await ours.close()
+        deadline = time.monotonic() + SESSION_MS / 1000 + 10
+        while len(partitions_of(theirs)) < PARTITIONS:
+            assert time.monotonic() < deadline, "librdkafka did not take every partition"
+            seen.update(v for v in [their_poll()] if v)
+        later = [f"{p}-{i}" for p in range(PARTITIONS) for i in range(10, 12)]
+        async with conn.producer() as producer:
+            for value in later:
+                producer.send(topic, value.encode(), partition=int(value.split("-")[0]))
+        after: list[str] = []
+        deadline = time.monotonic() + 30
+        while set(after) != set(later):
+            assert time.monotonic() < deadline, f"librdkafka read {after} of {later}"
+            after += [v for v in [their_poll()] if v]
+        for _ in range(10):
+            after += [v for v in [their_poll()] if v]
+        assert sorted(after) == sorted(later)  # nothing ours committed came again
+        theirs.close()
+        theirs = None
+
+        # a new member of ours starts at librdkafka's commits: nothing is left to read
+        lags = (await conn.admin().describe_group(group)).offsets
+        assert {(lag.partition, lag.committed, lag.lag) for lag in lags} == {
+            (p, 12, 0) for p in range(PARTITIONS)
+        }
+        ours = conn.consumer([topic], group=group, auto_offset_reset="earliest", client_id="new")
+        assert len(await ours.wait_for_assignment(30_000)) == PARTITIONS
+        assert await ours.getmany(timeout_ms=500) == {}
+        assert {await ours.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)} == {12}
+    finally:
+        if theirs is not None:
+            theirs.close()
+        await conn.close()
