@@ -224,7 +224,10 @@ async def _describe(args: argparse.Namespace) -> int:
     print_text(
         render_table(
             ("CONFIG", "VALUE", "SOURCE"),
-            ((key, value, _source(key, value)) for key, value in sorted(topic.configs.items())),
+            (
+                (key, value, "topic" if key in topic.overrides else "default")
+                for key, value in sorted(topic.configs.items())
+            ),
         )
     )
     return 0
@@ -293,11 +296,6 @@ def _records(topic: TopicDescription) -> int:
 
 def _size(topic: TopicDescription) -> int:
     return sum(p.size_bytes for p in topic.partitions)
-
-
-def _source(key: str, value: str) -> str:
-    spec = CONFIG_KEYS.get(key)
-    return "default" if spec is not None and spec.default == value else "topic"
 
 
 def _summary(topic: TopicDescription) -> dict[str, Any]:

@@ -185,13 +185,18 @@ class PartitionDescription:
 
 @dataclass(frozen=True, slots=True)
 class TopicDescription:
-    """A topic, its partitions and its configs (every config, defaults included)."""
+    """A topic, its partitions and its configs (every config, defaults included).
+
+    ``overrides`` names the configs set on the topic, as the store reports them (a config set
+    to the value it has by default is one); the others have the store's default.
+    """
 
     name: str
     partitions: tuple[PartitionDescription, ...]
     configs: Mapping[str, str]
     replication_factor: int = 1
     internal: bool = False
+    overrides: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

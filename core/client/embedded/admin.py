@@ -224,4 +224,5 @@ def _describe(topic: Topic) -> TopicDescription:
         configs=topic.config.all(),
         replication_factor=1,
         internal=topic.internal,
+        overrides=frozenset(topic.config.overrides),
     )

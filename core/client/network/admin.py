@@ -255,6 +255,7 @@ class NetworkAdmin(Admin):
             configs={k: v for k, (v, _) in sorted(configs.items())},
             replication_factor=len(info.replicas[0]) if info.replicas else 1,
             internal=info.internal or is_internal(name),
+            overrides=frozenset(k for k, (_, overridden) in configs.items() if overridden),
         )
 
     async def _sizes(self, name: str) -> dict[int, int]:

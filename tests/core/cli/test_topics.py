@@ -137,3 +137,19 @@ def test_bad_usage_exits_2(cli) -> None:
     assert cli("topics", "create", "x", "--config", "novalue").status == 2
     assert cli("topics", "frobnicate").status == 2
     assert cli("topics").status == 2
+
+
+def test_describe_shows_a_config_set_to_its_default_value_as_set_on_the_topic(cli) -> None:
+    cli.ok("topics", "create", "readings", "--config", "cleanup.policy=delete")
+
+    def sources() -> dict[str, str]:
+        text = cli.ok("topics", "describe", "readings").out
+        rows = [line.split() for line in text.splitlines()]
+        table = rows[rows.index(["CONFIG", "VALUE", "SOURCE"]) + 1 :]
+        return {row[0]: row[2] for row in table if len(row) == 3}
+
+    shown = sources()
+    assert shown["cleanup.policy"] == "topic"  # set, though to the value it has anyway
+    assert {key for key, source in shown.items() if source == "topic"} == {"cleanup.policy"}
+    cli.ok("topics", "alter", "readings", "--delete-config", "cleanup.policy")
+    assert set(sources().values()) == {"default"}

@@ -162,17 +162,7 @@ def test_topics_create_list_describe_alter_and_delete(remote) -> None:
     assert run(remote, "topics", "delete", topic, "--if-exists").returncode == 0
 
 
-def test_topics_describe_marks_only_the_configs_set_on_the_topic(remote, request) -> None:
-    if remote.is_kafka:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="on Kafka `topics describe` shows SOURCE `topic` for every config whose "
-                "value is not millstream's own default (compression.gzip.level, flush.ms, "
-                "min.insync.replicas…), though none was set on the topic: the CLI guesses the "
-                "source from millstream's defaults instead of the broker's config source",
-            )
-        )
+def test_topics_describe_marks_only_the_configs_set_on_the_topic(remote) -> None:
     topic = fresh("sources")
     ok(remote, "topics", "create", topic, "--config", "retention.ms=60000")
     rows = [line.split() for line in ok(remote, "topics", "describe", topic).stdout.splitlines()]
@@ -313,3 +303,25 @@ def test_errors_are_one_line_with_the_embedded_store_s_exit_status(remote) -> No
     # reading a topic that is not there does not create it (both brokers auto-create topics
     # for clients that ask; the command line does not ask)
     assert missing not in listed(remote)
+
+
+def test_topics_describe_takes_each_configs_source_from_the_store(remote) -> None:
+    topic = fresh("overrides")
+    week = "604800000"  # retention.ms set to the value it has by default on both stores
+    ok(remote, "topics", "create", topic, "--config", f"retention.ms={week}")
+
+    def sources() -> dict[str, tuple[str, str]]:
+        text = ok(remote, "topics", "describe", topic).stdout
+        rows = [line.split() for line in text.splitlines()]
+        table = rows[rows.index(["CONFIG", "VALUE", "SOURCE"]) + 1 :]
+        return {row[0]: (row[1], row[2]) for row in table if len(row) == 3}
+
+    shown = sources()
+    assert shown["retention.ms"] == (week, "topic")
+    # a config millstream does not know (Kafka's) or has not been given (ours), untouched
+    untouched = "min.insync.replicas" if remote.is_kafka else "cleanup.policy"
+    assert shown[untouched][1] == "default"
+    ok(remote, "topics", "alter", topic, "--delete-config", "retention.ms")
+    after = sources()
+    assert after["retention.ms"] == (week, "default")
+    assert {source for _, source in after.values()} == {"default"}
