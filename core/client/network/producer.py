@@ -78,6 +78,7 @@ class _Batch:
         "places",
         "producer_id",
         "raw",
+        "ripe",
         "room",
         "rows",
         "sent_on",
@@ -97,6 +98,10 @@ class _Batch:
         self.headers: list[tuple[Header, ...]] | None = None
         self.stamps: list[int] | None = None
         self.timer: asyncio.Handle | None = None
+        self.ripe = False
+        """Lingered long enough, but kept open while its partition may not send: it takes more
+        records until the sender has room for it (as Kafka's producer does), instead of each
+        linger making a batch of its own that waits behind the in-flight ones."""
         self.raw: bytearray | None = None
         self.base_sequence = -1
         self.producer_id = -1
@@ -112,6 +117,11 @@ class _Batch:
         # where they were in the call
         self.rows: tuple[RecordColumns, int, int] | None = None
         self.places: range | list[int] = range(0)
+
+
+def _may_send(target: _PartitionState) -> bool:
+    """Whether a batch sealed for this partition now would be sent at once."""
+    return not target.queue and not target.retry and len(target.inflight) < _MAX_IN_FLIGHT
 
 
 class _Delivery(Delivery):
@@ -479,8 +489,12 @@ class NetworkProducer(Producer):
 
     def _linger_expired(self, state: _TopicState, batch: _Batch) -> None:
         batch.timer = None
-        if state.open[batch.partition] is batch:
+        if state.open[batch.partition] is not batch:
+            return
+        if _may_send(state.partitions[batch.partition]):
             self._seal(state, batch.partition)
+        else:
+            batch.ripe = True  # sealed by the sender once the partition has room
 
     def _seal(self, state: _TopicState, partition: int) -> None:
         batch = state.open[partition]
@@ -565,6 +579,9 @@ class NetworkProducer(Producer):
         by_node: dict[int, list[tuple[_TopicState, _PartitionState, _Batch]]] = {}
         for state in self._topics.values():
             for index, target in enumerate(state.partitions):
+                held = state.open[index]
+                if held is not None and held.ripe and _may_send(target):
+                    self._seal(state, index)
                 if not target.queue or target.retry or len(target.inflight) >= _MAX_IN_FLIGHT:
                     continue
                 if resolving and not target.queue[0].attempts:

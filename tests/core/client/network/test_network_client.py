@@ -302,3 +302,24 @@ async def test_millstream_topic_configs_are_kept_where_the_store_keeps_them(
     assert refused not in await admin.list_topics()
     with pytest.raises(ConfigError, match="flush.policy=never is a millstream topic config"):
         await admin.alter_topic(kept, config={"flush.policy": "never"})
+
+
+async def test_records_sent_while_a_partition_waits_for_acks_share_batches(
+    conn: Connection,
+) -> None:
+    # sends spread over loop turns, faster than acknowledgements come back: once a partition
+    # has its requests in flight, what is sent meanwhile goes out in few batches, not in a
+    # queue of one-record batches that each wait for a round trip (hundreds of ms of latency
+    # at 1,000 records/s against a broker that acknowledges after an fsync)
+    topic = fresh("batching")
+    await conn.admin().create_topic(topic)
+    async with conn.producer(linger_ms=0, acks=1, idempotence=False) as producer:
+        deliveries = []
+        for i in range(1000):
+            deliveries.append(producer.send(topic, b"%04d" % i))
+            await asyncio.sleep(0)
+        metas = [await d for d in deliveries]
+    assert [m.offset for m in metas] == list(range(1000))
+    stored = (await conn.admin().describe_topic(topic)).partitions[0].size_bytes
+    # a one-record batch takes about 70 bytes; a thousand of them would be ~70 kB
+    assert stored < 20_000, f"{stored} bytes: about {stored // 70} one-record batches"
