@@ -121,6 +121,7 @@ def test_three_workers_share_the_parts_and_survive_a_kill_9_of_the_source_holder
             "three members in the route's group",
             lambda: asyncio.run(_members(fresh_remote.url, "shared.cook")) == 3,
         )
+
         # exactly one worker runs the source; the others stand by (they say so at their next
         # stats line, and while the group forms the lease may move once before it settles)
         def settled() -> list:
