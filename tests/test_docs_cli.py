@@ -56,6 +56,7 @@ def test_the_commands_are_the_ones_expected() -> None:
         "consume",
         "groups list",
         "groups describe",
+        "groups delete",
         "groups reset-offsets",
         "plugins list",
         "connectors list",

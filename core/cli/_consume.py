@@ -191,8 +191,12 @@ async def _start(consumer: Consumer, args: argparse.Namespace, topic: TopicDescr
         elif args.offset == "latest":
             await consumer.seek_to_end(tp)
         elif args.offset is not None:
-            consumer.seek(tp, args.offset)
-            _say_where_an_offset_outside_the_log_starts(args.offset, consumer.position(tp), tp)
+            # clamped here, from the offsets just described: a network consumer clamps a seek
+            # only at its first fetch, too late to say where it starts
+            part = next(p for p in topic.partitions if p.partition == tp.partition)
+            start = min(max(args.offset, part.earliest_offset), part.latest_offset)
+            consumer.seek(tp, start)
+            _say_where_an_offset_outside_the_log_starts(args.offset, start, tp)
         elif args.group is not None and (committed := await consumer.committed(tp)) is not None:
             consumer.seek(tp, committed)
         elif args.from_beginning:

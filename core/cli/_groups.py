@@ -1,4 +1,4 @@
-"""``millstream groups``: list and describe consumer groups, and move their offsets."""
+"""``millstream groups``: list, describe and delete consumer groups, and move their offsets."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ __all__ = ["register"]
 def register(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     area = commands.add_parser(
         "groups",
-        help="list and describe consumer groups, reset their offsets",
-        description="List and describe consumer groups, and reset their offsets.",
+        help="list, describe and delete consumer groups, reset their offsets",
+        description="List, describe and delete consumer groups, and reset their offsets.",
         epilog="example:\n  millstream groups describe archiver",
         formatter_class=HelpFormatter,
     )
@@ -57,6 +57,19 @@ def register(commands: argparse._SubParsersAction, parents: list[argparse.Argume
     describe.add_argument("group", type=group_name, metavar="GROUP", help="the consumer group")
     format_option(describe)
     describe.set_defaults(run=_describe)
+
+    delete = actions.add_parser(
+        "delete",
+        parents=parents,
+        help="delete a group and its committed offsets",
+        description="Delete a consumer group and its committed offsets, as Kafka's "
+        "kafka-consumer-groups --delete does. The group must have no running consumers; a "
+        "consumer that joins it later starts from its auto.offset.reset (--from-beginning).",
+        epilog="example:\n  millstream groups delete archiver",
+        formatter_class=HelpFormatter,
+    )
+    delete.add_argument("group", type=group_name, metavar="GROUP", help="the consumer group")
+    delete.set_defaults(run=_delete)
 
     reset = actions.add_parser(
         "reset-offsets",
@@ -119,6 +132,13 @@ async def _list(args: argparse.Namespace) -> int:
         for g in groups
     ]
     print_text(render_table(("GROUP", "STATE", "MEMBERS", "TOPICS", "LAG"), rows))
+    return 0
+
+
+async def _delete(args: argparse.Namespace) -> int:
+    async with await open_store(args, read_only=False) as conn, conn.admin() as admin:
+        await admin.delete_group(args.group)
+    print_text(f"deleted group {args.group} and its committed offsets")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``millstream groups``: list, describe, reset-offsets."""
+"""``millstream groups``: list, describe, delete, reset-offsets."""
 
 from __future__ import annotations
 
@@ -150,3 +150,12 @@ def test_no_groups(cli) -> None:
     cli.ok("topics", "create", "readings")
     assert "no consumer groups" in cli.ok("groups", "list").out
     assert cli.ok("groups", "list", "--format", "json").json == []
+
+
+def test_delete_removes_the_group_and_its_offsets(cli, group: str) -> None:
+    deleted = cli.ok("groups", "delete", group)
+    assert deleted.out.strip() == "deleted group g and its committed offsets"
+    assert cli.ok("groups", "list", "--format", "json").json == []
+    gone = cli("groups", "delete", group)
+    assert gone.status == 1 and gone.out == ""
+    assert gone.err.strip().splitlines() == [gone.err.strip()] and "'g'" in gone.err

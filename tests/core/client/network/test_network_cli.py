@@ -9,8 +9,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
-
 from millstream.core.client.partitioner import partition_for_key
 
 MILLSTREAM = Path(sys.executable).parent / "millstream"
@@ -272,11 +270,6 @@ def test_consume_in_a_group_then_describe_lag_reset_and_consume_from_there(remot
     assert offsets() == {0: (10, 10, 0), 1: (0, 0, 0)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the command line has no `groups delete` (docs/broker-groups.md says it uses "
-    "DeleteGroups; Admin.delete_group exists on both transports)",
-)
 def test_groups_delete_removes_the_group_and_its_offsets(remote) -> None:
     topic, group = fresh("deleted-group"), fresh("g")
     ok(remote, "topics", "create", topic)
@@ -318,13 +311,6 @@ def test_codec_is_kept_by_our_broker_and_refused_by_name_on_kafka(remote) -> Non
         assert listed(remote)[topic]["codec"] == "text"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="over the network `consume --partition P --offset O` past the end starts at the end "
-    "but says nothing: the network consumer's seek does not clamp at once (its position stays "
-    "O until a fetch answers OFFSET_OUT_OF_RANGE), so the note the embedded store prints "
-    "never shows",
-)
 def test_consume_from_an_offset_past_the_end_says_where_it_starts(remote) -> None:
     topic = fresh("past-end")
     ok(remote, "topics", "create", topic)
