@@ -61,7 +61,12 @@ __all__ = ["NetworkAdmin", "describe_configs"]
 _TOPIC_RESOURCE = 2
 _DYNAMIC_TOPIC_CONFIG = 1
 _TIMEOUT_MS = 30_000
-_INVALID_CONFIG = ErrorCode.INVALID_CONFIG
+
+_INSTEAD = {
+    "codec": "a pipeline reads its topics with the codecs its file declares",
+    "flush.policy": "Kafka syncs to disk as its flush.ms and flush.messages say",
+}
+"""What to do instead of setting each of millstream's own configs on Apache Kafka."""
 
 _keeps_own_configs: weakref.WeakKeyDictionary[NetworkConnection, bool] = weakref.WeakKeyDictionary()
 """Per connection: whether its cluster keeps millstream's own topic configs (asked once)."""
@@ -190,9 +195,8 @@ class NetworkAdmin(Admin):
             if value != CONFIG_KEYS[key].default:
                 raise ConfigError(
                     f"cannot {action}: {key}={value} is a millstream topic config, and "
-                    f"{redact_url(self._connection.url)} does not keep it; "
-                    f"leave it out there (a pipeline reads its topics with the codecs its file "
-                    f"declares)"
+                    f"{redact_url(self._connection.url)} does not keep it; leave it out there "
+                    f"({_INSTEAD[key]})"
                 )
         return out
 
