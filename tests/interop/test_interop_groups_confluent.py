@@ -177,8 +177,10 @@ _KILLED_MEMBER = textwrap.dedent(
     while True:
         m = c.poll(0.1)
         if m is not None and not m.error():
-            c.commit(message=m, asynchronous=False)
+            # printed before the commit: a kill between the two repeats a record, never
+            # hides one (committed but not printed, no member would ever show it)
             print(m.value().decode(), flush=True)
+            c.commit(message=m, asynchronous=False)
     """
 )
 

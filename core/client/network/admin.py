@@ -152,6 +152,10 @@ class NetworkAdmin(Admin):
         controller = await self._cluster.controller_connection()
         answer = await controller.request(ApiKey.CREATE_TOPICS, request)
         for result in answer.topics:
+            if result.error_code == ErrorCode.TOPIC_ALREADY_EXISTS:
+                # another client made it first: learn it (Kafka's brokers may take a moment to
+                # list it) so that what follows, a subscribe, finds it
+                await self._await_leaders(name)
             if result.error_code:
                 raise error_for(result.error_code, f"create topic {name!r}", result.error_message)
         await self._await_leaders(name)

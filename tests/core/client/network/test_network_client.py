@@ -324,3 +324,18 @@ async def test_records_sent_while_a_partition_waits_for_acks_share_batches(
     stored = (await conn.admin().describe_topic(topic)).partitions[0].size_bytes
     # a one-record batch takes about 70 bytes; a thousand of them would be ~70 kB
     assert stored < 20_000, f"{stored} bytes: about {stored // 70} one-record batches"
+
+
+async def test_a_topic_another_client_made_first_can_be_subscribed_at_once(
+    conn: Connection, remote
+) -> None:
+    # workers that start together each create the pipeline's topics; the ones that lose get
+    # TopicExistsError and subscribe next, which must find the topic
+    topic = fresh("made-elsewhere")
+    async with await connect(remote.url) as late:  # it has read the metadata before
+        await conn.admin().create_topic(topic)
+        with pytest.raises(TopicExistsError):
+            await late.admin().create_topic(topic)
+        consumer = late.consumer(group=fresh("g"))
+        consumer.subscribe([topic])
+        await consumer.close()
