@@ -40,6 +40,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from broker_server import free_port
+
+from millstream.core.protocol import (
+    ApiKey,
+    RequestHeader,
+    decode_response,
+    encode_request,
+    request_class,
+)
 
 __all__ = [
     "USERS",
@@ -83,13 +92,6 @@ def fetch_kafka() -> Path:
     if done.returncode != 0:
         raise RuntimeError(f"scripts/fetch-kafka.sh failed: {done.stderr[-2000:]}")
     return Path(done.stdout.strip())
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -399,18 +401,18 @@ def _jaas(text: str) -> str:
 
 
 def _metadata_brokers(bootstrap: str) -> int:
-    """The number of brokers a Metadata v1 request for no topics lists (0 on any failure)."""
+    """The number of brokers a Metadata request for no topics lists (0 on any failure)."""
     host, _, port = bootstrap.rpartition(":")
-    # size, api key 3, version 1, correlation 7, client id "", topics: empty array
-    request = struct.pack(">ihhihi", 14, 3, 1, 7, 0, 0)
+    request = request_class(ApiKey.METADATA)(topics=[], allow_auto_topic_creation=False)
+    frame = encode_request(RequestHeader(ApiKey.METADATA, 1, 7, "kafka-fixture"), request)
     try:
         with socket.create_connection((host, int(port)), timeout=2) as s:
-            s.sendall(request)
-            head = _read_exactly(s, 4)
-            body = _read_exactly(s, struct.unpack(">i", head)[0])
+            s.sendall(frame)
+            size = struct.unpack(">i", _read_exactly(s, 4))[0]
+            _, answer = decode_response(ApiKey.METADATA, 1, _read_exactly(s, size))
     except OSError:
         return 0
-    return int(struct.unpack_from(">i", body, 4)[0])  # after the correlation id
+    return len(answer.brokers)
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytes:
