@@ -22,6 +22,7 @@ from .wire import BrokerUnavailableError
 __all__ = [
     "EARLIEST",
     "LATEST",
+    "LEADER_WAIT_S",
     "ask_coordinator",
     "commit_offsets",
     "fetch_committed",
@@ -34,8 +35,8 @@ LATEST = -1
 """ListOffsets' timestamp for the latest offset (the high watermark)."""
 
 _COORDINATOR_WAIT_S = 30.0
-_LEADER_WAIT_S = 30.0
-"""How long a partition may be without a reachable leader before listing its offsets fails (a
+LEADER_WAIT_S = 30.0
+"""How long a partition may be without a reachable leader before a request to it fails (a
 dead leader is replaced once the cluster notices: 9 s by Kafka's defaults)."""
 _COORDINATOR_ERRORS = frozenset(
     {
@@ -54,7 +55,7 @@ async def list_offsets(
     request_type = request_class(ApiKey.LIST_OFFSETS)
     found: dict[TopicPartition, int] = {}
     left = dict(wanted)
-    deadline = time.monotonic() + _LEADER_WAIT_S
+    deadline = time.monotonic() + LEADER_WAIT_S
     attempt = 0
     while attempt == 0 or time.monotonic() < deadline:
         attempt += 1
@@ -121,7 +122,7 @@ async def list_offsets(
     raise BrokerUnavailableError(
         "cannot list offsets of "
         + ", ".join(str(tp) for tp in sorted(left))
-        + f": no leader answered within {_LEADER_WAIT_S:g} s"
+        + f": no leader answered within {LEADER_WAIT_S:g} s"
     )
 
 

@@ -21,7 +21,7 @@ from ...protocol import ApiKey, ErrorCode, request_class
 from ...record import Record, TopicPartition
 from ..interface import PositionStore
 from .failures import REFRESH_METADATA, error_for
-from .offsets import LATEST, list_offsets
+from .offsets import LATEST, LEADER_WAIT_S, list_offsets
 from .wire import BrokerUnavailableError
 
 if TYPE_CHECKING:
@@ -32,9 +32,6 @@ __all__ = ["POSITIONS_TOPIC", "NetworkPositionStore"]
 POSITIONS_TOPIC = "__source_positions"
 _TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.bytes": "104857600"}
 _TP = TopicPartition(POSITIONS_TOPIC, 0)
-_LEADER_WAIT_S = 30.0
-"""How long the topic's partition may be without a reachable leader (a dead leader is replaced
-once the cluster notices: 9 s by Kafka's defaults)."""
 
 
 class NetworkPositionStore(PositionStore):
@@ -146,7 +143,7 @@ class NetworkPositionStore(PositionStore):
         """The answer of the partition's leader to ``request``, asked again (the metadata
         looked up anew) while the leader is unreachable or says it moved, for up to 30 s."""
         cluster = self._connection.cluster
-        deadline = time.monotonic() + _LEADER_WAIT_S
+        deadline = time.monotonic() + LEADER_WAIT_S
         attempt = 0
         while True:
             attempt += 1
