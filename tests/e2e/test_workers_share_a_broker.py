@@ -150,6 +150,13 @@ def test_three_workers_share_the_parts_and_survive_a_kill_9_of_the_source_holder
         assert ids == (0, COUNT - 1, COUNT)
         doubled = postgres.query("SELECT count(*) FROM numbers WHERE double = id * 2")[0][0]
         assert doubled == COUNT
+        # the counter is bounded: the two left end by themselves once everything is drained
+        for proc, log in standing_by:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"a worker did not end once drained:\n{log.read_text()[-3000:]}")
+            assert proc.returncode == 0, log.read_text()
     finally:
         for proc, _ in workers:
             if proc.poll() is None:
@@ -160,9 +167,6 @@ def test_three_workers_share_the_parts_and_survive_a_kill_9_of_the_source_holder
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    for proc, log in workers:
-        if proc is not holder[0][0]:
-            assert proc.returncode == 0, log.read_text()
 
 
 @pytest.fixture(autouse=True)
