@@ -11,10 +11,11 @@ __all__ = ["INTERNAL_TOPICS", "MAX_TOPIC_NAME_LENGTH", "is_internal", "validate_
 MAX_TOPIC_NAME_LENGTH = 249
 
 INTERNAL_TOPICS = frozenset(
-    {"__consumer_offsets", "__source_positions", "__millstream_producer_ids"}
+    {"__consumer_offsets", "__source_positions", "__millstream_producer_ids", "__topic_codecs"}
 )
-"""The store's own topics: committed group offsets, the positions of pipeline sources, and the
-blocks of producer ids a broker handed out."""
+"""The store's own topics: committed group offsets, the positions of pipeline sources, the
+blocks of producer ids a broker handed out, and topics' codecs on a cluster that does not keep
+them with the topics (Apache Kafka)."""
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 
 

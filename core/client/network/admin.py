@@ -5,6 +5,11 @@ with DescribeConfigs and set with AlterConfigs, which replaces a topic's whole s
 so the overrides in place are read first and merged with the change. Offsets come from
 ListOffsets, sizes from DescribeLogDirs where the broker has it.
 
+millstream's own topic configs (``codec``, ``flush.policy``) go to a cluster that keeps them (a
+millstream broker) with the others. Apache Kafka refuses names it does not know: there a topic's
+codec is kept beside it, in ``__topic_codecs`` (:mod:`.topic_codecs`), and ``flush.policy``,
+which Kafka could not honour, is refused with what to do instead.
+
 Groups: ListGroups asks every broker; DescribeGroups, OffsetFetch and DeleteGroups go to the
 group's coordinator. Resetting a group's offsets commits them outside any generation, which the
 coordinator accepts only while the group has no live members.
@@ -27,7 +32,7 @@ from ...errors import (
     UnknownGroupError,
 )
 from ...log import is_internal
-from ...log.config import CONFIG_KEYS, OWN_CONFIG_KEYS
+from ...log.config import CONFIG_KEYS, OWN_CONFIG_KEYS, TopicConfig
 from ...protocol import ApiKey, ErrorCode, request_class
 from ...record import TopicPartition
 from .. import redact_url
@@ -62,11 +67,10 @@ _TOPIC_RESOURCE = 2
 _DYNAMIC_TOPIC_CONFIG = 1
 _TIMEOUT_MS = 30_000
 
-_INSTEAD = {
-    "codec": "a pipeline reads its topics with the codecs its file declares",
-    "flush.policy": "Kafka syncs to disk as its flush.ms and flush.messages say",
-}
-"""What to do instead of setting each of millstream's own configs on Apache Kafka."""
+_INSTEAD = {"flush.policy": "Kafka syncs to disk as its flush.ms and flush.messages say"}
+"""What to do instead of setting each of millstream's own configs that Apache Kafka cannot
+keep; ``codec`` is kept beside the topic there instead (:mod:`.topic_codecs`)."""
+_CODEC = "codec"
 
 _keeps_own_configs: weakref.WeakKeyDictionary[NetworkConnection, bool] = weakref.WeakKeyDictionary()
 """Per connection: whether its cluster keeps millstream's own topic configs (asked once)."""
@@ -136,7 +140,7 @@ class NetworkAdmin(Admin):
                 f"partition count {partitions!r} is not valid; a topic has 1 or more"
             )
         self._connection.refuse_internal(name, "create")
-        config = await self._kept(config or {}, f"create topic {name!r}")
+        config, codec = await self._kept(config or {}, f"create topic {name!r}")
         request_type = request_class(ApiKey.CREATE_TOPICS)
         topic = request_type.Topics(  # type: ignore[attr-defined]
             name=name,
@@ -159,11 +163,17 @@ class NetworkAdmin(Admin):
             if result.error_code:
                 raise error_for(result.error_code, f"create topic {name!r}", result.error_message)
         await self._await_leaders(name)
+        if not await self._keeps_own_configs():
+            # also when none is given: a codec kept for an earlier topic of this name goes
+            await self._connection.topic_codecs.set(name, codec)
         return await self.describe_topic(name)
 
     async def keeps_config(self, key: str) -> bool:
-        if key not in OWN_CONFIG_KEYS:
-            return True
+        return key not in OWN_CONFIG_KEYS or key == _CODEC or await self._keeps_own_configs()
+
+    async def _keeps_own_configs(self) -> bool:
+        """Whether the cluster keeps millstream's own configs with its topics (asked once per
+        connection)."""
         connection = self._connection
         kept = _keeps_own_configs.get(connection)
         if kept is None:
@@ -187,14 +197,22 @@ class NetworkAdmin(Admin):
         answer = await controller.request(ApiKey.CREATE_TOPICS, request)
         return all(result.error_code == ErrorCode.NONE for result in answer.topics)
 
-    async def _kept(self, config: Mapping[str, str], action: str) -> dict[str, str]:
-        """``config`` fit for the cluster: where millstream's own keys are not kept, one at
-        its default is left out (the topic reads as that anyway) and one set otherwise is a
+    async def _kept(
+        self, config: Mapping[str, str], action: str
+    ) -> tuple[dict[str, str], str | None]:
+        """``config`` fit for the cluster, and the codec to keep beside the topic (None when
+        the cluster keeps it, or none is given). Where the cluster does not keep millstream's
+        own keys, the codec is taken out (and checked, as a broker would), one of the others
+        at its default is left out (the topic reads as that anyway) and one set otherwise is a
         ConfigError naming it, instead of the broker's "unknown config"."""
         out = dict(config)
-        for key in OWN_CONFIG_KEYS & out.keys():
-            if await self.keeps_config(key):
-                continue
+        own = OWN_CONFIG_KEYS & out.keys()
+        if not own or await self._keeps_own_configs():
+            return out, None
+        codec = out.pop(_CODEC, None)
+        if codec is not None:
+            codec = TopicConfig.parse({_CODEC: codec}).codec  # checked as a broker would
+        for key in sorted(own - {_CODEC}):
             value = out.pop(key)
             if value != CONFIG_KEYS[key].default:
                 raise ConfigError(
@@ -202,7 +220,7 @@ class NetworkAdmin(Admin):
                     f"{redact_url(self._connection.url)} does not keep it; leave it out there "
                     f"({_INSTEAD[key]})"
                 )
-        return out
+        return out, codec
 
     async def _await_leaders(self, name: str) -> None:
         """Wait until the metadata names a leader for every partition of ``name``."""
@@ -227,6 +245,8 @@ class NetworkAdmin(Admin):
                 raise error_for(result.error_code, f"delete topic {name!r}")
         self._cluster.topics.pop(name, None)
         self._connection.topic_configs.pop(name, None)
+        if not await self._keeps_own_configs():
+            await self._connection.topic_codecs.set(name, None)
 
     async def list_topics(self, internal: bool = False) -> list[str]:
         self._check_open()
@@ -244,6 +264,9 @@ class NetworkAdmin(Admin):
         starts = await list_offsets(self._cluster, dict.fromkeys(tps, EARLIEST))
         ends = await list_offsets(self._cluster, dict.fromkeys(tps, LATEST))
         configs = (await describe_configs(self._connection, [name])).get(name, {})
+        if _CODEC not in configs:  # a cluster that does not keep it: beside the topic
+            codec = await self._connection.topic_codecs.get(name)
+            configs[_CODEC] = (codec or CONFIG_KEYS[_CODEC].default, codec is not None)
         sizes = await self._sizes(name)
         partitions = tuple(
             PartitionDescription(
@@ -305,6 +328,7 @@ class NetworkAdmin(Admin):
         self._connection.refuse_internal(name, "alter")
         self._connection.topic_changed(name)
         merged: dict[str, str] | None = None
+        codec: str | None = None
         if config:
             current = (await describe_configs(self._connection, [name])).get(name, {})
             merged = {k: v for k, (v, overridden) in current.items() if overridden}
@@ -313,7 +337,7 @@ class NetworkAdmin(Admin):
                     merged.pop(key, None)
                 else:
                     merged[key] = value
-            merged = await self._kept(merged, f"set configs of {name!r}")
+            merged, codec = await self._kept(merged, f"set configs of {name!r}")
             # checked before anything changes: a refused config leaves the partitions as
             # they were
             await self._alter_configs(name, merged, validate_only=True)
@@ -340,6 +364,8 @@ class NetworkAdmin(Admin):
                     )
         if merged is not None:
             await self._alter_configs(name, merged, validate_only=False)
+        if config and _CODEC in config and not await self._keeps_own_configs():
+            await self._connection.topic_codecs.set(name, codec)
         if partitions is not None:
             await self._await_leaders(name)
         self._connection.topic_configs.pop(name, None)

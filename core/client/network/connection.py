@@ -7,8 +7,8 @@ topics (what producers need to batch and check records without waiting), and kee
 the producers, consumers and admins it makes, which share its connections to the brokers.
 
 As on the embedded store, clients never write the store's internal topics
-(``__consumer_offsets``, ``__source_positions``): producing to one, or creating, altering or
-deleting one, raises InvalidTopicError.
+(``__consumer_offsets``, ``__source_positions``, ``__topic_codecs``): producing to one, or
+creating, altering or deleting one, raises InvalidTopicError.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .consumer import NetworkConsumer
 from .positions import NetworkPositionStore
 from .producer import NetworkProducer
 from .security import parse_security
+from .topic_codecs import TopicCodecs
 from .wire import BrokerUnavailableError
 
 __all__ = ["NetworkConnection"]
@@ -50,6 +51,8 @@ class NetworkConnection(Connection):
         self.read_only = False
         self.shared = True
         self.topic_configs: dict[str, dict[str, str]] = {}
+        self.topic_codecs = TopicCodecs(self)
+        """Codecs kept beside the topics, where the cluster does not keep them (Kafka)."""
         self._producers: weakref.WeakSet[NetworkProducer] = weakref.WeakSet()
         self._consumers: weakref.WeakSet[NetworkConsumer] = weakref.WeakSet()
         self._tasks: set[asyncio.Task[Any]] = set()

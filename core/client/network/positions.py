@@ -1,28 +1,18 @@
-"""Source positions over the network: the compacted topic ``__source_positions`` on the broker.
+"""Source positions over the network: the compacted topic ``__source_positions`` on the cluster.
 
 The same layout as the embedded store's (:mod:`..embedded.positions`): one record per source in
 partition 0, keyed ``<pipeline>/<source>`` (UTF-8), its value the last acknowledged position; a
-tombstone forgets a source. Reads come from memory, caught up from the topic (Fetch from where
-the last read ended) before each read, so positions another process stored are seen too. A put
-is one idempotent-free Produce with acks=all: durable on the broker when it returns.
+tombstone forgets a source. It is a :class:`~.table.KeyedTable`: reads are caught up from the
+topic first, so positions another process stored are seen too, and a put is durable on the
+cluster when it returns.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ...errors import StoreError, TopicExistsError
-from ...log.batch import decode_records, iter_batches
-from ...log.encoder import encode_batch
-from ...protocol import ApiKey, ErrorCode, request_class
-from ...record import Record, TopicPartition
 from ..interface import PositionStore
-from .failures import REFRESH_METADATA, error_for
-from .offsets import LATEST, LEADER_WAIT_S, list_offsets
-from .wire import BrokerUnavailableError
+from .table import KeyedTable
 
 if TYPE_CHECKING:
     from .connection import NetworkConnection
@@ -30,173 +20,19 @@ if TYPE_CHECKING:
 __all__ = ["POSITIONS_TOPIC", "NetworkPositionStore"]
 
 POSITIONS_TOPIC = "__source_positions"
-_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.bytes": "104857600"}
-_TP = TopicPartition(POSITIONS_TOPIC, 0)
 
 
 class NetworkPositionStore(PositionStore):
     """Positions kept in partition 0 of ``__source_positions`` on the cluster."""
 
     def __init__(self, connection: NetworkConnection) -> None:
-        self._connection = connection
-        self._positions: dict[str, bytes] = {}
-        self._loaded = 0
-
-    async def _exists(self) -> bool:
-        cluster = self._connection.cluster
-        if POSITIONS_TOPIC not in cluster.topics:
-            await cluster.refresh([POSITIONS_TOPIC])
-        return POSITIONS_TOPIC in cluster.topics
-
-    async def _create(self) -> None:
-        request_type = request_class(ApiKey.CREATE_TOPICS)
-        request = request_type(
-            topics=[
-                request_type.Topics(  # type: ignore[attr-defined]
-                    name=POSITIONS_TOPIC,
-                    num_partitions=1,
-                    replication_factor=-1,  # the cluster's default.replication.factor
-                    assignments=[],
-                    configs=[
-                        request_type.Topics.Configs(name=k, value=v)  # type: ignore[attr-defined]
-                        for k, v in _TOPIC_CONFIG.items()
-                    ],
-                )
-            ],
-            timeout_ms=30_000,
-            validate_only=False,
-        )
-        controller = await self._connection.cluster.controller_connection()
-        answer = await controller.request(ApiKey.CREATE_TOPICS, request)
-        for result in answer.topics:
-            if result.error_code and result.error_code != ErrorCode.TOPIC_ALREADY_EXISTS:
-                error = error_for(
-                    result.error_code, f"create topic {POSITIONS_TOPIC!r}", result.error_message
-                )
-                if not isinstance(error, TopicExistsError):
-                    raise error
-        for _ in range(50):
-            await self._connection.cluster.refresh([POSITIONS_TOPIC])
-            if self._connection.cluster.leader(POSITIONS_TOPIC, 0) >= 0:
-                return
-        raise StoreError(f"topic {POSITIONS_TOPIC!r} was created but has no leader yet")
-
-    async def _catch_up(self) -> None:
-        """Read what was written to the topic since the last read."""
-        self._connection.check_open()
-        if not await self._exists():
-            return
-        cluster = self._connection.cluster
-        end = (await list_offsets(cluster, {_TP: LATEST}))[_TP]
-        fetch = request_class(ApiKey.FETCH)
-        while self._loaded < end:
-            request = fetch(
-                replica_id=-1,
-                max_wait_ms=0,
-                min_bytes=0,
-                max_bytes=16 << 20,
-                isolation_level=0,
-                session_id=0,
-                session_epoch=-1,
-                topics=[
-                    fetch.Topics(  # type: ignore[attr-defined]
-                        topic=POSITIONS_TOPIC,
-                        partitions=[
-                            fetch.Topics.Partitions(  # type: ignore[attr-defined]
-                                partition=0,
-                                current_leader_epoch=-1,
-                                fetch_offset=self._loaded,
-                                log_start_offset=-1,
-                                partition_max_bytes=8 << 20,
-                            )
-                        ],
-                    )
-                ],
-                forgotten_topics_data=[],
-                rack_id="",
-            )
-            answer = await self._to_leader(
-                ApiKey.FETCH, request, lambda a: a.responses[0].partitions[0].error_code
-            )
-            part = answer.responses[0].partitions[0]
-            if part.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:  # compacted or cleaned away
-                self._loaded = max(self._loaded, part.log_start_offset)
-                continue
-            if part.error_code:
-                raise error_for(part.error_code, f"read {POSITIONS_TOPIC!r}")
-            raw = part.records or b""
-            before = self._loaded
-            for pos, header in iter_batches(raw):
-                batch = memoryview(raw)[pos : pos + header.size]
-                for record in decode_records(batch, POSITIONS_TOPIC, 0, min_offset=self._loaded):
-                    if record.key is not None:
-                        name = record.key.decode(errors="replace")
-                        if record.value is None:
-                            self._positions.pop(name, None)
-                        else:
-                            self._positions[name] = record.value
-                self._loaded = max(self._loaded, header.next_offset)
-            if self._loaded == before:
-                break  # nothing readable yet (a batch larger than the fetch): try next time
-
-    async def _to_leader(self, api_key: int, request: Any, error_of: Callable[[Any], int]) -> Any:
-        """The answer of the partition's leader to ``request``, asked again (the metadata
-        looked up anew) while the leader is unreachable or says it moved, for up to 30 s."""
-        cluster = self._connection.cluster
-        deadline = time.monotonic() + LEADER_WAIT_S
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                answer: Any = await cluster.request(
-                    api_key, request, node=cluster.leader(POSITIONS_TOPIC, 0)
-                )
-            except BrokerUnavailableError:
-                if time.monotonic() >= deadline:
-                    raise
-            else:
-                code = ErrorCode.for_code(error_of(answer))
-                again = code in REFRESH_METADATA or code.retriable
-                if not again or time.monotonic() >= deadline:
-                    return answer
-            await asyncio.sleep(min(0.5, 0.05 * attempt))
-            await cluster.refresh([POSITIONS_TOPIC])
+        self._table = KeyedTable(connection, POSITIONS_TOPIC)
 
     async def get(self, key: str) -> bytes | None:
-        await self._catch_up()
-        return self._positions.get(key)
+        return await self._table.get(key)
 
     async def put(self, key: str, value: bytes | None) -> None:
-        self._connection.check_open()
-        if not await self._exists():
-            await self._create()
-        produce = request_class(ApiKey.PRODUCE)
-        request = produce(
-            transactional_id=None,
-            acks=-1,
-            timeout_ms=30_000,
-            topic_data=[
-                produce.TopicData(  # type: ignore[attr-defined]
-                    name=POSITIONS_TOPIC,
-                    partition_data=[
-                        produce.TopicData.PartitionData(  # type: ignore[attr-defined]
-                            index=0, records=bytes(encode_batch([Record(key.encode(), value)]))
-                        )
-                    ],
-                )
-            ],
-        )
-        answer = await self._to_leader(
-            ApiKey.PRODUCE, request, lambda a: a.responses[0].partition_responses[0].error_code
-        )
-        part = answer.responses[0].partition_responses[0]
-        if part.error_code:
-            raise error_for(part.error_code, f"store the position of {key!r}", part.error_message)
-        if value is None:
-            self._positions.pop(key, None)
-        else:
-            self._positions[key] = value
+        await self._table.put(key, value)
 
     async def keys(self) -> list[str]:
-        await self._catch_up()
-        return sorted(self._positions)
+        return await self._table.keys()

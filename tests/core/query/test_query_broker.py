@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import orjson
@@ -70,6 +71,38 @@ def test_a_query_over_a_broker(broker, capsys) -> None:
     assert status == 0, err
     assert out.split()[-1] == "10"
     assert "10 of 300 records" in err
+
+
+def test_a_query_decodes_each_topic_with_its_codec_on_our_broker_and_on_kafka(
+    remote, capsys
+) -> None:
+    # a topic of plain text lines (codec text): our broker keeps the codec with the topic,
+    # Kafka beside it; the query reads them as strings either way, not as broken JSON
+    topic = f"lines-{uuid.uuid4().hex[:8]}"
+
+    async def fill_lines() -> None:
+        async with await connect(remote.url) as conn:
+            await conn.admin().create_topic(topic, config={"codec": "text"})
+            async with conn.producer() as producer:
+                await producer.send_batch(topic, [Record(None, b"plain %d" % n) for n in range(5)])
+
+    asyncio.run(fill_lines())
+    capsys.readouterr()
+    status = main(
+        [
+            "query",
+            "--store",
+            remote.url,
+            "--format",
+            "json",
+            f'SELECT value FROM "{topic}" ORDER BY record_offset',
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert (status, err) == (0, "")
+    assert [json.loads(line)["value"] for line in out.splitlines()] == [
+        f"plain {n}" for n in range(5)
+    ]
 
 
 async def fill_large(url: str, topic: str = "big") -> None:

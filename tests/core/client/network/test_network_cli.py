@@ -131,9 +131,7 @@ def test_topics_create_list_describe_alter_and_delete(remote) -> None:
     assert created.stdout.startswith(f"created topic {topic}: 2 partitions")
     summary = listed(remote)[topic]
     assert (summary["partitions"], summary["records"]) == (2, 0)
-    # millstream's own `codec` config is kept by our broker; Kafka has no such topic config,
-    # so the client leaves it out there and there is no codec to show
-    assert summary["codec"] == (None if remote.is_kafka else "json")
+    assert summary["codec"] == "json"
 
     topic_json = described(remote, topic)
     assert topic_json["name"] == topic and topic_json["replication_factor"] == 1
@@ -298,17 +296,25 @@ def test_errors_are_one_line_with_the_embedded_store_s_exit_status(remote) -> No
     assert missing not in listed(remote)
 
 
-def test_codec_is_kept_by_our_broker_and_refused_by_name_on_kafka(remote) -> None:
+def test_a_topics_codec_is_kept_and_read_by_other_processes(remote) -> None:
+    # our broker keeps `codec` with the topic, Kafka beside it: either way the processes
+    # after the one that made the topic show it and decode with it
     topic = fresh("texts")
-    created = run(remote, "topics", "create", topic, "--config", "codec=text")
-    if remote.is_kafka:
-        # Kafka has no `codec` topic config: the client refuses it by name rather than let
-        # Kafka drop it or answer with its own INVALID_CONFIG, and creates nothing
-        one_line_error(created, topic, "codec=text")
-        assert topic not in listed(remote)
-    else:
-        assert created.returncode == 0, created.stderr
-        assert listed(remote)[topic]["codec"] == "text"
+    created = ok(remote, "topics", "create", topic, "--config", "codec=text")
+    assert created.stdout.strip() == f"created topic {topic}: 1 partition, codec text"
+    assert listed(remote)[topic]["codec"] == "text"
+    ok(remote, "produce", topic, stdin="plain words\n{not json\n")
+    consumed = ok(
+        remote, "consume", topic, "--from-beginning", "--format", "json", "--timeout-ms", "500"
+    )
+    assert [json.loads(line)["value"] for line in consumed.stdout.splitlines()] == [
+        "plain words",
+        "{not json",
+    ]
+    ok(remote, "topics", "alter", topic, "--delete-config", "codec")
+    assert listed(remote)[topic]["codec"] == "json"
+    refused = run(remote, "topics", "create", fresh("bad"), "--config", "codec=nope")
+    one_line_error(refused, "codec=nope")
 
 
 def test_consume_from_an_offset_past_the_end_says_where_it_starts(remote) -> None:

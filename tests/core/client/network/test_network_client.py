@@ -276,33 +276,50 @@ async def test_partitions_added_elsewhere_are_followed(remote, monkeypatch) -> N
         await loner.close()
 
 
-async def test_millstream_topic_configs_are_kept_where_the_store_keeps_them(
+async def test_a_topics_codec_is_kept_on_every_store_and_flush_policy_where_the_store_keeps_it(
     conn: Connection, remote
 ) -> None:
-    # a millstream broker keeps `codec`; Apache Kafka refuses config names it does not know,
-    # so the client leaves one at its default out and names one set otherwise
+    # a millstream broker keeps `codec` with the topic; Apache Kafka refuses config names it
+    # does not know, so there the client keeps it beside the topic (__topic_codecs): the same
+    # descriptions either way, also to another connection
     admin = conn.admin()
-    kept = fresh("codec")
-    if not remote.is_kafka:
-        assert await admin.keeps_config("codec")
-        described = await admin.create_topic(kept, config={"codec": "text"})
-        assert described.configs["codec"] == "text"
-        return
-    assert not await admin.keeps_config("codec") and await admin.keeps_config("retention.ms")
-    described = await admin.create_topic(kept, config={"codec": "json", "retention.ms": "60000"})
-    assert described.configs["retention.ms"] == "60000" and "codec" not in described.configs
-    refused = fresh("text")
-    with pytest.raises(ConfigError) as error:
-        await admin.create_topic(refused, config={"codec": "text"})
-    assert str(error.value) == (
-        f"cannot create topic {refused!r}: codec=text is a millstream topic config, and "
-        f"{remote.url} does not keep it; leave it out there (a pipeline reads its topics with "
-        "the codecs its file declares)"
-    )
+    assert await admin.keeps_config("codec") and await admin.keeps_config("retention.ms")
+    topic = fresh("codec")
+    described = await admin.create_topic(topic, config={"codec": "text", "retention.ms": "60000"})
+    assert described.configs["codec"] == "text" and described.configs["retention.ms"] == "60000"
+    assert {"codec", "retention.ms"} <= described.overrides
+    plain = await admin.create_topic(fresh("plain"))
+    assert plain.configs["codec"] == "json" and "codec" not in plain.overrides
+
+    altered = await admin.alter_topic(topic, config={"codec": "bytes"})
+    assert altered.configs["codec"] == "bytes" and altered.configs["retention.ms"] == "60000"
+    async with await connect(remote.url) as other:
+        assert (await other.admin().describe_topic(topic)).configs["codec"] == "bytes"
+    assert (await admin.alter_topic(topic, config={"codec": None})).configs["codec"] == "json"
+    await admin.alter_topic(topic, config={"codec": "text"})
+    # a topic deleted and made again under its name starts from the default codec
+    await admin.delete_topic(topic)
+    assert (await admin.create_topic(topic)).configs["codec"] == "json"
+    # the codec kept beside topics is checked as a broker checks it, and nothing is made
+    refused = fresh("refused")
+    with pytest.raises(ConfigError, match="codec='Not A Codec' is not valid"):
+        await admin.create_topic(refused, config={"codec": "Not A Codec"})
     assert refused not in await admin.list_topics()
-    flush_policy = "flush.policy=never is a millstream topic config.*flush.ms and flush.messages"
-    with pytest.raises(ConfigError, match=flush_policy):
-        await admin.alter_topic(kept, config={"flush.policy": "never"})
+    assert "__topic_codecs" not in await admin.list_topics()
+    with pytest.raises(InvalidTopicError, match="internal"):
+        await admin.create_topic("__topic_codecs")
+
+    # flush.policy: our broker keeps it; Kafka could not honour it, so it is refused by name
+    assert await admin.keeps_config("flush.policy") is not remote.is_kafka
+    if remote.is_kafka:
+        flush_policy = "flush.policy=never is a millstream topic config.*flush.ms"
+        with pytest.raises(ConfigError, match=flush_policy):
+            await admin.alter_topic(topic, config={"flush.policy": "never"})
+        with pytest.raises(ConfigError, match=flush_policy):
+            await admin.create_topic(fresh("flush"), config={"flush.policy": "never"})
+    else:
+        altered = await admin.alter_topic(topic, config={"flush.policy": "never"})
+        assert altered.configs["flush.policy"] == "never"
 
 
 async def test_records_sent_while_a_partition_waits_for_acks_share_batches(
