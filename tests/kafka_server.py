@@ -42,6 +42,7 @@ from pathlib import Path
 import pytest
 from broker_server import free_port
 
+from millstream.core.errors import ProtocolError
 from millstream.core.protocol import (
     ApiKey,
     RequestHeader,
@@ -408,21 +409,12 @@ def _metadata_brokers(bootstrap: str) -> int:
     try:
         with socket.create_connection((host, int(port)), timeout=2) as s:
             s.sendall(frame)
-            size = struct.unpack(">i", _read_exactly(s, 4))[0]
-            _, answer = decode_response(ApiKey.METADATA, 1, _read_exactly(s, size))
-    except OSError:
+            with s.makefile("rb") as answers:  # read(n) waits for all n bytes, or the end
+                size = struct.unpack(">i", answers.read(4))[0]
+                _, answer = decode_response(ApiKey.METADATA, 1, answers.read(size))
+    except (OSError, struct.error, ProtocolError):  # unreachable, or closed mid-answer
         return 0
     return len(answer.brokers)
-
-
-def _read_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise OSError("connection closed")
-        data += chunk
-    return data
 
 
 # --- fixtures ---------------------------------------------------------------------------------
