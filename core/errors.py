@@ -133,6 +133,14 @@ class InvalidTopicError(StoreError, ValueError):
 class UnknownTopicError(StoreError, LookupError):
     """No topic of that name exists."""
 
+    @classmethod
+    def named(cls, name: str) -> UnknownTopicError:
+        """The one message for a topic that does not exist, on every store."""
+        return cls(
+            f"unknown topic {name!r}; create it with `millstream topics create {name} "
+            "--partitions N`"
+        )
+
 
 class TopicExistsError(StoreError):
     """A topic of that name already exists."""

@@ -275,10 +275,7 @@ class LogStore:
                 self.refresh()
                 topic = self._topics.get(name)
             if topic is None:
-                raise UnknownTopicError(
-                    f"unknown topic {name!r}; create it with "
-                    f"`millstream topics create {name} --partitions N`"
-                )
+                raise UnknownTopicError.named(name)
         return topic
 
     def create_topic(

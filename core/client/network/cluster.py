@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ...errors import InvalidStoreURLError, StoreError
+from ...errors import InvalidStoreURLError, StoreError, UnknownTopicError
 from ...protocol import ApiKey, ErrorCode, request_class
 from .. import redact_url
 from .failures import error_for
@@ -271,7 +271,7 @@ class Cluster:
             await self.refresh([name])
         found = self.topics.get(name)
         if found is None:
-            raise error_for(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"use topic {name!r}")
+            raise UnknownTopicError.named(name)
         return found
 
     def leader(self, topic: str, partition: int) -> int:
