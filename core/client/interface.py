@@ -479,8 +479,9 @@ class Admin(abc.ABC):
         topic), ConfigError."""
 
     async def keeps_config(self, key: str) -> bool:
-        """Whether topics of this store keep the config ``key`` (on Apache Kafka, millstream's
-        own ``codec`` and ``flush.policy`` are not kept). True unless the store says otherwise."""
+        """Whether topics of this store keep the config ``key``: a topic created or altered
+        with it describes with it (on Apache Kafka, millstream's own ``flush.policy`` is not
+        kept; ``codec`` is, beside the topic). True unless the store says otherwise."""
         return True
 
     @abc.abstractmethod
