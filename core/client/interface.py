@@ -484,6 +484,11 @@ class Admin(abc.ABC):
         kept; ``codec`` is, beside the topic). True unless the store says otherwise."""
         return True
 
+    async def node_count(self) -> int:
+        """How many broker nodes the store has (1 for the embedded store): where a topic's
+        replicas can go."""
+        return 1
+
     @abc.abstractmethod
     async def delete_topic(self, name: str) -> None:
         """Delete a topic and its data (never an internal topic: InvalidTopicError)."""

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from millstream.core.client import Connection
+from millstream.core.client import Admin, Connection
 from millstream.core.errors import MillstreamError, PipelineError, TopicExistsError
 from millstream.core.plugins import Registry
 from millstream.core.record import TopicPartition
@@ -90,6 +90,7 @@ class Runtime:
         """Create the declared topics that do not exist yet, and build every part."""
         admin = self.connection.admin()
         existing = set(await admin.list_topics())
+        single_copies: list[str] = []  # made now, with one replica because none was given
         for pipeline in self.pipelines:
             for topic in pipeline.topics.values():
                 if topic.name in existing:
@@ -109,10 +110,14 @@ class Runtime:
                 if await admin.keeps_config("codec"):
                     config.setdefault("codec", topic.codec)
                 with contextlib.suppress(TopicExistsError):  # another worker made it first
-                    await admin.create_topic(
+                    made = await admin.create_topic(
                         topic.name, topic.partitions, topic.replication, config
                     )
+                    if topic.replication is None and made.replication_factor == 1:
+                        single_copies.append(topic.name)
                 existing.add(topic.name)
+        if single_copies:
+            await _warn_of_single_copies(admin, single_copies)
         if self.connection.shared and any(p.sources for p in self.pipelines):
             await ensure_lease_topic(self.connection)
         self.producer = self.connection.producer()
@@ -268,6 +273,29 @@ class Runtime:
                 if latest > earliest and (done is None or done < latest):
                     return False
         return True
+
+
+async def _warn_of_single_copies(admin: Admin, topics: list[str]) -> None:
+    """Say so when topics took one replica from the store's default on a cluster that could
+    keep more: Apache Kafka's own default.replication.factor is 1, so a pipeline moved to a
+    cluster without ``replication:`` would otherwise lose a partition's events with one
+    broker, silently."""
+    nodes = await admin.node_count()
+    if nodes < 2:
+        return
+    named = ", ".join(repr(t) for t in topics)
+    log.warning(
+        "topic%s %s %s made with 1 replica (the store's default) on a cluster of %d brokers: "
+        "losing the broker that holds a partition loses its events; give %s `replication: %d` "
+        "in the pipeline file, or raise the cluster's default.replication.factor (which "
+        "__source_positions and __source_leases take too)",
+        "s" if len(topics) > 1 else "",
+        named,
+        "were" if len(topics) > 1 else "was",
+        nodes,
+        "them" if len(topics) > 1 else "it",
+        min(3, nodes),
+    )
 
 
 async def _settle(tasks: list[asyncio.Task[None]], grace_s: float) -> list[BaseException]:

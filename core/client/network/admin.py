@@ -171,6 +171,11 @@ class NetworkAdmin(Admin):
     async def keeps_config(self, key: str) -> bool:
         return key not in OWN_CONFIG_KEYS or key == _CODEC or await self._keeps_own_configs()
 
+    async def node_count(self) -> int:
+        self._check_open()
+        await self._cluster.refresh()
+        return len(self._cluster.brokers)
+
     async def _keeps_own_configs(self) -> bool:
         """Whether the cluster keeps millstream's own configs with its topics (asked once per
         connection)."""
