@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,15 @@ pytest_plugins: list[str] = [
 ]
 """Modules beside this file that hold fixtures for real servers (each starts its server on a free
 port in a temporary directory and stops it afterwards)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches the commands the tests start, as in a terminal. A test run started in the
+    background by a shell without job control inherits SIGINT ignored, its subprocesses would
+    too, and a command that finds SIGINT ignored rightly keeps it so; with a handler here, each
+    subprocess starts with SIGINT at its default again."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

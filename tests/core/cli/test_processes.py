@@ -26,16 +26,8 @@ def start(*args: str, **kwargs) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=_env(),
-        preexec_fn=ctrl_c_reaches_it,
         **kwargs,
     )
-
-
-def ctrl_c_reaches_it() -> None:
-    """In the child before exec: SIGINT as in a terminal. A test run started in the background
-    by a shell without job control inherits SIGINT ignored, and a program that finds it ignored
-    keeps it so (as background jobs should)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _env() -> dict[str, str]:

@@ -176,8 +176,6 @@ def test_follow_prints_new_matching_records_until_ctrl_c(store_dir: Path) -> Non
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        # SIGINT as in a terminal (a run started in the background inherits it ignored)
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         # it starts at the end: the old records (temp < 30) would not show anyway
