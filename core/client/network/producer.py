@@ -119,9 +119,14 @@ class _Batch:
         self.places: range | list[int] = range(0)
 
 
+def _has_room(target: _PartitionState) -> bool:
+    """Whether the partition may have one more request in flight now."""
+    return not target.retry and len(target.inflight) < _MAX_IN_FLIGHT
+
+
 def _may_send(target: _PartitionState) -> bool:
     """Whether a batch sealed for this partition now would be sent at once."""
-    return not target.queue and not target.retry and len(target.inflight) < _MAX_IN_FLIGHT
+    return not target.queue and _has_room(target)
 
 
 class _Delivery(Delivery):
@@ -582,7 +587,7 @@ class NetworkProducer(Producer):
                 held = state.open[index]
                 if held is not None and held.ripe and _may_send(target):
                     self._seal(state, index)
-                if not target.queue or target.retry or len(target.inflight) >= _MAX_IN_FLIGHT:
+                if not target.queue or not _has_room(target):
                     continue
                 if resolving and not target.queue[0].attempts:
                     continue
